@@ -1,0 +1,226 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vigil-ha/vigil/internal/database"
+	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/pgctl"
+)
+
+// execute carries out the decision's actions in order. A failed action is
+// logged and the rest of the list is skipped: the next loop decides again
+// from what is then true.
+func (a *Agent) execute(ctx context.Context, out decision.Output, view dcs.View, local decision.Local) {
+	for _, act := range out.Actions {
+		if err := a.do(ctx, act, view, local, out.Reason); err != nil {
+			a.log.Error("action failed", "action", act.Kind, "target", act.Target, "err", err)
+			return
+		}
+	}
+}
+
+func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, local decision.Local, reason string) error {
+	dbCtx, cancel := context.WithTimeout(ctx, max(a.o.DBTimeout, 30*time.Second))
+	defer cancel()
+	switch act.Kind {
+	case decision.RenewLeader:
+		// The lease keeper renews on its own goroutine; the main loop only
+		// adds what a leader publishes each loop.
+		return a.leaderHousekeeping(ctx, view, local)
+	case decision.AcquireLeader:
+		ok, err := a.lease.acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("acquire leader key: %w", err)
+		}
+		if ok {
+			a.log.Info("leader key acquired for the running primary")
+		}
+		return nil
+	case decision.ReleaseLeader:
+		a.lease.release(ctx)
+		a.log.Info("leader key released", "reason", reason)
+		return nil
+	case decision.Failover:
+		a.runFailover(ctx, view, reason)
+		return nil
+	case decision.CompletePromotion:
+		a.completePromotion(ctx, view)
+		return nil
+	case decision.Demote:
+		a.routesDown(ctx, reason)
+		if err := a.o.Server.Stop(dbCtx, pgctl.Immediate); err != nil {
+			return fmt.Errorf("demote: %w", err)
+		}
+		a.log.Warn("demoted: database stopped", "reason", reason)
+		return nil
+	case decision.StartStandby:
+		if act.Target != "" {
+			up, err := a.upstream(view, act.Target)
+			if err != nil {
+				return err
+			}
+			return a.o.Server.Follow(dbCtx, up)
+		}
+		return a.o.Server.Start(dbCtx)
+	case decision.RestartPrimary, decision.StartPrimary:
+		return a.o.Server.Start(dbCtx)
+	case decision.Follow:
+		up, err := a.upstream(view, act.Target)
+		if err != nil {
+			return err
+		}
+		if err := a.o.Server.Follow(dbCtx, up); err != nil {
+			return err
+		}
+		a.log.Info("following the leader", "leader", act.Target, "upstream", fmt.Sprintf("%s:%d", up.Host, up.Port))
+		return nil
+	case decision.PublishWritable:
+		return a.publishWritable(ctx, view, local)
+	case decision.WithdrawWritable:
+		a.routesDown(ctx, reason)
+		if view.Primary != nil && view.Primary.Node == a.o.Node {
+			wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
+			defer cancel()
+			return a.o.Store.WithdrawPrimary(wctx, a.o.Node)
+		}
+		return nil
+	case decision.SetSyncKey:
+		wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
+		defer cancel()
+		if err := a.o.Store.SetSync(wctx, act.Names); err != nil {
+			return err
+		}
+		a.log.Info("synchronous standby set recorded", "standbys", act.Names)
+		return nil
+	case decision.SetSyncStandbys:
+		if len(act.Names) == 0 {
+			if err := a.o.Server.SetAsync(dbCtx); err != nil {
+				return err
+			}
+			a.log.Warn("replication is now asynchronous: no synchronous standby")
+			return nil
+		}
+		if err := a.o.Server.SetSynchronous(dbCtx, act.Names...); err != nil {
+			return err
+		}
+		a.log.Info("synchronous standbys set", "standbys", act.Names)
+		return nil
+	}
+	return fmt.Errorf("unknown action %q", act.Kind)
+}
+
+// upstream is how this node's server reaches the leader's.
+func (a *Agent) upstream(view dcs.View, leader string) (database.Upstream, error) {
+	m, ok := view.Members[leader]
+	if !ok || m.Host == "" {
+		return database.Upstream{}, fmt.Errorf("leader %s has not published its address yet", leader)
+	}
+	return database.Upstream{Host: m.Host, Port: m.Port, User: a.o.ReplicationUser, PassFile: a.o.ReplicationPassFile, SlotName: a.o.Node}, nil
+}
+
+// leaderHousekeeping records the leader's WAL position (it bounds how far
+// behind a future candidate may be) and keeps a replication slot for every
+// member, so a standby that follows this primary finds its slot.
+func (a *Agent) leaderHousekeeping(ctx context.Context, view dcs.View, local decision.Local) error {
+	if local.Role() != decision.RolePrimary || !a.lease.holding() {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
+	defer cancel()
+	if err := a.o.Store.SetStatus(wctx, dcs.Status{Leader: a.o.Node, WAL: local.WAL.String(), Timeline: local.Timeline, At: time.Now()}); err != nil {
+		return fmt.Errorf("record leader position: %w", err)
+	}
+	a.ensureSlots(ctx, view)
+	return nil
+}
+
+func (a *Agent) ensureSlots(ctx context.Context, view dcs.View) {
+	for name := range view.Members {
+		a.mu.Lock()
+		made := a.slotsMade[name]
+		a.mu.Unlock()
+		if name == a.o.Node || made {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, a.o.DBTimeout)
+		err := a.o.Server.EnsureSlot(sctx, name)
+		cancel()
+		if err != nil {
+			a.log.Warn("replication slot", "member", name, "err", err)
+			continue
+		}
+		a.mu.Lock()
+		a.slotsMade[name] = true
+		a.mu.Unlock()
+	}
+}
+
+// publishWritable records this node as the writable primary in the DCS and
+// only then brings the routes up: a router never points at a node that has
+// not proved it can write.
+func (a *Agent) publishWritable(ctx context.Context, view dcs.View, local decision.Local) error {
+	if !local.Writable {
+		return nil
+	}
+	if view.Primary == nil || view.Primary.Node != a.o.Node {
+		wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
+		defer cancel()
+		err := a.o.Store.PublishPrimary(wctx, dcs.Primary{Node: a.o.Node, Host: a.o.Host, Port: a.o.Port, Timeline: local.Timeline, Since: time.Now(), CommitLSN: local.WAL.String()})
+		if err != nil {
+			return err
+		}
+		a.log.Info("published as writable primary", "timeline", local.Timeline)
+	}
+	return a.routesUpIfLeader(ctx)
+}
+
+func (a *Agent) routesUpIfLeader(ctx context.Context) error {
+	a.mu.Lock()
+	up := a.routesUp
+	a.mu.Unlock()
+	if up || !a.lease.holding() {
+		return nil
+	}
+	for _, r := range a.o.Routers {
+		if err := r.Up(ctx); err != nil {
+			return fmt.Errorf("route %s up: %w", r.Name(), err)
+		}
+		a.log.Info("route up", "router", r.Name())
+	}
+	a.mu.Lock()
+	a.routesUp = true
+	a.mu.Unlock()
+	return nil
+}
+
+// routesDown takes every route away; it is called before anything that may
+// end this node's primary role.
+func (a *Agent) routesDown(ctx context.Context, reason string) {
+	a.mu.Lock()
+	wasUp := a.routesUp
+	a.routesUp = false
+	a.mu.Unlock()
+	for _, r := range a.o.Routers {
+		if err := r.Down(ctx); err != nil {
+			a.log.Error("route down", "router", r.Name(), "err", err)
+		} else if wasUp {
+			a.log.Warn("route down", "router", r.Name(), "reason", reason)
+		}
+	}
+}
+
+// emergencyDemote is the lease keeper's last resort: the key is lost or about
+// to be, so routes go and the server stops now, whatever the main loop is
+// doing.
+func (a *Agent) emergencyDemote(reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a.routesDown(ctx, reason)
+	if err := a.o.Server.Stop(ctx, pgctl.Immediate); err != nil {
+		a.log.Error("emergency demote: stop server", "err", err)
+	}
+}

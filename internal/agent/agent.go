@@ -1,0 +1,295 @@
+// Package agent runs beside one database node: every loop it observes its
+// server, reads the cluster from the DCS, checks isolation, asks the decision
+// core what to do, and does it. The decisions live in package decision; this
+// package only performs I/O and keeps the memory a decision needs (whether
+// this agent holds the leader lease, since when the database is down).
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vigil-ha/vigil/internal/database"
+	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/isolation"
+	"github.com/vigil-ha/vigil/internal/pgctl"
+)
+
+// Router is anything that sends clients to the writable primary: the VIP,
+// a health endpoint. Up is called only after the node proved it can write;
+// Down as soon as it may no longer be the primary. Both are idempotent.
+type Router interface {
+	Name() string
+	Up(ctx context.Context) error
+	Down(ctx context.Context) error
+}
+
+// Fencer stops a former primary by means other than its own agent (a
+// command, SSH). It is optional.
+type Fencer interface {
+	Fence(ctx context.Context, old dcs.Member) (evidence string, err error)
+}
+
+// Options configure an agent.
+type Options struct {
+	Cluster  string
+	Node     string
+	Host     string // address the other members use for this node's database
+	Port     int
+	Priority int
+
+	Server *database.Server
+	Store  *dcs.Store
+	// Trusted checks for isolation.
+	Trusted isolation.Checker
+	// Decision holds TTL, loop interval, synchronous mode, crash policy.
+	Decision decision.Config
+
+	DCSTimeout       time.Duration
+	DBTimeout        time.Duration
+	PromoteTimeout   time.Duration
+	ReadinessTimeout time.Duration
+
+	// ReplicationUser and ReplicationPassFile are how standbys connect to
+	// the primary (the pass file is in pgpass format, readable by the
+	// server's OS user).
+	ReplicationUser     string
+	ReplicationPassFile string
+
+	Routers []Router
+	Fencer  Fencer
+
+	// ConfigDigest identifies the settings that must agree across members.
+	ConfigDigest string
+	Version      string
+
+	Logger *slog.Logger
+	// StepLog receives one JSON line per failover step.
+	StepLog io.Writer
+}
+
+// Agent is one node's HA agent.
+type Agent struct {
+	o   Options
+	log *slog.Logger
+
+	lease *leaseKeeper
+
+	mu         sync.Mutex
+	downSince  time.Time
+	routesUp   bool
+	lastReason string
+	lastDigest map[string]string
+	slotsMade  map[string]bool
+	status     Status
+}
+
+// Status is what the agent knows after its last loop, for the API and ctl.
+type Status struct {
+	Node        string                `json:"node"`
+	Role        decision.Role         `json:"role"`
+	Leader      string                `json:"leader"`
+	HoldsLeader bool                  `json:"holds_leader"`
+	Writable    bool                  `json:"writable"`
+	LastProbe   *database.ProbeResult `json:"last_probe,omitempty"`
+	Reason      string                `json:"reason"`
+	Isolation   string                `json:"isolation"`
+	DCSError    string                `json:"dcs_error,omitempty"`
+	UpdatedAt   time.Time             `json:"updated_at"`
+}
+
+// New checks the options and builds an agent.
+func New(o Options) (*Agent, error) {
+	switch {
+	case o.Node == "" || o.Cluster == "":
+		return nil, errors.New("agent: node and cluster names are required")
+	case o.Server == nil || o.Store == nil:
+		return nil, errors.New("agent: a database server and a DCS store are required")
+	case o.Decision.LoopInterval <= 0 || o.Decision.LeaseTTL <= 2*o.Decision.LoopInterval:
+		return nil, fmt.Errorf("agent: loop interval %s must be under half the lease TTL %s", o.Decision.LoopInterval, o.Decision.LeaseTTL)
+	}
+	for _, d := range []*time.Duration{&o.DCSTimeout, &o.DBTimeout} {
+		if *d <= 0 || *d > o.Decision.LoopInterval*2 {
+			*d = max(o.Decision.LoopInterval, time.Second)
+		}
+	}
+	if o.PromoteTimeout <= 0 {
+		o.PromoteTimeout = time.Minute
+	}
+	if o.ReadinessTimeout <= 0 {
+		o.ReadinessTimeout = 5 * time.Minute
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("node", o.Node, "cluster", o.Cluster)
+	a := &Agent{o: o, log: log, lastDigest: map[string]string{}, slotsMade: map[string]bool{}}
+	a.lease = newLeaseKeeper(o.Store, o.Node, o.Decision, o.DCSTimeout, log, a.emergencyDemote)
+	return a, nil
+}
+
+// Status returns the agent's latest status.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.status
+}
+
+// Run loops until ctx ends, then shuts down cleanly: routes down, leader key
+// released, member key withdrawn. The database is left running; a standby
+// keeps replicating and a primary stays up for an operator, but without the
+// key nothing routes clients to it and another node may take over.
+func (a *Agent) Run(ctx context.Context) error {
+	a.log.Info("agent starting", "ttl", a.o.Decision.LeaseTTL, "loop", a.o.Decision.LoopInterval, "sync_mode", a.o.Decision.SyncMode)
+	ticker := time.NewTicker(a.o.Decision.LoopInterval)
+	defer ticker.Stop()
+	for {
+		a.tick(ctx)
+		select {
+		case <-ctx.Done():
+			a.shutdown()
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+func (a *Agent) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*a.o.DCSTimeout+5*time.Second)
+	defer cancel()
+	a.routesDown(ctx, "agent shutting down")
+	if a.lease.holding() {
+		// Stop accepting writes before the key goes, or a new primary could
+		// appear while this one still writes.
+		if err := a.o.Server.Stop(ctx, pgctl.Fast); err != nil {
+			a.log.Error("stop primary at shutdown", "err", err)
+		}
+		a.lease.release(ctx)
+		a.log.Info("leader key released at shutdown")
+	}
+	if err := a.o.Store.WithdrawMember(ctx); err != nil {
+		a.log.Warn("withdraw member key at shutdown", "err", err)
+	}
+	a.log.Info("agent stopped")
+}
+
+// tick is one loop: observe, read, decide, act.
+func (a *Agent) tick(ctx context.Context) {
+	view, dcsErr := a.snapshot(ctx)
+	local, probe := a.observeLocal(ctx, view)
+	trusted := a.o.Trusted.Check(ctx)
+
+	holds, renewedAt := a.lease.state()
+	in := decision.Input{
+		Now:              time.Now(),
+		Config:           a.o.Decision,
+		Self:             local,
+		TrustedReachable: trusted.Reachable,
+		HoldsLeader:      holds,
+		LeaseRenewedAt:   renewedAt,
+		Cluster:          clusterInput(view, dcsErr == nil),
+	}
+	out := decision.Decide(in)
+	a.logDecision(out, trusted)
+
+	if dcsErr == nil {
+		a.publishMember(ctx, local, !trusted.Reachable)
+		a.checkConfigDigests(view)
+		for _, p := range view.Problems {
+			a.log.Warn("DCS data ignored", "problem", p)
+		}
+	}
+	a.execute(ctx, out, view, local)
+
+	a.mu.Lock()
+	a.status = Status{Node: a.o.Node, Role: local.Role(), Leader: view.Leader, HoldsLeader: a.lease.holding(),
+		Writable: local.Writable && a.lease.holding(), LastProbe: probe, Reason: out.Reason, Isolation: trusted.Evidence, UpdatedAt: in.Now}
+	if dcsErr != nil {
+		a.status.DCSError = dcsErr.Error()
+	}
+	a.mu.Unlock()
+}
+
+func (a *Agent) snapshot(ctx context.Context) (dcs.View, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
+	defer cancel()
+	v, err := a.o.Store.Snapshot(ctx)
+	if err != nil {
+		return dcs.View{Members: map[string]dcs.Member{}}, err
+	}
+	return v, nil
+}
+
+func clusterInput(v dcs.View, reachable bool) decision.Cluster {
+	if !reachable {
+		return decision.Cluster{}
+	}
+	c := decision.Cluster{
+		Reachable:          true,
+		Leader:             v.Leader,
+		Members:            map[string]decision.Member{},
+		Paused:             v.Config.Paused,
+		SyncStandbys:       v.Sync,
+		LastLeaderTimeline: v.Status.Timeline,
+	}
+	if lsn, err := database.ParseLSN(v.Status.WAL); err == nil {
+		c.LastLeaderWAL = lsn
+	}
+	for name, m := range v.Members {
+		c.Members[name] = m.Member
+	}
+	return c
+}
+
+func (a *Agent) logDecision(out decision.Output, trusted isolation.Result) {
+	a.mu.Lock()
+	changed := out.Reason != a.lastReason
+	a.lastReason = out.Reason
+	a.mu.Unlock()
+	if changed || len(out.Actions) > 0 && !onlyRoutine(out) {
+		a.log.Info("decision", "role", out.Role, "reason", out.Reason, "actions", actionKinds(out), "isolation", trusted.Evidence)
+	}
+}
+
+// onlyRoutine is true for the actions a healthy leader takes every loop.
+func onlyRoutine(out decision.Output) bool {
+	for _, act := range out.Actions {
+		switch act.Kind {
+		case decision.RenewLeader, decision.PublishWritable:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func actionKinds(out decision.Output) []string {
+	ks := make([]string, 0, len(out.Actions))
+	for _, act := range out.Actions {
+		ks = append(ks, string(act.Kind))
+	}
+	return ks
+}
+
+func (a *Agent) checkConfigDigests(v dcs.View) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for name, m := range v.Members {
+		if name == a.o.Node || m.ConfigDigest == "" || m.ConfigDigest == a.o.ConfigDigest {
+			delete(a.lastDigest, name)
+			continue
+		}
+		if a.lastDigest[name] != m.ConfigDigest {
+			a.log.Warn("configuration differs between members: timings and synchronous mode must match on every node",
+				"member", name, "their_digest", m.ConfigDigest, "our_digest", a.o.ConfigDigest)
+			a.lastDigest[name] = m.ConfigDigest
+		}
+	}
+}

@@ -1,0 +1,310 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-ha/vigil/internal/agent"
+	"github.com/vigil-ha/vigil/internal/config"
+	"github.com/vigil-ha/vigil/internal/database"
+	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/isolation"
+	"github.com/vigil-ha/vigil/internal/pgctl"
+	"github.com/vigil-ha/vigil/internal/proc"
+)
+
+func newAgentCmd() *cobra.Command {
+	var configPath, stepLog string
+	cmd := &cobra.Command{
+		Use:   "agent --config FILE",
+		Short: "Run the HA agent beside one database node",
+		Long: `Run the HA agent beside one database node until SIGINT or SIGTERM.
+
+Every loop interval the agent observes its server (and, on the primary,
+commits a real write), reads the cluster from etcd, checks that a trusted IP
+answers, and acts: it renews the leader lease, promotes the best standby when
+the leader is gone, demotes a primary that lost the lease, and points
+standbys at the leader. Each failover step is logged with its time and
+evidence, and the whole record is kept in etcd.
+
+On SIGTERM it takes routes down, stops a primary it leads (so that no
+second primary can appear), releases the leader key and exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadValidConfig(configPath)
+			if err != nil {
+				return err
+			}
+			return runAgent(cmd.Context(), cfg, stepLog, logger(cmd))
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "node configuration file (required)")
+	cmd.Flags().StringVar(&stepLog, "step-log", "", "append failover steps as JSON lines to this file (default: the log)")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+// loadValidConfig loads and validates; problems are a usage error.
+func loadValidConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return nil, usageError(fmt.Errorf("configuration %s:\n%w", path, err))
+	}
+	return cfg, nil
+}
+
+func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, log *slog.Logger) error {
+	node, err := buildNode(cfg, log)
+	if err != nil {
+		return err
+	}
+	endpoints := cfg.DCS.Endpoints
+	if cfg.DCS.Embedded.Enabled {
+		member, err := startEmbedded(cfg, log)
+		if err != nil {
+			return err
+		}
+		defer member.Close(5 * time.Second)
+		endpoints = []string{member.ClientURL()}
+	}
+	store, err := openStore(cfg, endpoints, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	replPass, err := cfg.Database.Replication.Resolve()
+	if err != nil {
+		return fmt.Errorf("replication password: %w", err)
+	}
+	passFile, err := writeReplicationPassFile(cfg, replPass, node.Ctl.Runner.As)
+	if err != nil {
+		return err
+	}
+
+	var steps io.Writer
+	if stepLogPath != "" {
+		f, err := os.OpenFile(stepLogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return fmt.Errorf("open step log: %w", err)
+		}
+		defer f.Close()
+		steps = f
+	}
+
+	priority := cfg.Node.Priority
+	if !cfg.Failover.Automatic {
+		// Watch and report, never promote: the same as priority 0.
+		priority = 0
+	}
+	a, err := agent.New(agent.Options{
+		Cluster:             cfg.Cluster,
+		Node:                cfg.Node.Name,
+		Host:                cfg.Node.Host,
+		Port:                cfg.Database.Port,
+		Priority:            priority,
+		Server:              node,
+		Store:               store,
+		Trusted:             isolation.Checker{Addresses: cfg.TrustedIPs, Timeout: cfg.Timing.DCSTimeout},
+		Decision:            decisionConfig(cfg),
+		DCSTimeout:          cfg.Timing.DCSTimeout,
+		DBTimeout:           cfg.Timing.DBTimeout,
+		PromoteTimeout:      cfg.Timing.PromoteTimeout,
+		ReadinessTimeout:    cfg.Timing.ReadinessTimeout,
+		ReplicationUser:     cfg.Database.Replication.User,
+		ReplicationPassFile: passFile,
+		ConfigDigest:        configDigest(cfg),
+		Version:             version,
+		Logger:              log,
+		StepLog:             steps,
+	})
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+func decisionConfig(cfg *config.Config) decision.Config {
+	return decision.Config{
+		LeaseTTL:             cfg.Timing.LeaseTTL,
+		LoopInterval:         cfg.Timing.LoopInterval,
+		MaximumLagOnFailover: cfg.Failover.MaximumLagOnFailover,
+		SyncMode:             decision.SyncMode(cfg.Failover.SynchronousMode),
+		PrimaryCrash:         decision.CrashPolicy(cfg.Failover.PrimaryCrash),
+		RestartTimeout:       cfg.Failover.RestartTimeout,
+	}
+}
+
+// configDigest covers the settings every member must share: members that
+// disagree on the lease or synchronous mode break the safety arithmetic.
+func configDigest(cfg *config.Config) string {
+	d := decisionConfig(cfg)
+	s := fmt.Sprintf("%s|%s|%s|%d|%s|%s|%s", cfg.Cluster, d.LeaseTTL, d.LoopInterval, d.MaximumLagOnFailover, d.SyncMode, d.PrimaryCrash, cfg.Database.Flavor)
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:6])
+}
+
+// buildNode assembles the database adapter for this node.
+func buildNode(cfg *config.Config, log *slog.Logger) (*database.Server, error) {
+	f := cfg.Flavor()
+	var runner proc.Runner
+	if os.Geteuid() == 0 {
+		name := cfg.Database.OSUser
+		if name == "" {
+			owner, err := dataDirOwner(cfg.Database.DataDir)
+			if err != nil {
+				return nil, err
+			}
+			name = owner
+		}
+		id, err := proc.LookupUser(name)
+		if err != nil {
+			return nil, err
+		}
+		if id.UID == 0 {
+			return nil, usageError(fmt.Errorf("database.os_user: %s refuses to run as root: set an unprivileged account", f.Product))
+		}
+		runner.As = &id
+	}
+	password, err := cfg.Database.Superuser.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("superuser password: %w", err)
+	}
+	return &database.Server{
+		Name:   cfg.Node.Name,
+		Flavor: f,
+		Conn: database.ConnConfig{
+			Host: cfg.Database.ConnectHost, Port: cfg.Database.Port, User: cfg.Database.Superuser.User,
+			Password: password, Database: cfg.Database.Superuser.Database, ConnectTimeout: cfg.Database.ConnectTimeout,
+		},
+		Ctl: pgctl.Ctl{Flavor: f, BinDir: cfg.Database.BinDir, DataDir: cfg.Database.DataDir, Runner: runner},
+		// pg_ctl's -l file keeps what the server says before its own
+		// logging starts: the reason a start failed.
+		StartOptions: pgctl.StartOptions{Wait: cfg.Timing.PromoteTimeout, LogFile: filepath.Join(cfg.Database.DataDir, "vigil-startup.log")},
+		Logger:       log,
+	}, nil
+}
+
+func dataDirOwner(dir string) (string, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return "", fmt.Errorf("database.data_dir: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", fmt.Errorf("database.data_dir %s: no owner information", dir)
+	}
+	u, err := user.LookupId(strconv.FormatUint(uint64(st.Uid), 10))
+	if err != nil {
+		return "", fmt.Errorf("owner of the data directory (uid %d): %w", st.Uid, err)
+	}
+	return u.Username, nil
+}
+
+func startEmbedded(cfg *config.Config, log *slog.Logger) (*dcs.EmbeddedMember, error) {
+	e := cfg.DCS.Embedded
+	dataDir := e.DataDir
+	if dataDir == "" {
+		dataDir = filepath.Join(filepath.Dir(cfg.Database.DataDir), "vigil-etcd-"+cfg.Node.Name)
+	}
+	m, err := dcs.StartMember(dcs.MemberConfig{
+		Name: cfg.Node.Name, DataDir: dataDir, PeerURL: e.PeerURL, ClientURL: e.ClientURL,
+		InitialCluster: e.InitialCluster, ClusterToken: "vigil-" + cfg.Cluster,
+		TickMs: e.TickMs, ElectionMs: e.ElectionMs, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("embedded etcd member started", "peer_url", e.PeerURL, "client_url", e.ClientURL, "data_dir", dataDir)
+	return m, nil
+}
+
+func openStore(cfg *config.Config, endpoints []string, log *slog.Logger) (*dcs.Store, error) {
+	var tlsCfg *tls.Config
+	if t := cfg.DCS.TLS; t.CAFile != "" || t.CertFile != "" {
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("dcs.tls.ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("dcs.tls.ca_file %s: no PEM certificate", t.CAFile)
+			}
+			tlsCfg.RootCAs = pool
+		}
+		if t.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("dcs.tls.cert_file/key_file: %w", err)
+			}
+			tlsCfg.Certificates = []tls.Certificate{cert}
+		}
+	}
+	password := ""
+	if cfg.DCS.Username != "" {
+		var err error
+		if password, err = cfg.DCS.Resolve(); err != nil {
+			return nil, fmt.Errorf("dcs password: %w", err)
+		}
+	}
+	return dcs.Open(dcs.Options{
+		Endpoints: endpoints, TLS: tlsCfg, Username: cfg.DCS.Username, Password: password,
+		DialTimeout: cfg.Timing.DCSTimeout, Prefix: cfg.DCS.Prefix, Cluster: cfg.Cluster,
+		LeaseTTL: cfg.Timing.LeaseTTL, Logger: log,
+	})
+}
+
+// writeReplicationPassFile writes a pgpass file for the replication role,
+// readable only by the server's account: primary_conninfo names the file,
+// so the password never lands in a configuration file or process argument.
+func writeReplicationPassFile(cfg *config.Config, password string, owner *proc.Identity) (string, error) {
+	dir := filepath.Dir(cfg.Database.DataDir)
+	path := filepath.Join(dir, ".vigil-"+cfg.Node.Name+".pgpass")
+	line := fmt.Sprintf("*:*:*:%s:%s\n", pgpassEscape(cfg.Database.Replication.User), pgpassEscape(password))
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(line), 0o600); err != nil {
+		return "", fmt.Errorf("write replication pass file: %w", err)
+	}
+	if owner != nil {
+		if err := os.Chown(tmp, int(owner.UID), int(owner.GID)); err != nil {
+			os.Remove(tmp)
+			return "", fmt.Errorf("write replication pass file: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("write replication pass file: %w", err)
+	}
+	return path, nil
+}
+
+func pgpassEscape(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' || s[i] == '\\' {
+			out = append(out, '\\')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigil-ha/vigil/internal/config"
+)
+
+// nodeConfig writes a valid configuration, plus extra YAML, and returns its
+// path. bin_dir holds a fake pg_ctl so the check does not need PostgreSQL.
+func nodeConfig(t *testing.T, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "pg_ctl"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	text := "cluster: main\n" +
+		"node:\n  name: node1\n  host: 198.18.0.11\n" +
+		"database:\n  bin_dir: " + bin + "\n  data_dir: " + filepath.Join(dir, "data") + "\n" +
+		"dcs:\n  endpoints: [http://198.18.0.21:2379]\n" +
+		"trusted_ips: [198.18.0.1]\n" + extra
+	path := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestConfigCheck(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	tests := []struct {
+		name string
+		// setup returns the arguments after "config check" and the path
+		// the output names.
+		setup      func(t *testing.T) string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{"valid", func(t *testing.T) string { return nodeConfig(t, "") },
+			ExitOK, "FILE: OK (cluster main, node node1, flavor postgres)\n", ""},
+		{"problems, with and without lines", func(t *testing.T) string {
+			return nodeConfig(t, "timing:\n  loop_interval: 5s\nfailover:\n  synchronous_mode: maybe\n")
+		}, ExitUsage, "",
+			"FILE:12: timing.loop_interval: must be less than half of timing.lease_ttl (5s): a leader that cannot renew its lease must get to demote itself before the lease expires\n" +
+				`FILE:14: failover.synchronous_mode: "maybe" is not a mode: use off, on or strict` + "\n" +
+				"vigil: FILE: configuration rejected, see the lines above\n"},
+		{"unknown key and literal password", func(t *testing.T) string {
+			return nodeConfig(t, "timing:\n  loop_intervall: 1s\npassword: hunter2\n")
+		}, ExitUsage, "",
+			`FILE:12: timing.loop_intervall: unknown key (did you mean "loop_interval"?)` + "\n" +
+				"FILE:13: password: passwords are not written in the configuration file: use password_file (a file only the agent's account can read, mode 0600) or password_env (an environment variable)\n" +
+				"vigil: FILE: configuration rejected, see the lines above\n"},
+		{"warning only", func(t *testing.T) string {
+			return nodeConfig(t, "vip:\n  interface: lo\n")
+		}, ExitOK, "FILE: OK (cluster main, node node1, flavor postgres)\n",
+			"FILE:12: warning: vip.interface: is set but vip.address is empty: no VIP is managed\n"},
+		{"missing file", func(*testing.T) string { return missing },
+			ExitUsage, "", "vigil: read configuration: open FILE: no such file or directory\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := tt.setup(t)
+			var stdout, stderr bytes.Buffer
+			code := Main([]string{"config", "check", path}, &stdout, &stderr)
+			out := strings.ReplaceAll(stdout.String(), path, "FILE")
+			errOut := strings.ReplaceAll(stderr.String(), path, "FILE")
+			if code != tt.wantCode || out != tt.wantStdout || errOut != tt.wantStderr {
+				t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit %d\nstdout:\n%s\nstderr:\n%s",
+					code, out, errOut, tt.wantCode, tt.wantStdout, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestConfigCheckNeedsOneFile(t *testing.T) {
+	for _, args := range [][]string{{"config", "check"}, {"config", "check", "a.yaml", "b.yaml"}} {
+		var stdout, stderr bytes.Buffer
+		if code := Main(args, &stdout, &stderr); code != ExitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", args, code, ExitUsage, stderr.String())
+		}
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	tests := []struct {
+		flavor   string
+		wantCode int
+		wantPort int
+	}{
+		{"postgres", ExitOK, 5432},
+		{"kingbase", ExitOK, 54321},
+		{"oracle", ExitUsage, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.flavor, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Main([]string{"config", "defaults", "--flavor", tt.flavor}, &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tt.wantCode, stderr.String())
+			}
+			if code != ExitOK {
+				return
+			}
+			// What is printed is a configuration file in its own right.
+			c, err := config.Parse(stdout.Bytes())
+			if err != nil {
+				t.Fatalf("the printed defaults do not load:\n%v\n%s", err, stdout.String())
+			}
+			if c.Database.Port != tt.wantPort || c.Database.Flavor != tt.flavor {
+				t.Errorf("printed flavor %s, port %d; want %s, %d", c.Database.Flavor, c.Database.Port, tt.flavor, tt.wantPort)
+			}
+		})
+	}
+}

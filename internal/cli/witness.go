@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-ha/vigil/internal/dcs"
+)
+
+func newWitnessCmd() *cobra.Command {
+	var (
+		m       dcs.MemberConfig
+		initial string
+		cluster string
+	)
+	cmd := &cobra.Command{
+		Use:   "witness --name NAME --data-dir DIR --peer-url URL --client-url URL --initial-cluster n1=URL,...",
+		Short: "Run an etcd member without a database, the third vote of a 2-node cluster",
+		Long: `Run an etcd member that holds no database. Two database nodes with embedded
+etcd members cannot keep a quorum when one of them fails; a witness on a
+third machine gives the survivor the majority it needs to fail over, and
+keeps a node that is cut off from both from promoting.
+
+--initial-cluster lists every member (the agents' embedded members and this
+witness) as name=peer-URL pairs, exactly as in the agents' configuration.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			peers, err := parseInitialCluster(initial)
+			if err != nil {
+				return usageError(err)
+			}
+			if _, ok := peers[m.Name]; !ok {
+				return usageError(fmt.Errorf("--initial-cluster does not list this witness (%s)", m.Name))
+			}
+			m.InitialCluster = peers
+			m.ClusterToken = "vigil-" + cluster
+			log := logger(cmd)
+			member, err := dcs.StartMember(m)
+			if err != nil {
+				return err
+			}
+			defer member.Close(5 * time.Second)
+			log.Info("witness started", "name", m.Name, "peer_url", m.PeerURL, "client_url", m.ClientURL)
+			select {
+			case <-cmd.Context().Done():
+				log.Info("witness stopping")
+				return nil
+			case err := <-member.Err():
+				return fmt.Errorf("witness etcd member: %w", err)
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cluster, "cluster", "", "cluster name, as in the agents' configuration (required)")
+	f.StringVar(&m.Name, "name", "", "member name (required)")
+	f.StringVar(&m.DataDir, "data-dir", "", "etcd data directory (required)")
+	f.StringVar(&m.PeerURL, "peer-url", "", "URL the other members reach this one at, e.g. http://10.0.0.3:2380 (required)")
+	f.StringVar(&m.ClientURL, "client-url", "", "URL clients reach this member at, e.g. http://10.0.0.3:2379 (required)")
+	f.StringVar(&initial, "initial-cluster", "", "every member as name=peer-URL, comma separated (required)")
+	f.UintVar(&m.TickMs, "tick-ms", 0, "etcd heartbeat interval in ms (default etcd's 100)")
+	f.UintVar(&m.ElectionMs, "election-ms", 0, "etcd election timeout in ms (default etcd's 1000)")
+	for _, name := range []string{"cluster", "name", "data-dir", "peer-url", "client-url", "initial-cluster"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+func parseInitialCluster(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		name, url, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || name == "" || url == "" {
+			return nil, fmt.Errorf("--initial-cluster: %q is not name=peer-URL", part)
+		}
+		out[name] = url
+	}
+	return out, nil
+}

@@ -1,0 +1,139 @@
+package config
+
+import (
+	"path/filepath"
+	"time"
+
+	"github.com/vigil-ha/vigil/internal/flavor"
+)
+
+// Defaults returns the configuration a file starts from: every key the file
+// leaves out keeps the value below. Keys without a safe value for every
+// cluster (names, addresses, directories, how to reach etcd, trusted IPs)
+// stay empty and are required by Validate. The defaults that depend on the
+// flavor are in applyFlavorDefaults.
+func Defaults() Config {
+	return Config{
+		Node: Node{
+			// Every node equally eligible: the candidate is then simply the
+			// one with the most WAL, which is what loses the fewest commits.
+			Priority: 100,
+		},
+		Database: Database{
+			// A KingbaseES installation under the default is caught by
+			// Validate: its bin_dir holds sys_ctl, not pg_ctl.
+			Flavor: string(flavor.Postgres),
+			// Long enough for a loaded server to accept a session, short
+			// enough that a dead one is noticed within a few loop ticks;
+			// libpq counts it in whole seconds.
+			ConnectTimeout: 3 * time.Second,
+			Replication: Replication{
+				// The name a wrong guess costs nothing with: a role that
+				// does not exist fails authentication loudly the first time
+				// a standby follows, it can never reach the wrong server.
+				User: "replicator",
+			},
+		},
+		DCS: DCS{
+			// Keys live under /vigil/<cluster>/, so several clusters and
+			// other etcd users can share one etcd without colliding.
+			Prefix: "/vigil",
+		},
+		VIP: VIP{
+			// Three announcements survive one lost packet on the way to a
+			// switch or router that still holds the old MAC address, and
+			// cost nothing on a healthy network.
+			GratuitousARPCount: 3,
+		},
+		Timing: Timing{
+			// A failed primary is replaced about 10 s after its last lease
+			// renewal. A leader that loses etcd keeps serving for at most
+			// lease_ttl/2 (5 s) and then has lease_ttl/2 - loop_interval
+			// (4 s) to demote before anyone else may promote. Fast enough
+			// for most services, slow enough that an etcd leader election
+			// (about a second, and it keeps leases alive) never causes one.
+			LeaseTTL: 10 * time.Second,
+			// The demotion budget above is lease_ttl/2 - loop_interval; one
+			// second leaves 4 s of it, ample for an immediate shutdown.
+			LoopInterval: time.Second,
+			// Under lease_ttl/2 - loop_interval (4 s) with room to spare, so
+			// a hung etcd request can never delay a demotion past the lease.
+			DCSTimeout: 2 * time.Second,
+			// A write probe or status query that has not answered in 3 s
+			// means the server cannot serve; treating it as down is safe
+			// because a standby is only promoted after the lease runs out.
+			DBTimeout: 3 * time.Second,
+			// pg_ctl promote waits 60 s by default too; a promotion that
+			// takes longer is reported rather than waited for forever.
+			PromoteTimeout: 60 * time.Second,
+			// The new primary gets the VIP only after a write commits; five
+			// minutes covers replaying a large backlog (the seed incident
+			// needed 35 s under load) before the failover is declared failed.
+			ReadinessTimeout: 300 * time.Second,
+		},
+		Failover: Failover{
+			// Automatic failover is what Vigil is for, and it is guarded:
+			// Validate requires trusted_ips whenever it is on.
+			Automatic: true,
+			// 1 MiB: a standby further behind than the last position the
+			// leader published would lose a noticeable amount of committed
+			// work, so it refuses to promote rather than lose it silently.
+			MaximumLagOnFailover: 1 << 20,
+			// Leaves commits exactly as the server's own settings make
+			// them: turning synchronous replication on trades commit latency
+			// for durability, which is the operator's decision.
+			SynchronousMode: SyncOff,
+			// Fail over at once rather than restart in place: a restarted
+			// server spends an unknown time in crash recovery, while a
+			// standby is ready now.
+			PrimaryCrash: CrashFailover,
+			// Used only with primary_crash: restart. Thirty seconds covers
+			// crash recovery after an ordinary crash; after that the leader
+			// gives up and a standby takes over.
+			RestartTimeout: 30 * time.Second,
+		},
+	}
+}
+
+// DefaultsFor is Defaults completed with the defaults of the named flavor,
+// which must be one of flavor.Names().
+func DefaultsFor(flavorName string) Config {
+	c := Defaults()
+	c.Database.Flavor = flavorName
+	c.applyFlavorDefaults()
+	return c
+}
+
+// applyFlavorDefaults fills the defaults that differ between products, for
+// the keys the file did not set: they come from the flavor table so that a
+// KingbaseES node gets port 54321 and the "system" superuser without the
+// operator having to know.
+func (c *Config) applyFlavorDefaults() {
+	f, err := flavor.Lookup(c.Database.Flavor)
+	if err != nil {
+		return // Validate reports the unknown flavor
+	}
+	if !c.set("database.port") {
+		c.Database.Port = f.DefaultPort
+	}
+	if !c.set("database.superuser.user") {
+		c.Database.Superuser.User = f.DefaultSuperuser
+	}
+	if !c.set("database.superuser.database") {
+		c.Database.Superuser.Database = f.DefaultDatabase
+	}
+}
+
+// applyDerivedDefaults fills the defaults that are other keys' values.
+func (c *Config) applyDerivedDefaults() {
+	if c.Database.ConnectHost == "" {
+		// The server must listen on node.host for the other members anyway.
+		c.Database.ConnectHost = c.Node.Host
+	}
+	if c.DCS.Embedded.DataDir == "" && c.Database.DataDir != "" && c.Node.Name != "" {
+		// Beside the database's data directory, on storage already
+		// provisioned for this node, and named after the node so that lab
+		// nodes sharing one host do not share it.
+		c.DCS.Embedded.DataDir = filepath.Join(filepath.Dir(c.Database.DataDir), "vigil-etcd-"+c.Node.Name)
+	}
+}

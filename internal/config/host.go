@@ -1,0 +1,157 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+
+	"github.com/vigil-ha/vigil/internal/flavor"
+)
+
+// hostProblems checks the configuration against this host: the files,
+// the OS account and the network interface it names must exist. These are
+// the only checks that look outside the Config; each skips a value that
+// settingProblems already rejected, so one mistake gives one problem.
+func (c *Config) hostProblems() Problems {
+	var ps Problems
+	d := c.Database
+	if f, err := flavor.Lookup(d.Flavor); err == nil && filepath.IsAbs(d.BinDir) {
+		ps = append(ps, c.binDirProblems(f)...)
+	}
+	ps = append(ps, c.dirProblems("database.data_dir", d.DataDir)...)
+	if d.OSUser != "" {
+		if _, err := user.Lookup(d.OSUser); err != nil {
+			ps = append(ps, c.at("database.os_user", "no account named %q on this host", d.OSUser))
+		}
+	}
+	ps = append(ps, c.passwordFileProblems("database.superuser", d.Superuser.Secret)...)
+	ps = append(ps, c.passwordFileProblems("database.replication", d.Replication.Secret)...)
+	ps = append(ps, c.passwordFileProblems("dcs", c.DCS.Secret)...)
+	for _, f := range []struct{ field, path string }{
+		{"dcs.tls.ca_file", c.DCS.TLS.CAFile},
+		{"dcs.tls.cert_file", c.DCS.TLS.CertFile},
+		{"dcs.tls.key_file", c.DCS.TLS.KeyFile},
+	} {
+		if filepath.IsAbs(f.path) {
+			if msg := readableFileProblem(f.path); msg != "" {
+				ps = append(ps, c.at(f.field, "%s", msg))
+			}
+		}
+	}
+	if c.DCS.Embedded.Enabled {
+		ps = append(ps, c.dirProblems("dcs.embedded.data_dir", c.DCS.Embedded.DataDir)...)
+	}
+	if c.VIP.Address != "" && c.VIP.Interface != "" {
+		if _, err := net.InterfaceByName(c.VIP.Interface); err != nil {
+			ps = append(ps, c.at("vip.interface", "no network interface named %q on this host", c.VIP.Interface))
+		}
+	}
+	return ps
+}
+
+// binDirProblems checks that bin_dir holds the flavor's control binary,
+// the program every role change goes through.
+func (c *Config) binDirProblems(f flavor.Flavor) Problems {
+	dir := c.Database.BinDir
+	info, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return Problems{c.at("database.bin_dir", "%s does not exist: point it at the directory holding %s", dir, f.ControlBinary)}
+	case err != nil:
+		return Problems{c.at("database.bin_dir", "cannot read it: %v", err)}
+	case !info.IsDir():
+		return Problems{c.at("database.bin_dir", "%s is not a directory: point it at the directory holding %s", dir, f.ControlBinary)}
+	}
+	bin := filepath.Join(dir, f.ControlBinary)
+	info, err = os.Stat(bin)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return Problems{c.at("database.bin_dir", "%s has no %s: point it at the %s binaries, or set database.flavor", dir, f.ControlBinary, f.Product)}
+	case err != nil:
+		return Problems{c.at("database.bin_dir", "cannot read %s: %v", bin, err)}
+	case !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0:
+		return Problems{c.at("database.bin_dir", "%s is not an executable file", bin)}
+	}
+	return nil
+}
+
+// dirProblems rejects a path that exists but is not a directory. A missing
+// directory is fine: a standby's data directory, for one, is created when
+// it is cloned.
+func (c *Config) dirProblems(field, dir string) Problems {
+	if !filepath.IsAbs(dir) {
+		return nil
+	}
+	if info, err := os.Stat(dir); err == nil && !info.IsDir() {
+		return Problems{c.at(field, "%s exists and is not a directory", dir)}
+	}
+	return nil
+}
+
+// passwordFileProblems reads the secret's password file, if it has one,
+// exactly as the agent will. The password itself goes nowhere.
+func (c *Config) passwordFileProblems(field string, s Secret) Problems {
+	if !filepath.IsAbs(s.PasswordFile) || s.PasswordEnv != "" {
+		return nil
+	}
+	field += ".password_file"
+	if msg := readableFileProblem(s.PasswordFile); msg != "" {
+		return Problems{c.at(field, "%s", msg)}
+	}
+	if _, err := s.Resolve(); err != nil {
+		return Problems{c.at(field, "%v", err)}
+	}
+	return nil
+}
+
+// readableFileProblem says why path is not a file this process can read,
+// "" when it is one.
+func readableFileProblem(path string) string {
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Sprintf("%s does not exist", path)
+	case err != nil:
+		return fmt.Sprintf("cannot read it: %v", err)
+	case info.IsDir():
+		return fmt.Sprintf("%s is a directory, not a file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Sprintf("cannot read it: %v", err)
+	}
+	_ = f.Close() // opened only to prove it can be
+	return ""
+}
+
+// hostWarnings flags secrets that are exposed or not visible from here.
+func (c *Config) hostWarnings() Problems {
+	var ws Problems
+	for _, s := range []struct {
+		field  string
+		secret Secret
+	}{
+		{"database.superuser", c.Database.Superuser.Secret},
+		{"database.replication", c.Database.Replication.Secret},
+		{"dcs", c.DCS.Secret},
+	} {
+		if file := s.secret.PasswordFile; filepath.IsAbs(file) {
+			// The rule libpq applies to ~/.pgpass.
+			if info, err := os.Stat(file); err == nil && info.Mode().Perm()&0o077 != 0 {
+				ws = append(ws, c.at(s.field+".password_file", "%s is open to other accounts (mode %04o): chmod 0600 it, as libpq demands of .pgpass", file, info.Mode().Perm()))
+			}
+		}
+		if env := s.secret.PasswordEnv; validEnvName(env) {
+			if _, ok := os.LookupEnv(env); !ok {
+				// The agent may well have it (systemd Environment=) while
+				// the shell running `vigil config check` does not.
+				ws = append(ws, c.at(s.field+".password_env", "environment variable %s is not set here: make sure the agent's environment sets it", env))
+			}
+		}
+	}
+	return ws
+}

@@ -1,0 +1,161 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestValidateHost covers the checks that look at this host. Unreadable
+// files are a missing path or a directory rather than a permission denial,
+// which root (as CI runs) never gets.
+func TestValidateHost(t *testing.T) {
+	tests := []struct {
+		name string
+		// change returns the problems expected after it, which may name
+		// the temporary paths it created.
+		change func(t *testing.T, c *Config) []string
+	}{
+		{"bin dir missing", func(t *testing.T, c *Config) []string {
+			c.Database.BinDir = filepath.Join(t.TempDir(), "nowhere")
+			return []string{"database.bin_dir: " + c.Database.BinDir + " does not exist: point it at the directory holding pg_ctl"}
+		}},
+		{"bin dir is a file", func(t *testing.T, c *Config) []string {
+			c.Database.BinDir = writeFile(t, "bin", "", 0o755)
+			return []string{"database.bin_dir: " + c.Database.BinDir + " is not a directory: point it at the directory holding pg_ctl"}
+		}},
+		{"bin dir without control binary", func(t *testing.T, c *Config) []string {
+			c.Database.BinDir = fakeBinDir(t, "psql")
+			return []string{"database.bin_dir: " + c.Database.BinDir + " has no pg_ctl: point it at the PostgreSQL binaries, or set database.flavor"}
+		}},
+		{"kingbase flavor with PostgreSQL binaries", func(t *testing.T, c *Config) []string {
+			c.Database.Flavor = "kingbase"
+			return []string{"database.bin_dir: " + c.Database.BinDir + " has no sys_ctl: point it at the KingbaseES binaries, or set database.flavor"}
+		}},
+		{"kingbase binaries", func(t *testing.T, c *Config) []string {
+			c.Database.Flavor = "kingbase"
+			c.Database.BinDir = fakeBinDir(t, "sys_ctl")
+			return nil
+		}},
+		{"control binary not executable", func(t *testing.T, c *Config) []string {
+			c.Database.BinDir = filepath.Dir(writeFile(t, "pg_ctl", "", 0o644))
+			return []string{"database.bin_dir: " + filepath.Join(c.Database.BinDir, "pg_ctl") + " is not an executable file"}
+		}},
+		{"control binary is a directory", func(t *testing.T, c *Config) []string {
+			c.Database.BinDir = t.TempDir()
+			if err := os.Mkdir(filepath.Join(c.Database.BinDir, "pg_ctl"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"database.bin_dir: " + filepath.Join(c.Database.BinDir, "pg_ctl") + " is not an executable file"}
+		}},
+		{"data dir is a file", func(t *testing.T, c *Config) []string {
+			c.Database.DataDir = writeFile(t, "data", "", 0o600)
+			return []string{"database.data_dir: " + c.Database.DataDir + " exists and is not a directory"}
+		}},
+		{"data dir not created yet", func(t *testing.T, c *Config) []string {
+			c.Database.DataDir = filepath.Join(t.TempDir(), "main")
+			return nil
+		}},
+		{"unknown OS account", func(t *testing.T, c *Config) []string {
+			c.Database.OSUser = "no-such-vigil-user"
+			return []string{`database.os_user: no account named "no-such-vigil-user" on this host`}
+		}},
+		{"existing OS account", func(t *testing.T, c *Config) []string {
+			c.Database.OSUser = "root"
+			return nil
+		}},
+		{"password file missing", func(t *testing.T, c *Config) []string {
+			c.Database.Superuser.PasswordFile = filepath.Join(t.TempDir(), "superuser.password")
+			return []string{"database.superuser.password_file: " + c.Database.Superuser.PasswordFile + " does not exist"}
+		}},
+		{"password file is a directory", func(t *testing.T, c *Config) []string {
+			c.Database.Replication.PasswordFile = t.TempDir()
+			return []string{"database.replication.password_file: " + c.Database.Replication.PasswordFile + " is a directory, not a file"}
+		}},
+		{"password file empty", func(t *testing.T, c *Config) []string {
+			c.Database.Replication.PasswordFile = writeFile(t, "replication.password", "\n", 0o600)
+			return []string{"database.replication.password_file: password file " + c.Database.Replication.PasswordFile + " is empty"}
+		}},
+		{"password file readable", func(t *testing.T, c *Config) []string {
+			c.Database.Replication.PasswordFile = writeFile(t, "replication.password", "s3cr3t\n", 0o600)
+			return nil
+		}},
+		{"etcd password file missing", func(t *testing.T, c *Config) []string {
+			c.DCS.Username = "vigil"
+			c.DCS.PasswordFile = filepath.Join(t.TempDir(), "etcd.password")
+			return []string{"dcs.password_file: " + c.DCS.PasswordFile + " does not exist"}
+		}},
+		{"CA file missing", func(t *testing.T, c *Config) []string {
+			c.DCS.TLS.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+			return []string{"dcs.tls.ca_file: " + c.DCS.TLS.CAFile + " does not exist"}
+		}},
+		{"client key is a directory", func(t *testing.T, c *Config) []string {
+			c.DCS.TLS.CertFile = writeFile(t, "client.pem", "", 0o600)
+			c.DCS.TLS.KeyFile = t.TempDir()
+			return []string{"dcs.tls.key_file: " + c.DCS.TLS.KeyFile + " is a directory, not a file"}
+		}},
+		{"embedded data dir is a file", func(t *testing.T, c *Config) []string {
+			validEmbedded(c)
+			c.DCS.Embedded.DataDir = writeFile(t, "etcd", "", 0o600)
+			return []string{"dcs.embedded.data_dir: " + c.DCS.Embedded.DataDir + " exists and is not a directory"}
+		}},
+		{"VIP interface missing", func(t *testing.T, c *Config) []string {
+			c.VIP = VIP{Address: "198.18.0.100/24", Interface: "nosuchif0"}
+			return []string{`vip.interface: no network interface named "nosuchif0" on this host`}
+		}},
+		{"VIP on loopback", func(t *testing.T, c *Config) []string {
+			c.VIP = VIP{Address: "198.18.0.100/24", Interface: "lo"}
+			return nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig(t)
+			want := tt.change(t, c)
+			if ps := c.settingProblems(); len(ps) > 0 {
+				t.Fatalf("the change breaks a setting, not the host:\n%v", ps)
+			}
+			equalLines(t, problemLines(t, c.Validate()), want)
+		})
+	}
+}
+
+func TestHostWarnings(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, c *Config) []string
+	}{
+		{"password file mode 0600", func(t *testing.T, c *Config) []string {
+			c.Database.Superuser.PasswordFile = writeFile(t, "superuser.password", "s3cr3t\n", 0o600)
+			return nil
+		}},
+		{"password file readable by all", func(t *testing.T, c *Config) []string {
+			c.Database.Superuser.PasswordFile = writeFile(t, "superuser.password", "s3cr3t\n", 0o644)
+			return []string{"database.superuser.password_file: " + c.Database.Superuser.PasswordFile + " is open to other accounts (mode 0644): chmod 0600 it, as libpq demands of .pgpass"}
+		}},
+		{"password file readable by group", func(t *testing.T, c *Config) []string {
+			c.Database.Replication.PasswordFile = writeFile(t, "replication.password", "s3cr3t\n", 0o640)
+			return []string{"database.replication.password_file: " + c.Database.Replication.PasswordFile + " is open to other accounts (mode 0640): chmod 0600 it, as libpq demands of .pgpass"}
+		}},
+		{"password variable set", func(t *testing.T, c *Config) []string {
+			t.Setenv("VIGIL_TEST_REPLICATION_PASSWORD", "s3cr3t")
+			c.Database.Replication.PasswordEnv = "VIGIL_TEST_REPLICATION_PASSWORD"
+			return nil
+		}},
+		{"password variable not set here", func(t *testing.T, c *Config) []string {
+			c.DCS.Username = "vigil"
+			c.DCS.PasswordEnv = "VIGIL_TEST_UNSET_ETCD_PASSWORD"
+			return []string{"dcs.password_env: environment variable VIGIL_TEST_UNSET_ETCD_PASSWORD is not set here: make sure the agent's environment sets it"}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig(t)
+			want := tt.change(t, c)
+			if err := c.Validate(); err != nil {
+				t.Fatalf("the change makes the configuration invalid:\n%v", err)
+			}
+			equalLines(t, c.Warnings().strings(), want)
+		})
+	}
+}

@@ -1,0 +1,483 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-ha/vigil/internal/flavor"
+)
+
+// Validate reports every problem with the configuration as Problems, one
+// entry per problem, or nil. It checks the values themselves first, then
+// this host (see hostProblems); it changes nothing.
+func (c *Config) Validate() error {
+	ps := append(c.settingProblems(), c.hostProblems()...)
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+// Warnings lists what is allowed but probably not meant. They do not stop
+// the agent.
+func (c *Config) Warnings() Problems {
+	return append(c.settingWarnings(), c.hostWarnings()...)
+}
+
+// settingProblems checks the values alone, the same on any host.
+func (c *Config) settingProblems() Problems {
+	var ps Problems
+	ps = append(ps, c.nodeProblems()...)
+	ps = append(ps, c.databaseProblems()...)
+	ps = append(ps, c.dcsProblems()...)
+	ps = append(ps, c.vipProblems()...)
+	ps = append(ps, c.trustedIPProblems()...)
+	ps = append(ps, c.timingProblems()...)
+	ps = append(ps, c.failoverProblems()...)
+	return ps
+}
+
+// maxNameLength is NAMEDATALEN - 1: a node's name becomes its standby's
+// application_name, which the server truncates beyond that, and
+// synchronous_standby_names would then match the wrong string.
+const maxNameLength = 63
+
+// nameProblem says what is wrong with a cluster or node name, "" if nothing.
+// Names are part of DCS keys and of synchronous_standby_names, where only
+// this plain alphabet needs no quoting.
+func nameProblem(name string) string {
+	if len(name) > maxNameLength {
+		return fmt.Sprintf("%q is longer than %d characters", name, maxNameLength)
+	}
+	for _, r := range name {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' && r != '-' {
+			return fmt.Sprintf("%q may contain only a-z, 0-9, _ and -", name)
+		}
+	}
+	return ""
+}
+
+// validHost accepts an IP address or a DNS host name, without scheme or port.
+func validHost(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	if len(host) == 0 || len(host) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(host, "."), ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (c *Config) nodeProblems() Problems {
+	var ps Problems
+	switch {
+	case c.Cluster == "":
+		ps = append(ps, c.at("cluster", "required: the cluster's name, the same on every node (e.g. main)"))
+	case nameProblem(c.Cluster) != "":
+		ps = append(ps, c.at("cluster", "%s", nameProblem(c.Cluster)))
+	}
+	switch {
+	case c.Node.Name == "":
+		ps = append(ps, c.at("node.name", "required: this node's name, unique in the cluster (e.g. node1)"))
+	case nameProblem(c.Node.Name) != "":
+		ps = append(ps, c.at("node.name", "%s", nameProblem(c.Node.Name)))
+	}
+	switch {
+	case c.Node.Host == "":
+		ps = append(ps, c.at("node.host", "required: the address the other members reach this node's database at"))
+	case !validHost(c.Node.Host):
+		ps = append(ps, c.at("node.host", "must be an IP address or a host name, without scheme or port"))
+	}
+	if c.Node.Priority < 0 {
+		ps = append(ps, c.at("node.priority", "must be 0 (never promote this node) or more"))
+	}
+	return ps
+}
+
+func (c *Config) databaseProblems() Problems {
+	var ps Problems
+	d := c.Database
+	f, err := flavor.Lookup(d.Flavor)
+	if err != nil {
+		ps = append(ps, c.at("database.flavor", "%v", err))
+	}
+	binHint := "the directory holding the control binary"
+	switch f.Name {
+	case flavor.Postgres:
+		binHint = "the directory holding pg_ctl (e.g. /usr/lib/postgresql/15/bin)"
+	case "":
+	default:
+		binHint = "the directory holding " + f.ControlBinary
+	}
+	switch {
+	case d.BinDir == "":
+		ps = append(ps, c.at("database.bin_dir", "required: %s", binHint))
+	case !filepath.IsAbs(d.BinDir):
+		ps = append(ps, c.at("database.bin_dir", "must be an absolute path"))
+	}
+	ps = append(ps, c.requiredPath("database.data_dir", d.DataDir, "the server's data directory")...)
+	if d.Port < 1 || d.Port > 65535 {
+		ps = append(ps, c.at("database.port", "%d is out of range: use 1 to 65535", d.Port))
+	}
+	if h := d.ConnectHost; h != "" && !strings.HasPrefix(h, "/") && !validHost(h) {
+		ps = append(ps, c.at("database.connect_host", "must be a unix socket directory (an absolute path), an IP address or a host name"))
+	}
+	if d.Superuser.User == "" {
+		ps = append(ps, c.at("database.superuser.user", "required: the role the agent runs its SQL as"))
+	}
+	if d.Superuser.Database == "" {
+		ps = append(ps, c.at("database.superuser.database", "required: the database the agent connects to"))
+	}
+	ps = append(ps, c.secretProblems("database.superuser", d.Superuser.Secret)...)
+	if d.Replication.User == "" {
+		ps = append(ps, c.at("database.replication.user", "required: the role standbys stream with"))
+	}
+	ps = append(ps, c.secretProblems("database.replication", d.Replication.Secret)...)
+	ps = append(ps, c.durationProblems("database.connect_timeout", d.ConnectTimeout, Defaults().Database.ConnectTimeout)...)
+	if d.ConnectTimeout > 0 && d.ConnectTimeout%time.Second != 0 {
+		ps = append(ps, c.at("database.connect_timeout", "must be a whole number of seconds: the server's client library counts it in seconds"))
+	}
+	return ps
+}
+
+// requiredPath checks a required absolute path.
+func (c *Config) requiredPath(field, path, what string) Problems {
+	switch {
+	case path == "":
+		return Problems{c.at(field, "required: %s", what)}
+	case !filepath.IsAbs(path):
+		return Problems{c.at(field, "must be an absolute path")}
+	}
+	return nil
+}
+
+// optionalPath checks a path that may be empty. The path is not quoted back
+// in case it is a password put in the wrong key.
+func (c *Config) optionalPath(field, path string) Problems {
+	if path != "" && !filepath.IsAbs(path) {
+		return Problems{c.at(field, "must be an absolute path")}
+	}
+	return nil
+}
+
+// secretProblems checks the form of the secret at field (e.g.
+// "database.superuser"); hostProblems reads the file.
+func (c *Config) secretProblems(field string, s Secret) Problems {
+	if s.PasswordFile != "" && s.PasswordEnv != "" {
+		return Problems{c.at(field, "password_file and password_env are both set: keep one")}
+	}
+	ps := c.optionalPath(field+".password_file", s.PasswordFile)
+	if s.PasswordEnv != "" && !validEnvName(s.PasswordEnv) {
+		// Not quoted back: this is where a password typed into the wrong
+		// key would land.
+		ps = append(ps, c.at(field+".password_env", "must be the name of an environment variable (letters, digits and _), not the password itself"))
+	}
+	return ps
+}
+
+func validEnvName(name string) bool {
+	for i, r := range name {
+		letter := r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')
+		if !letter && (i == 0 || r < '0' || r > '9') {
+			return false
+		}
+	}
+	return name != ""
+}
+
+func (c *Config) dcsProblems() Problems {
+	var ps Problems
+	d := c.DCS
+	switch {
+	case len(d.Endpoints) == 0 && !d.Embedded.Enabled:
+		ps = append(ps, c.at("dcs", "set dcs.endpoints (an external etcd) or dcs.embedded.enabled: true (an etcd member inside the agent)"))
+	case len(d.Endpoints) > 0 && d.Embedded.Enabled:
+		ps = append(ps, c.at("dcs", "dcs.endpoints and dcs.embedded are both set: use an external etcd or the embedded member, not both"))
+	}
+	for i, e := range d.Endpoints {
+		field := fmt.Sprintf("dcs.endpoints[%d]", i)
+		if msg := etcdURLProblem(e); msg != "" {
+			ps = append(ps, c.at(field, "%s", msg))
+		}
+	}
+	if d.Embedded.Enabled {
+		ps = append(ps, c.embeddedProblems()...)
+	}
+	if !strings.HasPrefix(d.Prefix, "/") || (len(d.Prefix) > 1 && strings.HasSuffix(d.Prefix, "/")) || strings.ContainsAny(d.Prefix, " \t\n") {
+		ps = append(ps, c.at("dcs.prefix", "must start with / and not end with one, e.g. /vigil"))
+	}
+	ps = append(ps, c.optionalPath("dcs.tls.ca_file", d.TLS.CAFile)...)
+	ps = append(ps, c.optionalPath("dcs.tls.cert_file", d.TLS.CertFile)...)
+	ps = append(ps, c.optionalPath("dcs.tls.key_file", d.TLS.KeyFile)...)
+	switch {
+	case d.TLS.CertFile != "" && d.TLS.KeyFile == "":
+		ps = append(ps, c.at("dcs.tls.key_file", "required with dcs.tls.cert_file: the client certificate's private key"))
+	case d.TLS.CertFile == "" && d.TLS.KeyFile != "":
+		ps = append(ps, c.at("dcs.tls.cert_file", "required with dcs.tls.key_file: the client certificate"))
+	}
+	switch {
+	case d.Username != "" && !d.IsSet():
+		ps = append(ps, c.at("dcs.username", "needs dcs.password_file or dcs.password_env: etcd authenticates a user by password"))
+	case d.Username == "" && d.IsSet():
+		ps = append(ps, c.at("dcs.username", "required with dcs.password_file or dcs.password_env: the etcd user the password belongs to"))
+	}
+	ps = append(ps, c.secretProblems("dcs", d.Secret)...)
+	return ps
+}
+
+// etcdURLProblem says what is wrong with an etcd client or peer URL.
+func etcdURLProblem(raw string) string {
+	const want = "must be a URL with scheme, address and port, e.g. http://198.18.0.21:2379"
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.Port() == "" {
+		return want
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return "must be just scheme, address and port, e.g. http://198.18.0.21:2379"
+	}
+	return ""
+}
+
+func (c *Config) embeddedProblems() Problems {
+	var ps Problems
+	e := c.DCS.Embedded
+	for _, u := range []struct{ field, value string }{
+		{"dcs.embedded.peer_url", e.PeerURL},
+		{"dcs.embedded.client_url", e.ClientURL},
+	} {
+		switch {
+		case u.value == "":
+			ps = append(ps, c.at(u.field, "required with dcs.embedded.enabled (e.g. http://198.18.0.11:2380 for peers, :2379 for clients)"))
+		case etcdURLProblem(u.value) != "":
+			ps = append(ps, c.at(u.field, "%s", etcdURLProblem(u.value)))
+		}
+	}
+	ps = append(ps, c.optionalPath("dcs.embedded.data_dir", e.DataDir)...)
+	tick, election := e.raftTiming()
+	switch {
+	case election > maxElectionMs:
+		ps = append(ps, c.at("dcs.embedded.election_ms", "must be at most %d: etcd refuses a longer election timeout", maxElectionMs))
+	case 5*tick > election:
+		ps = append(ps, c.at("dcs.embedded.election_ms", "must be at least 5 times dcs.embedded.tick_ms (%d): etcd refuses to start otherwise", 5*tick))
+	}
+	if len(e.InitialCluster) == 0 {
+		return append(ps, c.at("dcs.embedded.initial_cluster", "required with dcs.embedded.enabled: every member's name and peer URL, the same on every member"))
+	}
+	names := make([]string, 0, len(e.InitialCluster))
+	for name := range e.InitialCluster {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		field := "dcs.embedded.initial_cluster." + name
+		if msg := nameProblem(name); msg != "" {
+			ps = append(ps, c.at(field, "%s", msg))
+		}
+		if msg := etcdURLProblem(e.InitialCluster[name]); msg != "" {
+			ps = append(ps, c.at(field, "%s", msg))
+		}
+	}
+	// etcd refuses to start when its own entry is missing or differs; saying
+	// so here names the keys to fix.
+	own, ok := e.InitialCluster[c.Node.Name]
+	switch {
+	case c.Node.Name == "":
+	case !ok:
+		ps = append(ps, c.at("dcs.embedded.initial_cluster", "must list this node (%s) with its peer URL: the embedded member is named after node.name", c.Node.Name))
+	case e.PeerURL != "" && own != e.PeerURL:
+		ps = append(ps, c.at("dcs.embedded.initial_cluster."+c.Node.Name, "must equal dcs.embedded.peer_url (%s)", e.PeerURL))
+	}
+	return ps
+}
+
+// etcd's raft defaults and its upper limit on the election timeout, in
+// milliseconds (go.etcd.io/etcd/server/v3/embed).
+const (
+	defaultTickMs     = 100
+	defaultElectionMs = 1000
+	maxElectionMs     = 50000
+)
+
+// raftTiming returns the heartbeat interval and election timeout etcd will
+// use, in milliseconds.
+func (e Embedded) raftTiming() (tick, election uint) {
+	tick, election = e.TickMs, e.ElectionMs
+	if tick == 0 {
+		tick = defaultTickMs
+	}
+	if election == 0 {
+		election = defaultElectionMs
+	}
+	return tick, election
+}
+
+func (c *Config) vipProblems() Problems {
+	var ps Problems
+	v := c.VIP
+	if v.GratuitousARPCount < 0 {
+		ps = append(ps, c.at("vip.gratuitous_arp_count", "must be 0 (send none) or more"))
+	}
+	if v.Address == "" {
+		return ps
+	}
+	prefix, err := netip.ParsePrefix(v.Address)
+	if err != nil {
+		return append(ps, c.at("vip.address", "must be an address with its prefix length, e.g. 198.18.0.100/24"))
+	}
+	if host, err := netip.ParseAddr(c.Node.Host); err == nil && host == prefix.Addr() {
+		ps = append(ps, c.at("vip.address", "must differ from node.host: the VIP moves between nodes, node.host must stay put"))
+	}
+	if v.Interface == "" {
+		ps = append(ps, c.at("vip.interface", "required with vip.address: the network interface to add the address to (e.g. eth0)"))
+	}
+	return ps
+}
+
+func (c *Config) trustedIPProblems() Problems {
+	var ps Problems
+	if len(c.TrustedIPs) == 0 && c.Failover.Automatic {
+		ps = append(ps, c.at("trusted_ips", "required while failover.automatic is true: at least one address outside the cluster (e.g. the gateway) that lets an agent tell it is the one cut off; or set failover.automatic: false"))
+	}
+	vip, _ := netip.ParsePrefix(c.VIP.Address)
+	host, _ := netip.ParseAddr(c.Node.Host)
+	for i, raw := range c.TrustedIPs {
+		field := fmt.Sprintf("trusted_ips[%d]", i)
+		ip, err := trustedAddr(raw)
+		switch {
+		case err != nil:
+			ps = append(ps, c.at(field, "must be an IP address or IP:port: a host name would need DNS, which may be what failed"))
+		case (ip.IsLoopback() || ip.IsUnspecified()) && !host.IsLoopback():
+			ps = append(ps, c.at(field, "%s always answers, so it cannot tell a node it is cut off: use an address outside this host", ip))
+		case ip == host && !host.IsLoopback():
+			ps = append(ps, c.at(field, "%s is node.host, which always answers: use an address outside this host", ip))
+		case vip.IsValid() && ip == vip.Addr():
+			ps = append(ps, c.at(field, "%s is the VIP, which may be on this very node: use an address outside the cluster", ip))
+		}
+	}
+	return ps
+}
+
+// trustedAddr reads a trusted address: an IP, or IP:port for the TCP probe.
+func trustedAddr(raw string) (netip.Addr, error) {
+	if ap, err := netip.ParseAddrPort(raw); err == nil {
+		return ap.Addr(), nil
+	}
+	return netip.ParseAddr(raw)
+}
+
+// durationProblems checks that a duration is positive; relations between
+// durations are checked only once each is.
+func (c *Config) durationProblems(field string, d, def time.Duration) Problems {
+	if d <= 0 {
+		return Problems{c.at(field, "must be positive (the default is %s)", def)}
+	}
+	return nil
+}
+
+func (c *Config) timingProblems() Problems {
+	t := c.Timing
+	def := Defaults().Timing
+	var ps Problems
+	for _, d := range []struct {
+		field      string
+		value, def time.Duration
+	}{
+		{"timing.lease_ttl", t.LeaseTTL, def.LeaseTTL},
+		{"timing.loop_interval", t.LoopInterval, def.LoopInterval},
+		{"timing.dcs_timeout", t.DCSTimeout, def.DCSTimeout},
+		{"timing.db_timeout", t.DBTimeout, def.DBTimeout},
+		{"timing.promote_timeout", t.PromoteTimeout, def.PromoteTimeout},
+		{"timing.readiness_timeout", t.ReadinessTimeout, def.ReadinessTimeout},
+	} {
+		ps = append(ps, c.durationProblems(d.field, d.value, d.def)...)
+	}
+	if len(ps) > 0 {
+		return ps
+	}
+	if t.LeaseTTL%time.Second != 0 {
+		ps = append(ps, c.at("timing.lease_ttl", "must be a whole number of seconds: etcd grants leases in seconds"))
+	}
+	// The lease arithmetic of package decision: a leader that cannot renew
+	// serves until lease_ttl/2 after its last renewal and demotes at its next
+	// tick. That tick may itself wait dcs_timeout on a hung etcd, and the
+	// demotion must finish before the lease expires and a standby may
+	// promote. Anything at or past lease_ttl/2 leaves no time at all.
+	half := t.LeaseTTL / 2
+	switch {
+	case t.LoopInterval >= half:
+		ps = append(ps, c.at("timing.loop_interval", "must be less than half of timing.lease_ttl (%s): a leader that cannot renew its lease must get to demote itself before the lease expires", half))
+	case t.LoopInterval+t.DCSTimeout >= half:
+		ps = append(ps, c.at("timing.dcs_timeout", "must be less than timing.lease_ttl/2 - timing.loop_interval (%s): a leader whose lease renewal hangs this long must still demote itself before the lease expires", half-t.LoopInterval))
+	}
+	if t.ReadinessTimeout <= t.DBTimeout {
+		ps = append(ps, c.at("timing.readiness_timeout", "must be longer than timing.db_timeout (%s): the readiness gate needs time for at least one write probe", t.DBTimeout))
+	}
+	return ps
+}
+
+func (c *Config) failoverProblems() Problems {
+	var ps Problems
+	f := c.Failover
+	if !slices.Contains([]string{SyncOff, SyncOn, SyncStrict}, f.SynchronousMode) {
+		ps = append(ps, c.at("failover.synchronous_mode", "%q is not a mode: use off, on or strict", f.SynchronousMode))
+	}
+	switch f.PrimaryCrash {
+	case CrashFailover:
+	case CrashRestart:
+		ps = append(ps, c.durationProblems("failover.restart_timeout", f.RestartTimeout, Defaults().Failover.RestartTimeout)...)
+	default:
+		ps = append(ps, c.at("failover.primary_crash", "%q is not a policy: use failover or restart", f.PrimaryCrash))
+	}
+	return ps
+}
+
+// settingWarnings flags values that work but are probably not meant.
+func (c *Config) settingWarnings() Problems {
+	var ws Problems
+	if host, err := netip.ParseAddr(c.Node.Host); err == nil && host.IsLoopback() {
+		for i, raw := range c.TrustedIPs {
+			if ip, err := trustedAddr(raw); err == nil && ip.IsLoopback() {
+				ws = append(ws, c.at(fmt.Sprintf("trusted_ips[%d]", i), "%s is loopback: accepted only because every node runs on this host (a lab), where no node can be cut off", ip))
+			}
+		}
+	}
+	t := c.Timing
+	if c.Database.ConnectTimeout > t.DBTimeout && t.DBTimeout > 0 {
+		ws = append(ws, c.at("database.connect_timeout", "is longer than timing.db_timeout (%s), which bounds every database call including its connection, so it never takes effect", t.DBTimeout))
+	}
+	if c.VIP.Address == "" && c.VIP.Interface != "" {
+		ws = append(ws, c.at("vip.interface", "is set but vip.address is empty: no VIP is managed"))
+	}
+	if e := c.DCS.Embedded; e.Enabled {
+		// etcd raises shorter leases to 1.5 election timeouts, rounded up
+		// to seconds. Still safe (the leader demotes after lease_ttl/2 by
+		// its own clock), but failovers then take longer than lease_ttl.
+		_, election := e.raftTiming()
+		minTTL := time.Duration((3*election+1999)/2000) * time.Second
+		if t.LeaseTTL > 0 && t.LeaseTTL < minTTL {
+			ws = append(ws, c.at("timing.lease_ttl", "is below etcd's shortest lease with election_ms %d (%s), which etcd uses instead: failovers take that long", election, minTTL))
+		}
+		switch n := len(e.InitialCluster); {
+		case n == 1:
+			ws = append(ws, c.at("dcs.embedded.initial_cluster", "has one member: etcd, and with it every failover, stops when that member does; use 3 or 5"))
+		case n > 1 && n%2 == 0:
+			ws = append(ws, c.at("dcs.embedded.initial_cluster", "has %d members: etcd needs a majority, so %d tolerate no more failures than %d; use an odd number", n, n, n-1))
+		}
+	}
+	return ws
+}

@@ -1,0 +1,203 @@
+package database
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Observation is what one look at a server shows. A server that cannot be
+// reached yields Reachable=false and the zero value for everything else.
+type Observation struct {
+	Node       string    `json:"node"`
+	ObservedAt time.Time `json:"observed_at"`
+	Reachable  bool      `json:"reachable"`
+	InRecovery bool      `json:"in_recovery"`
+	// ReadOnly is the session's transaction_read_only: true on a standby and
+	// on a primary with default_transaction_read_only.
+	ReadOnly bool   `json:"read_only"`
+	Timeline uint32 `json:"timeline"`
+
+	CurrentLSN  LSN `json:"current_lsn"`  // primary: where it writes
+	ReceivedLSN LSN `json:"received_lsn"` // standby: flushed by the WAL receiver
+	ReplayedLSN LSN `json:"replayed_lsn"` // standby: applied by the startup process
+	// ReplayPaused is true when replay was paused (pg_wal_replay_pause).
+	ReplayPaused bool `json:"replay_paused"`
+	// ReplayBacklogBytes is received minus replayed: the work a promotion has
+	// to finish before the server can write. The seed incident's 35 s.
+	ReplayBacklogBytes uint64 `json:"replay_backlog_bytes"`
+	// LastReplayedAt is the commit time of the last replayed transaction.
+	LastReplayedAt time.Time `json:"last_replayed_at,omitzero"`
+	// UpstreamHost and UpstreamPort are where a standby is configured to
+	// stream from (primary_conninfo), whether or not it is connected.
+	UpstreamHost string `json:"upstream_host,omitempty"`
+	UpstreamPort int    `json:"upstream_port,omitempty"`
+	// WALReceiver is empty on a primary and on a standby that is not streaming.
+	WALReceiver *WALReceiver `json:"wal_receiver,omitempty"`
+
+	SynchronousStandbyNames string    `json:"synchronous_standby_names"`
+	SynchronousCommit       string    `json:"synchronous_commit"`
+	Standbys                []Standby `json:"standbys,omitempty"`
+
+	SystemIdentifier string `json:"system_identifier"`
+	ServerVersionNum int    `json:"server_version_num"`
+	ServerVersion    string `json:"server_version"`
+}
+
+// WALReceiver is a standby's connection to its upstream.
+type WALReceiver struct {
+	Status      string `json:"status"`
+	ReceivedTLI uint32 `json:"received_tli"`
+	SenderHost  string `json:"sender_host"`
+	SenderPort  int    `json:"sender_port"`
+	SlotName    string `json:"slot_name"`
+}
+
+// Standby is one connected replica as its primary (or cascading upstream) sees it.
+type Standby struct {
+	ApplicationName string  `json:"application_name"`
+	ClientAddr      string  `json:"client_addr"`
+	State           string  `json:"state"`
+	SentLSN         LSN     `json:"sent_lsn"`
+	WriteLSN        LSN     `json:"write_lsn"`
+	FlushLSN        LSN     `json:"flush_lsn"`
+	ReplayLSN       LSN     `json:"replay_lsn"`
+	SyncState       string  `json:"sync_state"`
+	SyncPriority    int     `json:"sync_priority"`
+	ReplayLagSec    float64 `json:"replay_lag_s"`
+}
+
+// Observe looks at the server once. A connection failure is returned as a
+// *ConnectError together with an Observation that says Reachable=false.
+func (s *Server) Observe(ctx context.Context) (Observation, error) {
+	obs := Observation{Node: s.Name, ObservedAt: time.Now()}
+	err := s.withConn(ctx, func(c *pgx.Conn) error {
+		obs.Reachable = true
+		return s.observe(ctx, c, &obs)
+	})
+	if err != nil {
+		return obs, fmt.Errorf("observe %s: %w", s.Name, err)
+	}
+	return obs, nil
+}
+
+func (s *Server) observe(ctx context.Context, c *pgx.Conn, obs *Observation) error {
+	var sysid int64
+	err := c.QueryRow(ctx, s.sql(qServerState)).Scan(
+		&obs.InRecovery, &obs.ReadOnly, &obs.ServerVersionNum, &obs.ServerVersion,
+		&sysid, &obs.SynchronousStandbyNames, &obs.SynchronousCommit)
+	if err != nil {
+		return fmt.Errorf("read server state: %w", err)
+	}
+	obs.SystemIdentifier = strconv.FormatUint(uint64(sysid), 10)
+	if obs.InRecovery {
+		if err := s.observeStandby(ctx, c, obs); err != nil {
+			return err
+		}
+	} else if err := s.observePrimary(ctx, c, obs); err != nil {
+		return err
+	}
+	return s.observeStandbys(ctx, c, obs)
+}
+
+func (s *Server) observePrimary(ctx context.Context, c *pgx.Conn, obs *Observation) error {
+	var lsn, walfile string
+	err := c.QueryRow(ctx, s.sql(qPrimaryPosition)).Scan(&lsn, &walfile)
+	if err != nil {
+		return fmt.Errorf("read current WAL position: %w", err)
+	}
+	if obs.CurrentLSN, err = ParseLSN(lsn); err != nil {
+		return err
+	}
+	// The first 8 hex digits of a WAL file name are its timeline.
+	if len(walfile) >= 8 {
+		tli, err := strconv.ParseUint(walfile[:8], 16, 32)
+		if err != nil {
+			return fmt.Errorf("timeline from WAL file name %q: %w", walfile, err)
+		}
+		obs.Timeline = uint32(tli)
+	}
+	return nil
+}
+
+func (s *Server) observeStandby(ctx context.Context, c *pgx.Conn, obs *Observation) error {
+	var received, replayed *string
+	var replayedAt *time.Time
+	var checkpointTLI int64
+	var conninfo string
+	err := c.QueryRow(ctx, s.sql(qRecoveryState)).Scan(
+		&received, &replayed, &obs.ReplayPaused, &replayedAt, &checkpointTLI, &conninfo)
+	if err != nil {
+		return fmt.Errorf("read recovery state: %w", err)
+	}
+	if obs.ReceivedLSN, err = parseOptionalLSN(received); err != nil {
+		return err
+	}
+	if obs.ReplayedLSN, err = parseOptionalLSN(replayed); err != nil {
+		return err
+	}
+	if replayedAt != nil {
+		obs.LastReplayedAt = *replayedAt
+	}
+	obs.ReplayBacklogBytes = obs.ReceivedLSN.Sub(obs.ReplayedLSN)
+	obs.Timeline = uint32(checkpointTLI)
+	// The conninfo may hold a password: only host and port leave this function.
+	kv := ParseConninfo(conninfo)
+	obs.UpstreamHost = kv["host"]
+	obs.UpstreamPort, _ = strconv.Atoi(kv["port"])
+
+	rows, err := c.Query(ctx, s.sql(qWALReceiver))
+	if err != nil {
+		return fmt.Errorf("read WAL receiver: %w", err)
+	}
+	receivers, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (WALReceiver, error) {
+		var w WALReceiver
+		var tli int64
+		err := r.Scan(&w.Status, &tli, &w.SenderHost, &w.SenderPort, &w.SlotName)
+		w.ReceivedTLI = uint32(tli)
+		return w, err
+	})
+	if err != nil {
+		return fmt.Errorf("read WAL receiver: %w", err)
+	}
+	if len(receivers) > 0 {
+		obs.WALReceiver = &receivers[0]
+		// The control file's timeline only moves at restartpoints; the
+		// receiver knows the newest timeline as soon as it streams it.
+		obs.Timeline = max(obs.Timeline, receivers[0].ReceivedTLI)
+	}
+	return nil
+}
+
+func (s *Server) observeStandbys(ctx context.Context, c *pgx.Conn, obs *Observation) error {
+	rows, err := c.Query(ctx, s.sql(qStandbys))
+	if err != nil {
+		return fmt.Errorf("read connected standbys: %w", err)
+	}
+	standbys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Standby, error) {
+		var sb Standby
+		var sent, write, flush, replay *string
+		if err := r.Scan(&sb.ApplicationName, &sb.ClientAddr, &sb.State, &sent, &write, &flush, &replay,
+			&sb.SyncState, &sb.SyncPriority, &sb.ReplayLagSec); err != nil {
+			return sb, err
+		}
+		var err error
+		for _, p := range []struct {
+			dst *LSN
+			src *string
+		}{{&sb.SentLSN, sent}, {&sb.WriteLSN, write}, {&sb.FlushLSN, flush}, {&sb.ReplayLSN, replay}} {
+			if *p.dst, err = parseOptionalLSN(p.src); err != nil {
+				return sb, err
+			}
+		}
+		return sb, nil
+	})
+	if err != nil {
+		return fmt.Errorf("read connected standbys: %w", err)
+	}
+	obs.Standbys = standbys
+	return nil
+}

@@ -1,0 +1,472 @@
+// Package dcs is the distributed configuration store the agents coordinate
+// through: etcd, reached with the v3 client whether it runs as an external
+// cluster, embedded in the agents, or in a witness (see embedded.go).
+//
+// Keys, under /vigil/<cluster>/:
+//
+//	leader            name of the leader, under the leader's lease
+//	primary           the writable-primary record, under the leader's lease:
+//	                  routers (VIP, health endpoint) act on it
+//	members/<name>    each member's published state, under its own lease
+//	config            cluster-wide settings changed at run time (pause)
+//	sync              the recorded synchronous standby set
+//	status            the newest WAL position and timeline a leader published
+//	request           a pending switchover or failover request
+//	history/<time>    one record per failover or switchover
+package dcs
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/vigil-ha/vigil/internal/decision"
+)
+
+// Options say how to reach etcd.
+type Options struct {
+	Endpoints   []string
+	TLS         *tls.Config
+	Username    string
+	Password    string // resolved secret; never logged
+	DialTimeout time.Duration
+	// Prefix is the root of every key, "/vigil" by default.
+	Prefix  string
+	Cluster string
+	// LeaseTTL is the TTL of the leader and member leases (whole seconds).
+	LeaseTTL time.Duration
+	Logger   *slog.Logger
+}
+
+// Store is one agent's session with the DCS. Its methods are safe for
+// concurrent use.
+type Store struct {
+	client *clientv3.Client
+	root   string
+	ttl    int64
+	log    *slog.Logger
+
+	mu          sync.Mutex
+	leaderLease clientv3.LeaseID
+	memberLease clientv3.LeaseID
+}
+
+// Open creates a client. It does not wait for etcd to answer: an agent must
+// start and report "DCS unreachable" rather than hang.
+func Open(o Options) (*Store, error) {
+	if len(o.Endpoints) == 0 {
+		return nil, errors.New("open DCS: no endpoints")
+	}
+	if o.Cluster == "" {
+		return nil, errors.New("open DCS: no cluster name")
+	}
+	if o.Prefix == "" {
+		o.Prefix = "/vigil"
+	}
+	ttl := int64(o.LeaseTTL.Round(time.Second) / time.Second)
+	if ttl < 1 {
+		return nil, fmt.Errorf("open DCS: lease TTL %s is under one second", o.LeaseTTL)
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 2 * time.Second
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            o.Endpoints,
+		DialTimeout:          o.DialTimeout,
+		DialKeepAliveTime:    o.DialTimeout,
+		DialKeepAliveTimeout: o.DialTimeout,
+		TLS:                  o.TLS,
+		Username:             o.Username,
+		Password:             o.Password,
+		Logger:               zap.NewNop(),
+		AutoSyncInterval:     0,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open DCS %s: %w", strings.Join(o.Endpoints, ","), err)
+	}
+	return &Store{
+		client: cli,
+		root:   strings.TrimSuffix(o.Prefix, "/") + "/" + o.Cluster + "/",
+		ttl:    ttl,
+		log:    logger,
+	}, nil
+}
+
+// Close ends the session without releasing anything: leases expire on their own.
+func (s *Store) Close() error { return s.client.Close() }
+
+// Client exposes the etcd client for tools that need raw access (tests, ctl).
+func (s *Store) Client() *clientv3.Client { return s.client }
+
+func (s *Store) key(parts ...string) string { return s.root + strings.Join(parts, "/") }
+
+// Member is what an agent publishes about its node.
+type Member struct {
+	decision.Member
+	Host      string    `json:"host"`
+	Port      int       `json:"port"`
+	APIURL    string    `json:"api_url,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// ConfigDigest is a digest of the settings that must agree across
+	// members (TTL, loop interval, synchronous mode, ...).
+	ConfigDigest string `json:"config_digest"`
+	Version      string `json:"version"`
+}
+
+// Primary is the writable-primary record.
+type Primary struct {
+	Node      string    `json:"node"`
+	Host      string    `json:"host"`
+	Port      int       `json:"port"`
+	Timeline  uint32    `json:"timeline"`
+	Since     time.Time `json:"since"`
+	CommitLSN string    `json:"commit_lsn"`
+}
+
+// Status is the newest position a leader published; it has no lease, so it
+// survives the leader and bounds how far behind a candidate may be.
+type Status struct {
+	Leader   string    `json:"leader"`
+	WAL      string    `json:"wal"`
+	Timeline uint32    `json:"timeline"`
+	At       time.Time `json:"at"`
+}
+
+// ClusterConfig holds the settings changed at run time for the whole cluster.
+type ClusterConfig struct {
+	Paused bool `json:"paused"`
+}
+
+// Request is a pending manual switchover or failover.
+type Request struct {
+	Kind string    `json:"kind"` // switchover | failover
+	From string    `json:"from,omitempty"`
+	To   string    `json:"to,omitempty"`
+	At   time.Time `json:"at,omitzero"`
+}
+
+// View is one consistent read of the whole cluster.
+type View struct {
+	Revision int64
+	Leader   string
+	Primary  *Primary
+	Members  map[string]Member
+	Config   ClusterConfig
+	Sync     []string
+	Status   Status
+	Request  *Request
+	// Problems lists keys that could not be decoded; they are ignored.
+	Problems []string
+}
+
+// Snapshot reads every key of the cluster in one request.
+func (s *Store) Snapshot(ctx context.Context) (View, error) {
+	resp, err := s.client.Get(ctx, s.root, clientv3.WithPrefix())
+	if err != nil {
+		return View{}, fmt.Errorf("read cluster state from DCS: %w", err)
+	}
+	v := View{Revision: resp.Header.Revision, Members: map[string]Member{}}
+	for _, kv := range resp.Kvs {
+		name := strings.TrimPrefix(string(kv.Key), s.root)
+		var derr error
+		switch {
+		case name == "leader":
+			v.Leader = string(kv.Value)
+		case name == "primary":
+			v.Primary = &Primary{}
+			derr = json.Unmarshal(kv.Value, v.Primary)
+		case name == "config":
+			derr = json.Unmarshal(kv.Value, &v.Config)
+		case name == "sync":
+			derr = json.Unmarshal(kv.Value, &v.Sync)
+		case name == "status":
+			derr = json.Unmarshal(kv.Value, &v.Status)
+		case name == "request":
+			v.Request = &Request{}
+			derr = json.Unmarshal(kv.Value, v.Request)
+		case strings.HasPrefix(name, "members/"):
+			var m Member
+			derr = json.Unmarshal(kv.Value, &m)
+			member := strings.TrimPrefix(name, "members/")
+			if derr == nil && m.Name != member {
+				derr = fmt.Errorf("record names %q", m.Name)
+			}
+			if derr == nil {
+				v.Members[member] = m
+			}
+		}
+		if derr != nil {
+			v.Problems = append(v.Problems, fmt.Sprintf("ignoring %s: %v", kv.Key, derr))
+			if name == "primary" {
+				v.Primary = nil
+			}
+			if name == "request" {
+				v.Request = nil
+			}
+		}
+	}
+	return v, nil
+}
+
+// AcquireLeader takes the leader key if it is free. Only one caller can
+// succeed: the key is created in a transaction that requires it to be
+// absent. It returns the time just before the lease was requested: the
+// lease cannot expire before that time plus the TTL.
+func (s *Store) AcquireLeader(ctx context.Context, name string) (acquired bool, grantedAt time.Time, err error) {
+	grantedAt = time.Now()
+	lease, err := s.client.Grant(ctx, s.ttl)
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("acquire leader key: grant lease: %w", err)
+	}
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(s.key("leader")), "=", 0)).
+		Then(clientv3.OpPut(s.key("leader"), name, clientv3.WithLease(lease.ID))).
+		Commit()
+	if err != nil || !resp.Succeeded {
+		if _, rerr := s.client.Revoke(context.WithoutCancel(ctx), lease.ID); rerr != nil {
+			s.log.Debug("revoke unused lease", "err", rerr)
+		}
+		if err != nil {
+			return false, time.Time{}, fmt.Errorf("acquire leader key: %w", err)
+		}
+		return false, time.Time{}, nil
+	}
+	s.mu.Lock()
+	s.leaderLease = lease.ID
+	s.mu.Unlock()
+	return true, grantedAt, nil
+}
+
+// ErrNotLeader means the leader key is no longer this agent's.
+var ErrNotLeader = errors.New("leader key lost")
+
+// RenewLeader refreshes the leader lease and checks the key still names
+// this agent. It returns the time just before the renewal was sent.
+func (s *Store) RenewLeader(ctx context.Context, name string) (time.Time, error) {
+	s.mu.Lock()
+	lease := s.leaderLease
+	s.mu.Unlock()
+	if lease == 0 {
+		return time.Time{}, ErrNotLeader
+	}
+	sent := time.Now()
+	if _, err := s.client.KeepAliveOnce(ctx, lease); err != nil {
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			s.forgetLeaderLease(lease)
+			return time.Time{}, fmt.Errorf("renew leader lease: %w", ErrNotLeader)
+		}
+		return time.Time{}, fmt.Errorf("renew leader lease: %w", err)
+	}
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.Value(s.key("leader")), "=", name),
+			clientv3.Compare(clientv3.LeaseValue(s.key("leader")), "=", lease)).
+		Commit()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("check leader key: %w", err)
+	}
+	if !resp.Succeeded {
+		s.forgetLeaderLease(lease)
+		return time.Time{}, ErrNotLeader
+	}
+	return sent, nil
+}
+
+func (s *Store) forgetLeaderLease(id clientv3.LeaseID) {
+	s.mu.Lock()
+	if s.leaderLease == id {
+		s.leaderLease = 0
+	}
+	s.mu.Unlock()
+}
+
+// ReleaseLeader gives the key up at once (revoking its lease also removes
+// the writable-primary record), so a standby need not wait for the TTL.
+func (s *Store) ReleaseLeader(ctx context.Context) error {
+	s.mu.Lock()
+	lease := s.leaderLease
+	s.leaderLease = 0
+	s.mu.Unlock()
+	if lease == 0 {
+		return nil
+	}
+	if _, err := s.client.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("release leader key: %w", err)
+	}
+	return nil
+}
+
+// HoldsLeaderLease reports whether this session believes it holds the key.
+func (s *Store) HoldsLeaderLease() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leaderLease != 0
+}
+
+// PublishPrimary records that this leader is the writable primary. It is
+// written under the leader lease, so it disappears with the leadership.
+func (s *Store) PublishPrimary(ctx context.Context, p Primary) error {
+	s.mu.Lock()
+	lease := s.leaderLease
+	s.mu.Unlock()
+	if lease == 0 {
+		return fmt.Errorf("publish writable primary: %w", ErrNotLeader)
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.Value(s.key("leader")), "=", p.Node),
+			clientv3.Compare(clientv3.LeaseValue(s.key("leader")), "=", lease)).
+		Then(clientv3.OpPut(s.key("primary"), string(data), clientv3.WithLease(lease))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("publish writable primary: %w", err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("publish writable primary: %w", ErrNotLeader)
+	}
+	return nil
+}
+
+// WithdrawPrimary removes the writable-primary record if it names node.
+func (s *Store) WithdrawPrimary(ctx context.Context, node string) error {
+	resp, err := s.client.Get(ctx, s.key("primary"))
+	if err != nil {
+		return fmt.Errorf("withdraw writable primary: %w", err)
+	}
+	for _, kv := range resp.Kvs {
+		var p Primary
+		if json.Unmarshal(kv.Value, &p) == nil && p.Node != node {
+			return nil
+		}
+		if _, err := s.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(s.key("primary")), "=", kv.ModRevision)).
+			Then(clientv3.OpDelete(s.key("primary"))).
+			Commit(); err != nil {
+			return fmt.Errorf("withdraw writable primary: %w", err)
+		}
+	}
+	return nil
+}
+
+// PublishMember writes this member's state under its own lease, creating a
+// new lease when the old one expired (after a partition, say).
+func (s *Store) PublishMember(ctx context.Context, m Member) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	lease := s.memberLease
+	s.mu.Unlock()
+	if lease != 0 {
+		if _, err := s.client.KeepAliveOnce(ctx, lease); err != nil {
+			if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				return fmt.Errorf("publish member %s: renew lease: %w", m.Name, err)
+			}
+			lease = 0
+		}
+	}
+	if lease == 0 {
+		g, err := s.client.Grant(ctx, s.ttl)
+		if err != nil {
+			return fmt.Errorf("publish member %s: grant lease: %w", m.Name, err)
+		}
+		lease = g.ID
+		s.mu.Lock()
+		s.memberLease = lease
+		s.mu.Unlock()
+	}
+	if _, err := s.client.Put(ctx, s.key("members", m.Name), string(data), clientv3.WithLease(lease)); err != nil {
+		return fmt.Errorf("publish member %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// WithdrawMember removes this member's key (clean agent shutdown).
+func (s *Store) WithdrawMember(ctx context.Context) error {
+	s.mu.Lock()
+	lease := s.memberLease
+	s.memberLease = 0
+	s.mu.Unlock()
+	if lease == 0 {
+		return nil
+	}
+	if _, err := s.client.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("withdraw member: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) putJSON(ctx context.Context, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := s.client.Put(ctx, s.key(key), string(data)); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+// SetSync records the synchronous standby set.
+func (s *Store) SetSync(ctx context.Context, names []string) error {
+	if names == nil {
+		names = []string{}
+	}
+	return s.putJSON(ctx, "sync", names)
+}
+
+// SetStatus records the leader's newest WAL position and timeline.
+func (s *Store) SetStatus(ctx context.Context, st Status) error { return s.putJSON(ctx, "status", st) }
+
+// SetPaused turns maintenance mode on or off.
+func (s *Store) SetPaused(ctx context.Context, paused bool) error {
+	return s.putJSON(ctx, "config", ClusterConfig{Paused: paused})
+}
+
+// SetRequest stores a manual switchover or failover request.
+func (s *Store) SetRequest(ctx context.Context, r Request) error { return s.putJSON(ctx, "request", r) }
+
+// ClearRequest removes the pending request.
+func (s *Store) ClearRequest(ctx context.Context) error {
+	if _, err := s.client.Delete(ctx, s.key("request")); err != nil {
+		return fmt.Errorf("clear request: %w", err)
+	}
+	return nil
+}
+
+// AppendHistory stores one failover or switchover record.
+func (s *Store) AppendHistory(ctx context.Context, at time.Time, record any) error {
+	return s.putJSON(ctx, "history/"+at.UTC().Format("20060102T150405.000000000Z"), record)
+}
+
+// History returns the raw history records, oldest first.
+func (s *Store) History(ctx context.Context) ([]json.RawMessage, error) {
+	resp, err := s.client.Get(ctx, s.key("history")+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	sort.Slice(resp.Kvs, func(i, j int) bool { return string(resp.Kvs[i].Key) < string(resp.Kvs[j].Key) })
+	out := make([]json.RawMessage, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		out = append(out, json.RawMessage(kv.Value))
+	}
+	return out, nil
+}

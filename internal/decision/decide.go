@@ -1,0 +1,324 @@
+package decision
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigil-ha/vigil/internal/database"
+)
+
+// Decide returns what this node's agent must do now. It is deterministic:
+// the same input always yields the same output.
+func Decide(in Input) Output {
+	self := in.Self
+	role := self.Role()
+	out := func(reason string, actions ...Action) Output {
+		return Output{Role: role, Actions: actions, Reason: reason}
+	}
+
+	if !in.Cluster.Reachable {
+		return decideWithoutDCS(in, out)
+	}
+	leaderIsMe := in.Cluster.Leader == self.Name && in.HoldsLeader
+
+	if !in.TrustedReachable {
+		if leaderIsMe || role == RolePrimary {
+			actions := []Action{{Kind: WithdrawWritable}, {Kind: Demote}}
+			if leaderIsMe {
+				actions = append(actions, Action{Kind: ReleaseLeader})
+			}
+			return out("no trusted IP answers: this node may be the one cut off, so it gives up the primary role", actions...)
+		}
+		return out("no trusted IP answers: this node may be the one cut off, so it will not promote")
+	}
+
+	switch {
+	case leaderIsMe:
+		return decideAsLeader(in, out)
+	case in.Cluster.Leader == self.Name:
+		// The key names us but this agent did not acquire it (a restart of
+		// the agent): the lease belongs to a previous incarnation. Let it
+		// expire rather than guess whether its server is still ours.
+		if role == RolePrimary {
+			return out("the leader key names this node from a previous agent run; demoting until it expires", Action{Kind: WithdrawWritable}, Action{Kind: Demote})
+		}
+		return out("the leader key names this node from a previous agent run; waiting for it to expire")
+	case in.Cluster.Leader != "":
+		return decideAsFollower(in, out)
+	default:
+		return decideWithoutLeader(in, out)
+	}
+}
+
+type outFunc func(reason string, actions ...Action) Output
+
+func decideWithoutDCS(in Input, out outFunc) Output {
+	self := in.Self
+	if in.HoldsLeader {
+		elapsed := in.Now.Sub(in.LeaseRenewedAt)
+		if elapsed >= in.Config.DemoteAfter() {
+			return out(fmt.Sprintf("DCS unreachable for %s since the last lease renewal (limit %s): demoting before the lease can expire elsewhere",
+				elapsed.Round(msRound), in.Config.DemoteAfter()),
+				Action{Kind: WithdrawWritable}, Action{Kind: Demote})
+		}
+		return out(fmt.Sprintf("DCS unreachable; keeping the primary role for %s more, then demoting",
+			(in.Config.DemoteAfter()-elapsed).Round(msRound)), Action{Kind: RenewLeader})
+	}
+	if self.Role() == RolePrimary {
+		return out("DCS unreachable and this node does not hold the leader key: a primary without the key must not run", Action{Kind: WithdrawWritable}, Action{Kind: Demote})
+	}
+	return out("DCS unreachable: no promotion without the DCS")
+}
+
+func decideAsLeader(in Input, out outFunc) Output {
+	self := in.Self
+	renew := Action{Kind: RenewLeader}
+	switch self.Role() {
+	case RolePrimary:
+		actions := []Action{renew}
+		reason := "leader: primary is healthy"
+		if self.Writable {
+			actions = append(actions, Action{Kind: PublishWritable})
+		} else {
+			actions = append(actions, Action{Kind: WithdrawWritable})
+			reason = "leader: primary does not commit writes; routes withdrawn"
+		}
+		if in.Cluster.Paused {
+			return out(reason+" (cluster paused)", actions...)
+		}
+		if a, why := syncAction(in); a != nil {
+			actions = append(actions, *a)
+			reason += "; " + why
+		}
+		return out(reason, actions...)
+	case RoleStandby:
+		if in.Cluster.Paused {
+			return out("leader still in recovery, cluster paused: not completing the promotion", renew, Action{Kind: WithdrawWritable})
+		}
+		return out("leader still in recovery: completing the promotion", renew, Action{Kind: WithdrawWritable}, Action{Kind: CompletePromotion})
+	case RoleUnknown:
+		// Running but not answering: starting up, shutting down or hung.
+		// Routes go at once; the key is kept while the crash policy allows.
+		fallthrough
+	default:
+		if in.Cluster.Paused {
+			return out("leader's database is down, cluster paused: no automatic action", renew, Action{Kind: WithdrawWritable})
+		}
+		downFor := in.Now.Sub(self.DownSince)
+		if self.DownSince.IsZero() {
+			downFor = 0
+		}
+		if in.Config.PrimaryCrash == CrashRestart && downFor < in.Config.RestartTimeout {
+			actions := []Action{renew, {Kind: WithdrawWritable}}
+			if self.Role() == RoleStopped {
+				actions = append(actions, Action{Kind: RestartPrimary})
+			}
+			return out(fmt.Sprintf("leader's database is down for %s: restarting it in place (policy restart, limit %s)",
+				downFor.Round(msRound), in.Config.RestartTimeout), actions...)
+		}
+		return out("leader's database is down: releasing the leader key so that a standby takes over",
+			Action{Kind: WithdrawWritable}, Action{Kind: Demote}, Action{Kind: ReleaseLeader})
+	}
+}
+
+func decideAsFollower(in Input, out outFunc) Output {
+	self := in.Self
+	leader := in.Cluster.Leader
+	switch self.Role() {
+	case RolePrimary:
+		return out(fmt.Sprintf("%s holds the leader key but this node runs a primary: stopping it", leader),
+			Action{Kind: WithdrawWritable}, Action{Kind: Demote})
+	case RoleStopped:
+		if !self.StandbyConfigured {
+			return out(fmt.Sprintf("former primary; %s is the leader now: staying stopped until rejoined (vigil ctl rejoin)", leader))
+		}
+		if in.Cluster.Paused {
+			return out("standby stopped, cluster paused: no automatic action")
+		}
+		return out(fmt.Sprintf("standby stopped: starting it to follow %s", leader),
+			Action{Kind: StartStandby, Target: leader})
+	case RoleUnknown:
+		return out("database running but not answering: waiting")
+	}
+	if self.Upstream != leader && !in.Cluster.Paused {
+		return out(fmt.Sprintf("standby streams from %q, leader is %s: following the leader", self.Upstream, leader),
+			Action{Kind: Follow, Target: leader})
+	}
+	return out(fmt.Sprintf("standby following %s", leader))
+}
+
+func decideWithoutLeader(in Input, out outFunc) Output {
+	self := in.Self
+	if in.Cluster.Paused {
+		return out("no leader, cluster paused: no automatic action")
+	}
+	switch self.Role() {
+	case RolePrimary:
+		if !self.Reachable {
+			return out("no leader; database not answering")
+		}
+		if in.Cluster.LastLeaderTimeline > self.Timeline {
+			return out(fmt.Sprintf("no leader; this primary is on timeline %d but the cluster reached %d: stopping it", self.Timeline, in.Cluster.LastLeaderTimeline),
+				Action{Kind: WithdrawWritable}, Action{Kind: Demote})
+		}
+		return out("no leader and this node runs the primary: taking the leader key", Action{Kind: AcquireLeader})
+	case RoleStopped:
+		if self.StandbyConfigured {
+			return out("no leader; standby stopped: starting it", Action{Kind: StartStandby})
+		}
+		if in.Cluster.LastLeaderTimeline > self.Timeline {
+			return out(fmt.Sprintf("former primary on timeline %d, the cluster reached %d: staying stopped until rejoined", self.Timeline, in.Cluster.LastLeaderTimeline))
+		}
+		for _, m := range sortedMembers(in.Cluster.Members) {
+			if m.Name != self.Name && (m.Timeline > self.Timeline || (m.Timeline == self.Timeline && m.WAL > self.WAL)) {
+				return out(fmt.Sprintf("former primary; %s is ahead (timeline %d, WAL %s): staying stopped", m.Name, m.Timeline, m.WAL))
+			}
+		}
+		return out("no leader; former primary with the newest history: starting it", Action{Kind: StartPrimary})
+	case RoleUnknown:
+		return out("no leader; database running but not answering: waiting")
+	}
+	// A reachable standby: is it the one to promote?
+	ok, why := isBestCandidate(in)
+	if !ok {
+		return out("no leader; not promoting: " + why)
+	}
+	return out("no leader; "+why, Action{Kind: Failover})
+}
+
+// candidate is a standby that may be promoted.
+type candidate struct {
+	name     string
+	wal      uint64
+	priority int
+}
+
+// isBestCandidate decides whether this standby should run the failover.
+func isBestCandidate(in Input) (bool, string) {
+	self := in.Self
+	if self.Priority <= 0 {
+		return false, "priority 0: this node never promotes"
+	}
+	last := in.Cluster.LastLeaderWAL
+	if lag := last.Sub(self.WAL); last != 0 && lag > in.Config.MaximumLagOnFailover {
+		return false, fmt.Sprintf("%d bytes behind the last leader position %s (maximum_lag_on_failover %d)", lag, last, in.Config.MaximumLagOnFailover)
+	}
+	cands := []candidate{{name: self.Name, wal: uint64(self.WAL), priority: self.Priority}}
+	for _, m := range sortedMembers(in.Cluster.Members) {
+		if m.Name == self.Name {
+			continue
+		}
+		if m.Reachable && m.InRecovery && !m.Isolated && m.Priority > 0 && (m.SystemID == "" || self.SystemID == "" || m.SystemID == self.SystemID) {
+			cands = append(cands, candidate{name: m.Name, wal: uint64(m.WAL), priority: m.Priority})
+		}
+	}
+
+	sync := in.Cluster.SyncStandbys
+	if in.Config.SyncMode != SyncOff && len(sync) > 0 {
+		if !slices.Contains(sync, self.Name) {
+			return false, fmt.Sprintf("synchronous mode: only the recorded synchronous standbys %s may be promoted", strings.Join(sync, ", "))
+		}
+		var missing []string
+		for _, name := range sync {
+			if name == self.Name {
+				continue
+			}
+			if _, ok := in.Cluster.Members[name]; !ok {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) > 0 {
+			return false, fmt.Sprintf("synchronous mode: cannot see synchronous standby %s, which may hold acknowledged commits this node lacks", strings.Join(missing, ", "))
+		}
+		cands = slices.DeleteFunc(cands, func(c candidate) bool { return !slices.Contains(sync, c.name) })
+	}
+
+	sort.SliceStable(cands, func(i, j int) bool {
+		a, b := cands[i], cands[j]
+		if a.wal != b.wal {
+			return a.wal > b.wal
+		}
+		if a.priority != b.priority {
+			return a.priority > b.priority
+		}
+		return a.name < b.name
+	})
+	if best := cands[0]; best.name != self.Name {
+		return false, fmt.Sprintf("%s is a better candidate (WAL %s, priority %d; this node %s, priority %d)",
+			best.name, lsnString(best.wal), best.priority, self.WAL, self.Priority)
+	}
+	return true, fmt.Sprintf("this node is the best candidate (WAL %s, priority %d, %d candidates)", self.WAL, self.Priority, len(cands))
+}
+
+// syncAction moves the synchronous set one safe step towards the standbys
+// that stream from this leader: DCS first when adding, PostgreSQL first when
+// removing, so PostgreSQL's set is always within the recorded one.
+func syncAction(in Input) (*Action, string) {
+	if in.Config.SyncMode == SyncOff {
+		if len(in.Self.SyncStandbys) > 0 {
+			return &Action{Kind: SetSyncStandbys}, "synchronous mode off: making replication asynchronous"
+		}
+		return nil, ""
+	}
+	var desired []string
+	for _, name := range in.Self.StreamingStandbys {
+		if m, ok := in.Cluster.Members[name]; ok && m.Priority > 0 {
+			desired = append(desired, name)
+		}
+	}
+	sort.Strings(desired)
+	if len(desired) == 0 && in.Config.SyncMode == SyncStrict {
+		// Keep waiting for the standbys we have: strict never goes async.
+		desired = sortedCopy(in.Self.SyncStandbys)
+		if len(desired) == 0 {
+			desired = sortedCopy(in.Cluster.SyncStandbys)
+		}
+	}
+	recorded := sortedCopy(in.Cluster.SyncStandbys)
+	current := sortedCopy(in.Self.SyncStandbys)
+	if !subset(desired, recorded) {
+		union := sortedCopy(append(slices.Clone(recorded), desired...))
+		return &Action{Kind: SetSyncKey, Names: union}, "recording synchronous standbys " + strings.Join(union, ", ") + " before enabling them"
+	}
+	if !slices.Equal(current, desired) {
+		if len(desired) == 0 {
+			return &Action{Kind: SetSyncStandbys}, "no healthy standby: making replication asynchronous"
+		}
+		return &Action{Kind: SetSyncStandbys, Names: desired}, "synchronous standbys now " + strings.Join(desired, ", ")
+	}
+	if !slices.Equal(recorded, desired) {
+		return &Action{Kind: SetSyncKey, Names: desired}, "recording synchronous standbys " + strings.Join(desired, ", ")
+	}
+	return nil, ""
+}
+
+func sortedMembers(m map[string]Member) []Member {
+	out := make([]Member, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	sort.Strings(c)
+	return slices.Compact(c)
+}
+
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+const msRound = time.Millisecond
+
+func lsnString(v uint64) string { return database.LSN(v).String() }

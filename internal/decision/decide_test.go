@@ -1,0 +1,616 @@
+package decision
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/internal/database"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func cfg() Config {
+	return Config{
+		LeaseTTL:             10 * time.Second,
+		LoopInterval:         time.Second,
+		MaximumLagOnFailover: 1 << 20,
+		SyncMode:             SyncOff,
+		PrimaryCrash:         CrashFailover,
+		RestartTimeout:       30 * time.Second,
+	}
+}
+
+func primaryLocal(name string) Local {
+	return Local{Name: name, Priority: 100, Running: true, Reachable: true, Timeline: 1, WAL: 0x5000000, Writable: true, SystemID: "7"}
+}
+
+func standbyLocal(name string, wal database.LSN) Local {
+	return Local{Name: name, Priority: 100, Running: true, Reachable: true, InRecovery: true, StandbyConfigured: true,
+		Timeline: 1, WAL: wal, SystemID: "7", Upstream: "node1"}
+}
+
+func standbyMember(name string, wal database.LSN, priority int) Member {
+	return Member{Name: name, Role: RoleStandby, Reachable: true, InRecovery: true, Timeline: 1, WAL: wal, Priority: priority, SystemID: "7", Upstream: "node1"}
+}
+
+func members(ms ...Member) map[string]Member {
+	out := map[string]Member{}
+	for _, m := range ms {
+		out[m.Name] = m
+	}
+	return out
+}
+
+// leaderInput: node1 holds the key and runs a healthy primary.
+func leaderInput() Input {
+	return Input{
+		Now: t0, Config: cfg(), Self: primaryLocal("node1"), TrustedReachable: true,
+		HoldsLeader: true, LeaseRenewedAt: t0.Add(-time.Second),
+		Cluster: Cluster{Reachable: true, Leader: "node1", LastLeaderWAL: 0x5000000, LastLeaderTimeline: 1,
+			Members: members(Member{Name: "node1", Role: RolePrimary, Reachable: true, Writable: true, Timeline: 1, WAL: 0x5000000, Priority: 100, SystemID: "7"},
+				standbyMember("node2", 0x5000000, 100), standbyMember("node3", 0x5000000, 100))},
+	}
+}
+
+// orphanInput: the leader (node1) is gone; node2 looks at the cluster.
+func orphanInput(self Local, others ...Member) Input {
+	return Input{
+		Now: t0, Config: cfg(), Self: self, TrustedReachable: true,
+		Cluster: Cluster{Reachable: true, Leader: "", LastLeaderWAL: 0x5000000, LastLeaderTimeline: 1, Members: members(others...)},
+	}
+}
+
+func kinds(o Output) []ActionKind {
+	var ks []ActionKind
+	for _, a := range o.Actions {
+		ks = append(ks, a.Kind)
+	}
+	return ks
+}
+
+func TestDecide(t *testing.T) {
+	tests := []struct {
+		name       string
+		in         func() Input
+		want       []ActionKind
+		wantNames  []string // Names of the last action, when it matters
+		wantReason string   // substring
+	}{
+		{
+			name:       "healthy primary renews and publishes",
+			in:         leaderInput,
+			want:       []ActionKind{RenewLeader, PublishWritable},
+			wantReason: "primary is healthy",
+		},
+		{
+			name: "leader whose write probe fails withdraws its routes but keeps the key",
+			in: func() Input {
+				in := leaderInput()
+				in.Self.Writable = false
+				return in
+			},
+			want:       []ActionKind{RenewLeader, WithdrawWritable},
+			wantReason: "does not commit writes",
+		},
+		{
+			name: "primary database crashed, policy failover: release the key at once",
+			in: func() Input {
+				in := leaderInput()
+				in.Self = Local{Name: "node1", Priority: 100, Timeline: 1, DownSince: t0.Add(-time.Second)}
+				return in
+			},
+			want:       []ActionKind{WithdrawWritable, Demote, ReleaseLeader},
+			wantReason: "releasing the leader key",
+		},
+		{
+			name: "primary database crashed, policy restart, within the limit: restart in place",
+			in: func() Input {
+				in := leaderInput()
+				in.Config.PrimaryCrash = CrashRestart
+				in.Self = Local{Name: "node1", Priority: 100, Timeline: 1, DownSince: t0.Add(-5 * time.Second)}
+				return in
+			},
+			want:       []ActionKind{RenewLeader, WithdrawWritable, RestartPrimary},
+			wantReason: "restarting it in place",
+		},
+		{
+			name: "primary database crashed, policy restart, limit passed: release",
+			in: func() Input {
+				in := leaderInput()
+				in.Config.PrimaryCrash = CrashRestart
+				in.Self = Local{Name: "node1", Priority: 100, Timeline: 1, DownSince: t0.Add(-31 * time.Second)}
+				return in
+			},
+			want: []ActionKind{WithdrawWritable, Demote, ReleaseLeader},
+		},
+		{
+			name: "primary running but not answering, policy restart: keep key, withdraw routes, do not start twice",
+			in: func() Input {
+				in := leaderInput()
+				in.Config.PrimaryCrash = CrashRestart
+				in.Self.Reachable = false
+				in.Self.DownSince = t0.Add(-time.Second)
+				return in
+			},
+			want: []ActionKind{RenewLeader, WithdrawWritable},
+		},
+		{
+			name: "leader still in recovery after winning: complete the promotion",
+			in: func() Input {
+				in := leaderInput()
+				in.Self.InRecovery = true
+				in.Self.Writable = false
+				return in
+			},
+			want: []ActionKind{RenewLeader, WithdrawWritable, CompletePromotion},
+		},
+		{
+			name: "primary node gone: the standby with the most WAL fails over",
+			in: func() Input {
+				return orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node2", 0x5000000, 100), standbyMember("node3", 0x4000000, 100))
+			},
+			want:       []ActionKind{Failover},
+			wantReason: "best candidate",
+		},
+		{
+			name: "primary node gone: the standby with less WAL waits",
+			in: func() Input {
+				return orphanInput(standbyLocal("node3", 0x4F80000), standbyMember("node2", 0x5000000, 1), standbyMember("node3", 0x4F80000, 100))
+			},
+			want:       nil,
+			wantReason: "node2 is a better candidate",
+		},
+		{
+			name: "equal WAL: higher priority wins",
+			in: func() Input {
+				self := standbyLocal("node2", 0x5000000)
+				self.Priority = 50
+				return orphanInput(self, standbyMember("node3", 0x5000000, 60))
+			},
+			want:       nil,
+			wantReason: "node3 is a better candidate",
+		},
+		{
+			name: "equal WAL and priority: smaller name wins",
+			in: func() Input {
+				return orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x5000000, 100))
+			},
+			want: []ActionKind{Failover},
+		},
+		{
+			name: "equal WAL and priority: the larger name waits",
+			in: func() Input {
+				return orphanInput(standbyLocal("node3", 0x5000000), standbyMember("node2", 0x5000000, 100))
+			},
+			wantReason: "node2 is a better candidate",
+		},
+		{
+			name: "candidate lagging more than maximum_lag_on_failover refuses",
+			in: func() Input {
+				return orphanInput(standbyLocal("node2", 0x5000000-(2<<20)))
+			},
+			wantReason: "maximum_lag_on_failover",
+		},
+		{
+			name: "candidate lagging exactly the maximum may promote",
+			in: func() Input {
+				return orphanInput(standbyLocal("node2", 0x5000000-(1<<20)))
+			},
+			want: []ActionKind{Failover},
+		},
+		{
+			name: "no candidate: priority 0 never promotes",
+			in: func() Input {
+				self := standbyLocal("node2", 0x5000000)
+				self.Priority = 0
+				return orphanInput(self)
+			},
+			wantReason: "priority 0",
+		},
+		{
+			name: "members that are isolated, unreachable or priority 0 are not better candidates",
+			in: func() Input {
+				iso := standbyMember("node3", 0x6000000, 100)
+				iso.Isolated = true
+				down := standbyMember("node4", 0x6000000, 100)
+				down.Reachable = false
+				never := standbyMember("node5", 0x6000000, 0)
+				other := standbyMember("node6", 0x6000000, 100)
+				other.SystemID = "8" // another cluster's server
+				return orphanInput(standbyLocal("node2", 0x5000000), iso, down, never, other)
+			},
+			want: []ActionKind{Failover},
+		},
+		{
+			name: "paused cluster: no failover",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000))
+				in.Cluster.Paused = true
+				return in
+			},
+			wantReason: "paused",
+		},
+		{
+			name: "paused cluster: a leader whose database died keeps the key and does nothing else",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster.Paused = true
+				in.Self = Local{Name: "node1", Priority: 100, DownSince: t0.Add(-time.Hour)}
+				return in
+			},
+			want: []ActionKind{RenewLeader, WithdrawWritable},
+		},
+		{
+			name: "paused cluster: a standby on the wrong upstream is left alone",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster.Leader = "node2"
+				in.Cluster.Paused = true
+				in.HoldsLeader = false
+				in.Self = standbyLocal("node3", 0x5000000)
+				return in
+			},
+			want: nil,
+		},
+		{
+			name: "a member that cannot reach any trusted IP never promotes",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000))
+				in.TrustedReachable = false
+				return in
+			},
+			wantReason: "will not promote",
+		},
+		{
+			name: "an isolated leader demotes itself and releases the key",
+			in: func() Input {
+				in := leaderInput()
+				in.TrustedReachable = false
+				return in
+			},
+			want: []ActionKind{WithdrawWritable, Demote, ReleaseLeader},
+		},
+		{
+			name: "DCS unreachable, standby: no promotion",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000))
+				in.Cluster = Cluster{}
+				return in
+			},
+			wantReason: "no promotion without the DCS",
+		},
+		{
+			name: "DCS unreachable, primary without the key (agent start): demote",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster = Cluster{}
+				in.HoldsLeader = false
+				return in
+			},
+			want: []ActionKind{WithdrawWritable, Demote},
+		},
+		{
+			name: "partitioned leader before the demotion point keeps serving and retries",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster = Cluster{}
+				in.LeaseRenewedAt = t0.Add(-4 * time.Second)
+				return in
+			},
+			want:       []ActionKind{RenewLeader},
+			wantReason: "1s more",
+		},
+		{
+			name: "partitioned leader at the demotion point demotes",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster = Cluster{}
+				in.LeaseRenewedAt = t0.Add(-5 * time.Second)
+				return in
+			},
+			want:       []ActionKind{WithdrawWritable, Demote},
+			wantReason: "before the lease can expire",
+		},
+		{
+			name: "another node holds the key while this node runs a primary: demote",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster.Leader = "node2"
+				in.HoldsLeader = false
+				return in
+			},
+			want: []ActionKind{WithdrawWritable, Demote},
+		},
+		{
+			name: "the key names this node from a previous agent run: demote and wait",
+			in: func() Input {
+				in := leaderInput()
+				in.HoldsLeader = false
+				return in
+			},
+			want:       []ActionKind{WithdrawWritable, Demote},
+			wantReason: "previous agent run",
+		},
+		{
+			name: "former primary returns after a failover: stays stopped",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster.Leader = "node2"
+				in.HoldsLeader = false
+				in.Self = Local{Name: "node1", Priority: 100, Timeline: 1}
+				return in
+			},
+			want:       nil,
+			wantReason: "staying stopped until rejoined",
+		},
+		{
+			name: "stopped standby starts to follow the leader",
+			in: func() Input {
+				in := leaderInput()
+				in.HoldsLeader = false
+				in.Self = Local{Name: "node3", Priority: 100, StandbyConfigured: true}
+				return in
+			},
+			want: []ActionKind{StartStandby},
+		},
+		{
+			name: "standby streaming from the old primary follows the new leader",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster.Leader = "node2"
+				in.HoldsLeader = false
+				in.Self = standbyLocal("node3", 0x5000000)
+				return in
+			},
+			want:       []ActionKind{Follow},
+			wantReason: "following the leader",
+		},
+		{
+			name: "standby already following the leader does nothing",
+			in: func() Input {
+				in := leaderInput()
+				in.HoldsLeader = false
+				in.Self = standbyLocal("node3", 0x5000000)
+				return in
+			},
+			want: nil,
+		},
+		{
+			name: "cold start: a running primary with no leader takes the key",
+			in: func() Input {
+				in := orphanInput(primaryLocal("node1"))
+				return in
+			},
+			want: []ActionKind{AcquireLeader},
+		},
+		{
+			name: "no leader, running primary on an old timeline: stop it",
+			in: func() Input {
+				in := orphanInput(primaryLocal("node1"))
+				in.Cluster.LastLeaderTimeline = 2
+				return in
+			},
+			want: []ActionKind{WithdrawWritable, Demote},
+		},
+		{
+			name: "cold start: a stopped former primary with the newest history starts",
+			in: func() Input {
+				return orphanInput(Local{Name: "node1", Priority: 100, Timeline: 1, WAL: 0x5000000}, standbyMember("node2", 0x4000000, 100))
+			},
+			want: []ActionKind{StartPrimary},
+		},
+		{
+			name: "cold start: a stopped former primary behind a member stays stopped",
+			in: func() Input {
+				m := standbyMember("node2", 0x1000, 100)
+				m.Timeline = 2
+				return orphanInput(Local{Name: "node1", Priority: 100, Timeline: 1, WAL: 0x5000000}, m)
+			},
+			wantReason: "node2 is ahead",
+		},
+		{
+			name: "stopped standby with no leader starts",
+			in: func() Input {
+				return orphanInput(Local{Name: "node2", Priority: 100, StandbyConfigured: true})
+			},
+			want: []ActionKind{StartStandby},
+		},
+		{
+			name: "synchronous mode: a standby outside the recorded set never promotes",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node3", 0x6000000), standbyMember("node2", 0x5000000, 100))
+				in.Config.SyncMode = SyncOn
+				in.Cluster.SyncStandbys = []string{"node2"}
+				return in
+			},
+			wantReason: "only the recorded synchronous standbys node2",
+		},
+		{
+			name: "synchronous mode: the recorded standby promotes although another has more WAL",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x6000000, 100))
+				in.Config.SyncMode = SyncOn
+				in.Cluster.SyncStandbys = []string{"node2"}
+				return in
+			},
+			want: []ActionKind{Failover},
+		},
+		{
+			name: "synchronous mode: a recorded standby that cannot be seen blocks the failover",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000))
+				in.Config.SyncMode = SyncStrict
+				in.Cluster.SyncStandbys = []string{"node2", "node3"}
+				return in
+			},
+			wantReason: "cannot see synchronous standby node3",
+		},
+		{
+			name: "synchronous mode: among recorded standbys the most WAL wins",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x5000100, 100))
+				in.Config.SyncMode = SyncOn
+				in.Cluster.SyncStandbys = []string{"node2", "node3"}
+				return in
+			},
+			wantReason: "node3 is a better candidate",
+		},
+		{
+			name: "sync: a new streaming standby is recorded in the DCS before PostgreSQL waits for it",
+			in: func() Input {
+				in := leaderInput()
+				in.Config.SyncMode = SyncOn
+				in.Self.StreamingStandbys = []string{"node3", "node2"}
+				in.Self.SyncStandbys = []string{"node2"}
+				in.Cluster.SyncStandbys = []string{"node2"}
+				return in
+			},
+			want:      []ActionKind{RenewLeader, PublishWritable, SetSyncKey},
+			wantNames: []string{"node2", "node3"},
+		},
+		{
+			name: "sync: once recorded, PostgreSQL waits for it",
+			in: func() Input {
+				in := leaderInput()
+				in.Config.SyncMode = SyncOn
+				in.Self.StreamingStandbys = []string{"node2", "node3"}
+				in.Self.SyncStandbys = []string{"node2"}
+				in.Cluster.SyncStandbys = []string{"node2", "node3"}
+				return in
+			},
+			want:      []ActionKind{RenewLeader, PublishWritable, SetSyncStandbys},
+			wantNames: []string{"node2", "node3"},
+		},
+		{
+			name: "sync: a standby that stopped streaming leaves PostgreSQL's set before the DCS record",
+			in: func() Input {
+				in := leaderInput()
+				in.Config.SyncMode = SyncOn
+				in.Self.StreamingStandbys = []string{"node2"}
+				in.Self.SyncStandbys = []string{"node2", "node3"}
+				in.Cluster.SyncStandbys = []string{"node2", "node3"}
+				return in
+			},
+			want:      []ActionKind{RenewLeader, PublishWritable, SetSyncStandbys},
+			wantNames: []string{"node2"},
+		},
+		{
+			name: "sync: then the DCS record follows",
+			in: func() Input {
+				in := leaderInput()
+				in.Config.SyncMode = SyncOn
+				in.Self.StreamingStandbys = []string{"node2"}
+				in.Self.SyncStandbys = []string{"node2"}
+				in.Cluster.SyncStandbys = []string{"node2", "node3"}
+				return in
+			},
+			want:      []ActionKind{RenewLeader, PublishWritable, SetSyncKey},
+			wantNames: []string{"node2"},
+		},
+		{
+			name: "sync on: no standby left goes asynchronous",
+			in: func() Input {
+				in := leaderInput()
+				in.Config.SyncMode = SyncOn
+				in.Self.SyncStandbys = []string{"node2"}
+				in.Cluster.SyncStandbys = []string{"node2"}
+				return in
+			},
+			want:      []ActionKind{RenewLeader, PublishWritable, SetSyncStandbys},
+			wantNames: nil,
+		},
+		{
+			name: "sync strict: no standby left keeps waiting for the last ones",
+			in: func() Input {
+				in := leaderInput()
+				in.Config.SyncMode = SyncStrict
+				in.Self.SyncStandbys = []string{"node2"}
+				in.Cluster.SyncStandbys = []string{"node2"}
+				return in
+			},
+			want: []ActionKind{RenewLeader, PublishWritable},
+		},
+		{
+			name: "sync off: leftover synchronous settings are removed",
+			in: func() Input {
+				in := leaderInput()
+				in.Self.SyncStandbys = []string{"node2"}
+				return in
+			},
+			want: []ActionKind{RenewLeader, PublishWritable, SetSyncStandbys},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.in()
+			got := Decide(in)
+			if !reflect.DeepEqual(kinds(got), tt.want) {
+				t.Errorf("actions = %v, want %v (reason: %s)", kinds(got), tt.want, got.Reason)
+			}
+			if tt.wantNames != nil && len(got.Actions) > 0 {
+				if last := got.Actions[len(got.Actions)-1]; !reflect.DeepEqual(last.Names, tt.wantNames) {
+					t.Errorf("names = %v, want %v", last.Names, tt.wantNames)
+				}
+			}
+			if !strings.Contains(got.Reason, tt.wantReason) {
+				t.Errorf("reason = %q, want it to contain %q", got.Reason, tt.wantReason)
+			}
+			if got.Reason == "" {
+				t.Error("empty reason")
+			}
+			// Deterministic: the same input gives the same output.
+			if again := Decide(tt.in()); !reflect.DeepEqual(again, got) {
+				t.Errorf("second call differs: %+v vs %+v", again, got)
+			}
+		})
+	}
+}
+
+// TestPartitionedLeaderDemotesBeforeLeaseCanExpire walks a leader that lost
+// the DCS through every loop tick and checks the lease arithmetic: it
+// demotes at a tick that leaves at least the documented demotion budget
+// before any other node could acquire the key.
+func TestPartitionedLeaderDemotesBeforeLeaseCanExpire(t *testing.T) {
+	for _, c := range []struct{ ttl, loop time.Duration }{
+		{10 * time.Second, time.Second},
+		{4 * time.Second, 500 * time.Millisecond},
+		{3 * time.Second, 200 * time.Millisecond},
+		{30 * time.Second, 10*time.Second - time.Millisecond},
+	} {
+		in := leaderInput()
+		in.Config.LeaseTTL, in.Config.LoopInterval = c.ttl, c.loop
+		renewed := t0
+		in.LeaseRenewedAt = renewed
+		in.Cluster = Cluster{}
+		var demotedAt time.Duration = -1
+		// Ticks start at an arbitrary phase after the last renewal.
+		for tick := c.loop / 3; tick < 2*c.ttl; tick += c.loop {
+			in.Now = renewed.Add(tick)
+			if Decide(in).Has(Demote) {
+				demotedAt = tick
+				break
+			}
+		}
+		if demotedAt < 0 {
+			t.Fatalf("ttl %s loop %s: never demoted", c.ttl, c.loop)
+		}
+		budget := c.ttl - demotedAt
+		if want := c.ttl/2 - c.loop; budget < want {
+			t.Errorf("ttl %s loop %s: demoted %s after the last renewal, leaving %s before the lease can expire; want at least %s",
+				c.ttl, c.loop, demotedAt, budget, want)
+		}
+	}
+}
+
+// Candidate ranking must not depend on map iteration order.
+func TestCandidateOrderIsIndependentOfMapOrder(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		in := orphanInput(standbyLocal("node4", 0x5000000),
+			standbyMember("node2", 0x5000000, 100), standbyMember("node3", 0x5000000, 100), standbyMember("node5", 0x5000000, 100))
+		if got := Decide(in); got.Has(Failover) || !strings.Contains(got.Reason, "node2 is a better candidate") {
+			t.Fatalf("run %d: %+v", i, got)
+		}
+	}
+}

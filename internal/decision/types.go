@@ -1,0 +1,221 @@
+package decision
+
+import (
+	"time"
+
+	"github.com/vigil-ha/vigil/internal/database"
+)
+
+// SyncMode is the synchronous replication policy.
+type SyncMode string
+
+// Synchronous modes.
+const (
+	// SyncOff: asynchronous replication; a failover may lose the last commits.
+	SyncOff SyncMode = "off"
+	// SyncOn: commits wait for one standby while one is healthy; with none
+	// left the primary goes asynchronous rather than stop accepting writes.
+	SyncOn SyncMode = "on"
+	// SyncStrict: commits always wait for a standby; with none left writes
+	// block. No acknowledged commit can ever be lost.
+	SyncStrict SyncMode = "strict"
+)
+
+// CrashPolicy says what the leader's agent does when its database dies
+// while the agent itself is fine.
+type CrashPolicy string
+
+// Crash policies.
+const (
+	// CrashFailover releases the leader key at once so a standby takes over;
+	// the crashed server stays down until rejoined. Fast, and never exposes a
+	// server that is still in crash recovery.
+	CrashFailover CrashPolicy = "failover"
+	// CrashRestart restarts the server in place and keeps the key for up to
+	// Config.RestartTimeout, then fails over.
+	CrashRestart CrashPolicy = "restart"
+)
+
+// Config is the part of the cluster configuration the decisions depend on.
+type Config struct {
+	LeaseTTL             time.Duration
+	LoopInterval         time.Duration
+	MaximumLagOnFailover uint64
+	SyncMode             SyncMode
+	PrimaryCrash         CrashPolicy
+	RestartTimeout       time.Duration
+}
+
+// DemoteAfter is how long after its last successful renewal a leader that
+// cannot renew keeps serving (see the package doc for the arithmetic).
+func (c Config) DemoteAfter() time.Duration { return c.LeaseTTL / 2 }
+
+// Role is what a node's database currently is.
+type Role string
+
+// Roles.
+const (
+	RolePrimary Role = "primary"
+	RoleStandby Role = "standby"
+	RoleStopped Role = "stopped"
+	RoleUnknown Role = "unknown"
+)
+
+// Local is this node's own state, observed by its agent this tick.
+type Local struct {
+	Name     string
+	Priority int // 0 = never promote
+	// Running: the control binary reports a server process.
+	Running bool
+	// Reachable: SQL sessions work.
+	Reachable  bool
+	InRecovery bool
+	// StandbyConfigured: the data directory holds a standby signal, so a
+	// stopped server would start as a standby.
+	StandbyConfigured bool
+	Timeline          uint32
+	// WAL is the newest position this server has: the current write position
+	// of a primary, the newest received or replayed position of a standby.
+	WAL database.LSN
+	// Writable: the last write probe committed.
+	Writable bool
+	// ProbeSyncWait: the last write probe waited for a synchronous standby.
+	ProbeSyncWait bool
+	SystemID      string
+	// Upstream is the member this standby is configured to stream from
+	// ("" when none or unknown).
+	Upstream string
+	// StreamingStandbys are the members streaming from this server.
+	StreamingStandbys []string
+	// SyncStandbys are the standbys named in synchronous_standby_names.
+	SyncStandbys []string
+	// DownSince is when the database was first seen down (zero while up).
+	DownSince time.Time
+}
+
+// Role derives the role from the observation.
+func (l Local) Role() Role {
+	switch {
+	case !l.Running:
+		return RoleStopped
+	case !l.Reachable:
+		return RoleUnknown
+	case l.InRecovery:
+		return RoleStandby
+	default:
+		return RolePrimary
+	}
+}
+
+// Member is what another agent published about its node.
+type Member struct {
+	Name       string       `json:"name"`
+	Role       Role         `json:"role"`
+	Reachable  bool         `json:"reachable"`
+	InRecovery bool         `json:"in_recovery"`
+	Writable   bool         `json:"writable"`
+	Timeline   uint32       `json:"timeline"`
+	WAL        database.LSN `json:"wal"`
+	Priority   int          `json:"priority"`
+	Isolated   bool         `json:"isolated"`
+	SystemID   string       `json:"system_id"`
+	Upstream   string       `json:"upstream,omitempty"`
+}
+
+// Cluster is the DCS as this agent read it this tick.
+type Cluster struct {
+	// Reachable is false when the DCS could not be read: everything else is
+	// then unknown.
+	Reachable bool
+	// Leader is the holder of the leader key, "" when the key is free.
+	Leader string
+	// Members are the published states of the live members (their keys live
+	// under their own leases, so a dead agent's entry disappears).
+	Members map[string]Member
+	Paused  bool
+	// SyncStandbys is the recorded synchronous set (see package doc).
+	SyncStandbys []string
+	// LastLeaderWAL and LastLeaderTimeline are the newest position and
+	// timeline a leader published; they outlive the leader.
+	LastLeaderWAL      database.LSN
+	LastLeaderTimeline uint32
+}
+
+// Input is everything Decide looks at.
+type Input struct {
+	Now     time.Time
+	Config  Config
+	Self    Local
+	Cluster Cluster
+	// TrustedReachable: at least one trusted IP answered (or none are
+	// configured and isolation checks are off).
+	TrustedReachable bool
+	// HoldsLeader: this agent acquired the leader key and its last renewal
+	// succeeded at LeaseRenewedAt.
+	HoldsLeader    bool
+	LeaseRenewedAt time.Time
+}
+
+// ActionKind names what the agent must do.
+type ActionKind string
+
+// Actions, carried out by the agent in the order returned.
+const (
+	// RenewLeader refreshes the leader lease.
+	RenewLeader ActionKind = "renew_leader"
+	// AcquireLeader takes a free leader key for a server that already runs as primary.
+	AcquireLeader ActionKind = "acquire_leader"
+	// ReleaseLeader deletes the leader key so that a standby can take over at once.
+	ReleaseLeader ActionKind = "release_leader"
+	// Failover runs the failover procedure: take the key, fence, promote,
+	// pass the readiness gate, fix synchronous replication, checkpoint,
+	// publish. Target is the leader being replaced, if known.
+	Failover ActionKind = "failover"
+	// CompletePromotion resumes a promotion this leader started (its server
+	// is still in recovery): promote, gate, publish.
+	CompletePromotion ActionKind = "complete_promotion"
+	// Demote stops a primary that must not be one (immediate shutdown).
+	Demote ActionKind = "demote"
+	// StartStandby starts a stopped server configured as a standby.
+	StartStandby ActionKind = "start_standby"
+	// RestartPrimary starts the leader's crashed server in place.
+	RestartPrimary ActionKind = "restart_primary"
+	// StartPrimary starts a stopped former primary at a cold start, when
+	// no member is ahead of it.
+	StartPrimary ActionKind = "start_primary"
+	// Follow points this standby at Target, the leader.
+	Follow ActionKind = "follow"
+	// PublishWritable records in the DCS that this node is the writable
+	// primary: the signal routers (VIP, health endpoint) wait for.
+	PublishWritable ActionKind = "publish_writable"
+	// WithdrawWritable removes that record (or the routes) at once.
+	WithdrawWritable ActionKind = "withdraw_writable"
+	// SetSyncKey records Names as the synchronous set in the DCS.
+	SetSyncKey ActionKind = "set_sync_key"
+	// SetSyncStandbys sets synchronous_standby_names to Names (empty: async).
+	SetSyncStandbys ActionKind = "set_sync_standbys"
+)
+
+// Action is one step for the agent.
+type Action struct {
+	Kind   ActionKind `json:"kind"`
+	Target string     `json:"target,omitempty"`
+	Names  []string   `json:"names,omitempty"`
+}
+
+// Output is Decide's answer: the actions and why.
+type Output struct {
+	Role    Role     `json:"role"`
+	Actions []Action `json:"actions"`
+	Reason  string   `json:"reason"`
+}
+
+// Has reports whether the output contains an action of kind k.
+func (o Output) Has(k ActionKind) bool {
+	for _, a := range o.Actions {
+		if a.Kind == k {
+			return true
+		}
+	}
+	return false
+}

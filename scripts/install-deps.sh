@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Vigil's demo and tests need on Debian 12, and nothing that is
+# already there. Safe to run again. Needs root for apt-get.
+set -euo pipefail
+
+packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing Debian packages: ${missing[*]}; run as root (sudo) to install them" >&2
+    exit 1
+  fi
+  # Vigil builds its own clusters; the package's default cluster on port 5432
+  # would only be in the way.
+  mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/vigil-no-main-cluster.conf
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+if ! command -v go >/dev/null 2>&1; then
+  echo "install-deps: Go 1.26 or newer is required (https://go.dev/doc/install); Debian 12's golang package is too old" >&2
+  exit 1
+fi
+go mod download
