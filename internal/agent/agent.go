@@ -148,6 +148,7 @@ func (a *Agent) Status() Status {
 // key nothing routes clients to it and another node may take over.
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent starting", "ttl", a.o.Decision.LeaseTTL, "loop", a.o.Decision.LoopInterval, "sync_mode", a.o.Decision.SyncMode)
+	a.waitForDCS(ctx)
 	ticker := time.NewTicker(a.o.Decision.LoopInterval)
 	defer ticker.Stop()
 	for {
@@ -157,6 +158,28 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.shutdown()
 			return nil
 		case <-ticker.C:
+		}
+	}
+}
+
+// waitForDCS gives the DCS one lease TTL to answer before the first
+// decision. Agents that start together (with embedded etcd members that
+// must first elect a leader) would otherwise see "no DCS" at their first
+// tick and stop a healthy primary. After the grace period the rules for an
+// unreachable DCS apply, demotion included.
+func (a *Agent) waitForDCS(ctx context.Context) {
+	grace := time.Now().Add(a.o.Decision.LeaseTTL)
+	for {
+		if _, err := a.snapshot(ctx); err == nil {
+			return
+		} else if time.Now().After(grace) {
+			a.log.Warn("DCS unreachable at start: no promotion, and a primary without the leader key will be stopped", "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(a.o.Decision.LoopInterval):
 		}
 	}
 }
@@ -238,6 +261,7 @@ func clusterInput(v dcs.View, reachable bool) decision.Cluster {
 		Paused:             v.Config.Paused,
 		SyncStandbys:       v.Sync,
 		LastLeaderTimeline: v.Status.Timeline,
+		LastLeader:         v.Status.Leader,
 	}
 	if lsn, err := database.ParseLSN(v.Status.WAL); err == nil {
 		c.LastLeaderWAL = lsn

@@ -44,6 +44,12 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 			if obs.InRecovery {
 				l.WAL = max(obs.ReceivedLSN, obs.ReplayedLSN)
 				l.Upstream = memberAt(view, obs.UpstreamHost, obs.UpstreamPort)
+				// Streaming proves the upstream alive only while it keeps
+				// talking: a receiver cut off by a partition still says
+				// "streaming" until wal_receiver_timeout.
+				if w := obs.WALReceiver; w != nil && w.Status == "streaming" && w.LastMessageAgeSec >= 0 {
+					l.Streaming = time.Duration(w.LastMessageAgeSec*float64(time.Second)) < a.o.Decision.LeaseTTL
+				}
 			} else {
 				l.WAL = obs.CurrentLSN
 				p := srv.ProbeWrite(ctx)

@@ -54,6 +54,9 @@ type WALReceiver struct {
 	SenderHost  string `json:"sender_host"`
 	SenderPort  int    `json:"sender_port"`
 	SlotName    string `json:"slot_name"`
+	// LastMessageAgeSec is how long ago the upstream last sent anything
+	// (data or keepalive); -1 when unknown.
+	LastMessageAgeSec float64 `json:"last_message_age_s"`
 }
 
 // Standby is one connected replica as its primary (or cascading upstream) sees it.
@@ -156,7 +159,7 @@ func (s *Server) observeStandby(ctx context.Context, c *pgx.Conn, obs *Observati
 	receivers, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (WALReceiver, error) {
 		var w WALReceiver
 		var tli int64
-		err := r.Scan(&w.Status, &tli, &w.SenderHost, &w.SenderPort, &w.SlotName)
+		err := r.Scan(&w.Status, &tli, &w.SenderHost, &w.SenderPort, &w.SlotName, &w.LastMessageAgeSec)
 		w.ReceivedTLI = uint32(tli)
 		return w, err
 	})

@@ -19,7 +19,8 @@ const (
 		(select timeline_id from {{pg_control_checkpoint}}()),
 		current_setting('primary_conninfo')`
 	qWALReceiver = `select status, coalesce(received_tli, 0), coalesce(sender_host, ''),
-		coalesce(sender_port, 0), coalesce(slot_name, '') from {{pg_stat_wal_receiver}}`
+		coalesce(sender_port, 0), coalesce(slot_name, ''),
+		coalesce(extract(epoch from now() - last_msg_receipt_time), -1)::float8 from {{pg_stat_wal_receiver}}`
 	qStandbys = `select application_name, coalesce(client_addr::text, ''), state,
 		sent_lsn::text, write_lsn::text, flush_lsn::text, replay_lsn::text,
 		sync_state, sync_priority, coalesce(extract(epoch from replay_lag), 0)::float8

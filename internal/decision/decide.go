@@ -172,16 +172,33 @@ func decideWithoutLeader(in Input, out outFunc) Output {
 		if in.Cluster.LastLeaderTimeline > self.Timeline {
 			return out(fmt.Sprintf("former primary on timeline %d, the cluster reached %d: staying stopped until rejoined", self.Timeline, in.Cluster.LastLeaderTimeline))
 		}
+		if last := in.Cluster.LastLeader; last != "" && last != self.Name {
+			return out(fmt.Sprintf("former primary; the last leader was %s: staying stopped until rejoined", last))
+		}
+		// A standby on this node's timeline cannot be ahead of it: it is a
+		// copy. Only a promotion elsewhere (a newer timeline) can be.
 		for _, m := range sortedMembers(in.Cluster.Members) {
-			if m.Name != self.Name && (m.Timeline > self.Timeline || (m.Timeline == self.Timeline && m.WAL > self.WAL)) {
-				return out(fmt.Sprintf("former primary; %s is ahead (timeline %d, WAL %s): staying stopped", m.Name, m.Timeline, m.WAL))
+			if m.Name != self.Name && m.Timeline > self.Timeline {
+				return out(fmt.Sprintf("former primary; %s is on a newer timeline (%d > %d): staying stopped", m.Name, m.Timeline, self.Timeline))
 			}
 		}
 		return out("no leader; former primary with the newest history: starting it", Action{Kind: StartPrimary})
 	case RoleUnknown:
 		return out("no leader; database running but not answering: waiting")
 	}
-	// A reachable standby: is it the one to promote?
+	// A reachable standby. A failover replaces a leader that existed; it
+	// never races a primary that is alive.
+	if in.Cluster.LastLeaderTimeline == 0 {
+		return out("the cluster has never had a leader: waiting for its primary to take the key (or a manual failover)")
+	}
+	for _, m := range sortedMembers(in.Cluster.Members) {
+		if m.Name != self.Name && m.Role == RolePrimary && m.Reachable {
+			return out(fmt.Sprintf("no leader, but %s runs a primary: waiting for it to take the key", m.Name))
+		}
+	}
+	if self.Streaming {
+		return out(fmt.Sprintf("no leader, but this standby still streams from %q: that server is alive, not promoting", self.Upstream))
+	}
 	ok, why := isBestCandidate(in)
 	if !ok {
 		return out("no leader; not promoting: " + why)

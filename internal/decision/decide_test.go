@@ -155,6 +155,32 @@ func TestDecide(t *testing.T) {
 			wantReason: "best candidate",
 		},
 		{
+			name: "a fresh cluster that never had a leader: standbys wait for the primary",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000))
+				in.Cluster.LastLeaderTimeline, in.Cluster.LastLeaderWAL = 0, 0
+				return in
+			},
+			wantReason: "never had a leader",
+		},
+		{
+			name: "no leader key but a member runs a primary: wait for it",
+			in: func() Input {
+				p := Member{Name: "node1", Role: RolePrimary, Reachable: true, Timeline: 1, WAL: 0x5000000, Priority: 100, SystemID: "7"}
+				return orphanInput(standbyLocal("node2", 0x5000000), p)
+			},
+			wantReason: "node1 runs a primary",
+		},
+		{
+			name: "no leader key but this standby still streams: its primary lives (agent died), no promotion",
+			in: func() Input {
+				self := standbyLocal("node2", 0x5000000)
+				self.Streaming = true
+				return orphanInput(self)
+			},
+			wantReason: "still streams from \"node1\"",
+		},
+		{
 			name: "primary node gone: the standby with less WAL waits",
 			in: func() Input {
 				return orphanInput(standbyLocal("node3", 0x4F80000), standbyMember("node2", 0x5000000, 1), standbyMember("node3", 0x4F80000, 100))
@@ -408,7 +434,25 @@ func TestDecide(t *testing.T) {
 				m.Timeline = 2
 				return orphanInput(Local{Name: "node1", Priority: 100, Timeline: 1, WAL: 0x5000000}, m)
 			},
-			wantReason: "node2 is ahead",
+			wantReason: "node2 is on a newer timeline",
+		},
+		{
+			name: "a stopped former primary whose successor led last stays stopped",
+			in: func() Input {
+				in := orphanInput(Local{Name: "node1", Priority: 100, Timeline: 1, WAL: 0x5000000}, standbyMember("node2", 0x4000000, 100))
+				in.Cluster.LastLeader = "node2"
+				return in
+			},
+			wantReason: "the last leader was node2",
+		},
+		{
+			name: "cold start of a cluster that had node1 as its last leader: node1 starts",
+			in: func() Input {
+				in := orphanInput(Local{Name: "node1", Priority: 100, Timeline: 1, WAL: 0x4000028}, standbyMember("node2", 0x40000A0, 100))
+				in.Cluster.LastLeader = "node1"
+				return in
+			},
+			want: []ActionKind{StartPrimary},
 		},
 		{
 			name: "stopped standby with no leader starts",

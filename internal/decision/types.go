@@ -85,6 +85,10 @@ type Local struct {
 	// Upstream is the member this standby is configured to stream from
 	// ("" when none or unknown).
 	Upstream string
+	// Streaming: this standby's WAL receiver is streaming and heard from
+	// its upstream within the lease TTL, so that server is alive and may be
+	// a primary whose agent died.
+	Streaming bool
 	// StreamingStandbys are the members streaming from this server.
 	StreamingStandbys []string
 	// SyncStandbys are the standbys named in synchronous_standby_names.
@@ -136,9 +140,12 @@ type Cluster struct {
 	// SyncStandbys is the recorded synchronous set (see package doc).
 	SyncStandbys []string
 	// LastLeaderWAL and LastLeaderTimeline are the newest position and
-	// timeline a leader published; they outlive the leader.
+	// timeline a leader published; they outlive the leader. A timeline of
+	// 0 means the cluster has never had a leader.
 	LastLeaderWAL      database.LSN
 	LastLeaderTimeline uint32
+	// LastLeader is the node that published them.
+	LastLeader string
 }
 
 // Input is everything Decide looks at.

@@ -316,6 +316,11 @@ func (l *Lab) writeConfig(n Node) error {
 		{"max_wal_senders", "10"},
 		{"max_replication_slots", "10"},
 		{"wal_keep_size", "'512MB'"},
+		// A dead peer is noticed within seconds, not the default minute:
+		// the primary's keepalives (every wal_sender_timeout/2) are how a
+		// standby tells a live upstream from a dead one.
+		{"wal_sender_timeout", "'4s'"},
+		{"wal_receiver_timeout", "'4s'"},
 		// Small: CI runs several clusters at once on two cores.
 		{"shared_buffers", "'64MB'"},
 		{"max_connections", "50"},
