@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/fence"
 	"github.com/vigil-ha/vigil/internal/isolation"
 	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/proc"
@@ -110,6 +111,10 @@ func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, log *
 		steps = f
 	}
 
+	var fencer agent.Fencer
+	if len(cfg.Failover.FenceCommand) > 0 {
+		fencer = fence.Command{Argv: cfg.Failover.FenceCommand}
+	}
 	priority := cfg.Node.Priority
 	if !cfg.Failover.Automatic {
 		// Watch and report, never promote: the same as priority 0.
@@ -131,6 +136,7 @@ func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, log *
 		ReadinessTimeout:    cfg.Timing.ReadinessTimeout,
 		ReplicationUser:     cfg.Database.Replication.User,
 		ReplicationPassFile: passFile,
+		Fencer:              fencer,
 		ConfigDigest:        configDigest(cfg),
 		Version:             version,
 		Logger:              log,

@@ -134,6 +134,8 @@ type Failover struct {
 	// PrimaryCrash is what the leader's agent does when its own server dies.
 	PrimaryCrash   string        `yaml:"primary_crash"`
 	RestartTimeout time.Duration `yaml:"restart_timeout"`
+	// FenceCommand stops the old primary from outside before a promotion.
+	FenceCommand []string `yaml:"fence_command"`
 }
 
 // Values of failover.synchronous_mode and failover.primary_crash, spelt as

@@ -32,6 +32,7 @@ func TestNodeCrashPromotesTheStandbyWithTheMostWAL(t *testing.T) {
 		t.Fatalf("initial primary = %s, want node1", p)
 	}
 	checker := c.startSplitBrainChecker()
+	checker.waitCommits(t, "node1")
 	mustExec(t, ctx, c, "node1", "create table e2e_rows (id int primary key, note text)")
 
 	// Make node3 lag: freeze its agent (so it cannot re-point the server)
@@ -275,7 +276,13 @@ func TestNoQuorumNoPromotion(t *testing.T) {
 // third etcd member. Without the witness, the surviving node must not
 // promote; with it, it must.
 func TestTwoNodesAndWitness(t *testing.T) {
-	c := newCluster(t, clusterOptions{nodes: 2, witness: true})
+	// node2 is also misconfigured (another maximum lag): the agents must
+	// say so.
+	c := newCluster(t, clusterOptions{nodes: 2, witness: true, edit: func(node string, cfg map[string]any) {
+		if node == "node2" {
+			cfg["failover"].(map[string]any)["maximum_lag_on_failover"] = 1 << 20
+		}
+	}})
 	ctx := testCtx(t, 6*time.Minute)
 	c.startWitness()
 	c.startAgent("node1")
@@ -296,5 +303,9 @@ func TestTwoNodesAndWitness(t *testing.T) {
 	c.startWitness()
 	if p := c.waitWritablePrimary(ctx, s, "node1"); p != "node2" {
 		t.Fatalf("primary = %s, want node2", p)
+	}
+	c.stopAll()
+	if log := readFile(t, c.dir+"/node2.agent.log"); !strings.Contains(log, "configuration differs between members") {
+		t.Error("node2 never reported that its configuration differs from node1's")
 	}
 }

@@ -67,6 +67,8 @@ type clusterOptions struct {
 	priorities map[string]int
 	// endpoints, when set, replaces the embedded etcd (external DCS).
 	endpoints []string
+	// edit changes a node's configuration before it is written.
+	edit func(node string, cfg map[string]any)
 }
 
 type agentProc struct {
@@ -195,6 +197,9 @@ func (c *cluster) writeConfig(n lab.Node) string {
 			"dcs_timeout": "1s", "db_timeout": "2s", "promote_timeout": "60s", "readiness_timeout": "120s",
 		},
 		"failover": map[string]any{"synchronous_mode": syncMode, "maximum_lag_on_failover": 64 << 20},
+	}
+	if c.opts.edit != nil {
+		c.opts.edit(n.Name, cfg)
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -487,6 +492,23 @@ func checkerWrite(s *database.Server) error {
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+// waitCommits waits until the checker has seen node commit, which proves
+// the checker can see a writable node at all.
+func (k *splitBrainChecker) waitCommits(t *testing.T, node string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		k.mu.Lock()
+		n := k.writes[node]
+		k.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the split-brain checker never saw %s commit", node)
 }
 
 // finish stops the checker and fails the test on any overlap.

@@ -21,6 +21,7 @@ func TestPartitionedPrimaryDemotesItself(t *testing.T) {
 		t.Fatalf("initial primary = %s", p)
 	}
 	checker := c.startSplitBrainChecker()
+	checker.waitCommits(t, "node1")
 	n1, _ := c.lab.Node("node1")
 	if n1.Link == "" {
 		t.Fatal("netns lab node has no host link")
