@@ -48,6 +48,9 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 		a.runFailover(ctx, view, reason)
 		return nil
 	case decision.CompletePromotion:
+		if a.o.LegacyOrder {
+			return nil // the legacy script promoted once and never looked back
+		}
 		a.completePromotion(ctx, view)
 		return nil
 	case decision.Demote:
@@ -81,6 +84,11 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 	case decision.PublishWritable:
 		return a.publishWritable(ctx, view, local)
 	case decision.WithdrawWritable:
+		if a.o.LegacyOrder && a.lease.holding() {
+			// The seed's script never took the VIP back from a leader
+			// that could not write.
+			return nil
+		}
 		a.routesDown(ctx, reason)
 		if view.Primary != nil && view.Primary.Node == a.o.Node {
 			wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
@@ -179,10 +187,18 @@ func (a *Agent) publishWritable(ctx context.Context, view dcs.View, local decisi
 }
 
 func (a *Agent) routesUpIfLeader(ctx context.Context) error {
+	if !a.lease.holding() {
+		return nil
+	}
+	return a.forceRoutesUp(ctx)
+}
+
+// forceRoutesUp brings every route up unless it already is.
+func (a *Agent) forceRoutesUp(ctx context.Context) error {
 	a.mu.Lock()
 	up := a.routesUp
 	a.mu.Unlock()
-	if up || !a.lease.holding() {
+	if up {
 		return nil
 	}
 	for _, r := range a.o.Routers {

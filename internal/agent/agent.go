@@ -65,6 +65,11 @@ type Options struct {
 	Routers []Router
 	Fencer  Fencer
 
+	// LegacyOrder reproduces failover_stream.sh for benchmarks: routes go
+	// up before the promotion and readiness is judged by a query, not a
+	// write. It exists to measure what Vigil fixes; never use it.
+	LegacyOrder bool
+
 	// ConfigDigest identifies the settings that must agree across members.
 	ConfigDigest string
 	Version      string
@@ -148,6 +153,9 @@ func (a *Agent) Status() Status {
 // key nothing routes clients to it and another node may take over.
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent starting", "ttl", a.o.Decision.LeaseTTL, "loop", a.o.Decision.LoopInterval, "sync_mode", a.o.Decision.SyncMode)
+	// A route left behind by a previous run (a crashed agent) goes first:
+	// this node has proved nothing yet.
+	a.routesDown(ctx, "agent starting")
 	a.waitForDCS(ctx)
 	ticker := time.NewTicker(a.o.Decision.LoopInterval)
 	defer ticker.Stop()

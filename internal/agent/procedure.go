@@ -138,6 +138,9 @@ func (a *Agent) completePromotion(ctx context.Context, view dcs.View) {
 // promoteSteps are steps 4 to 9: promote, readiness gate, synchronous
 // replication, checkpoint, publish, routes, standbys.
 func (a *Agent) promoteSteps(ctx context.Context, rec *timeline.Recorder, view dcs.View) bool {
+	if a.o.LegacyOrder {
+		return a.legacyPromoteSteps(ctx, rec)
+	}
 	srv := a.o.Server
 
 	// 4. Promote and wait for the server to leave recovery.
@@ -359,4 +362,43 @@ func (a *Agent) saveHistory(ctx context.Context, rec timeline.Record) {
 	if err := a.o.Store.AppendHistory(hctx, rec.Start, rec); err != nil {
 		a.log.Warn("save failover record in the DCS", "err", err)
 	}
+}
+
+// legacyPromoteSteps is the seed's order, kept only as a benchmark
+// baseline: the VIP moves first, the server is promoted, and "select
+// 33333" passing is taken as ready, although writes may still be refused.
+func (a *Agent) legacyPromoteSteps(ctx context.Context, rec *timeline.Recorder) bool {
+	srv := a.o.Server
+	if err := rec.Run(StepRoutesUp, func() (string, error) {
+		if err := a.forceRoutesUp(ctx); err != nil {
+			return "", err
+		}
+		return "legacy order: routes up before the promotion", nil
+	}); err != nil {
+		return false
+	}
+	if err := rec.Run(StepPromote, func() (string, error) {
+		// failover_stream.sh ran "sys_ctl promote" without waiting.
+		if _, err := srv.Ctl.Runner.Run(ctx, srv.Ctl.Bin(srv.Flavor.ControlBinary), "-D", srv.Ctl.DataDir, "promote"); err != nil {
+			return "", err
+		}
+		return "promote requested (not waited for)", nil
+	}); err != nil {
+		return false
+	}
+	if err := rec.Run("liveness_check", func() (string, error) {
+		if err := srv.CheckAlive(ctx); err != nil {
+			return "", err
+		}
+		return "select 33333 answered: declared ready", nil
+	}); err != nil {
+		return false
+	}
+	_ = rec.Run(StepCheckpoint, func() (string, error) {
+		if err := srv.Checkpoint(ctx); err != nil {
+			return "", err
+		}
+		return "CHECKPOINT done", nil
+	})
+	return true
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -27,10 +28,12 @@ import (
 	"github.com/vigil-ha/vigil/internal/isolation"
 	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/proc"
+	"github.com/vigil-ha/vigil/internal/vip"
 )
 
 func newAgentCmd() *cobra.Command {
 	var configPath, stepLog string
+	var legacy bool
 	cmd := &cobra.Command{
 		Use:   "agent --config FILE",
 		Short: "Run the HA agent beside one database node",
@@ -51,11 +54,13 @@ second primary can appear), releases the leader key and exits.`,
 			if err != nil {
 				return err
 			}
-			return runAgent(cmd.Context(), cfg, stepLog, logger(cmd))
+			return runAgent(cmd.Context(), cfg, stepLog, legacy, logger(cmd))
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "node configuration file (required)")
 	cmd.Flags().StringVar(&stepLog, "step-log", "", "append failover steps as JSON lines to this file (default: the log)")
+	cmd.Flags().BoolVar(&legacy, "legacy-order", false, "benchmark baseline only: fail over in failover_stream.sh's order (VIP first, select 1 as readiness)")
+	_ = cmd.Flags().MarkHidden("legacy-order")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
@@ -72,7 +77,7 @@ func loadValidConfig(path string) (*config.Config, error) {
 	return cfg, nil
 }
 
-func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, log *slog.Logger) error {
+func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, legacy bool, log *slog.Logger) error {
 	node, err := buildNode(cfg, log)
 	if err != nil {
 		return err
@@ -115,6 +120,17 @@ func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, log *
 	if len(cfg.Failover.FenceCommand) > 0 {
 		fencer = fence.Command{Argv: cfg.Failover.FenceCommand}
 	}
+	var routers []agent.Router
+	if cfg.VIP.Address != "" {
+		prefix, err := netip.ParsePrefix(cfg.VIP.Address)
+		if err != nil {
+			return usageError(fmt.Errorf("vip.address: %w", err))
+		}
+		routers = append(routers, &vip.Manager{
+			Address: prefix, Interface: cfg.VIP.Interface, Label: vipLabel(cfg.VIP.Interface),
+			ARPCount: cfg.VIP.GratuitousARPCount, ARPInterval: 100 * time.Millisecond, Logger: log,
+		})
+	}
 	priority := cfg.Node.Priority
 	if !cfg.Failover.Automatic {
 		// Watch and report, never promote: the same as priority 0.
@@ -137,6 +153,8 @@ func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, log *
 		ReplicationUser:     cfg.Database.Replication.User,
 		ReplicationPassFile: passFile,
 		Fencer:              fencer,
+		Routers:             routers,
+		LegacyOrder:         legacy,
 		ConfigDigest:        configDigest(cfg),
 		Version:             version,
 		Logger:              log,
@@ -313,4 +331,15 @@ func pgpassEscape(s string) string {
 		out = append(out, s[i])
 	}
 	return string(out)
+}
+
+// vipLabel names the VIP's address label after its interface, as
+// failover_stream.sh did ("eth0:2"), so that `ip addr` shows which address
+// is the service one. Labels are limited to 15 characters.
+func vipLabel(iface string) string {
+	label := iface + ":vip"
+	if len(label) > 15 {
+		return ""
+	}
+	return label
 }

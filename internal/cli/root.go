@@ -103,6 +103,8 @@ clients to a node only after that node has proved it can commit a write.`,
 		newLabCmd(),
 		newAgentCmd(),
 		newWitnessCmd(),
+		newWorkloadCmd(),
+		newDemoCmd(),
 	)
 	return root
 }

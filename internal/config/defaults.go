@@ -26,7 +26,7 @@ func Defaults() Config {
 			// Long enough for a loaded server to accept a session, short
 			// enough that a dead one is noticed within a few loop ticks;
 			// libpq counts it in whole seconds.
-			ConnectTimeout: 3 * time.Second,
+			ConnectTimeout: 2 * time.Second,
 			Replication: Replication{
 				// The name a wrong guess costs nothing with: a role that
 				// does not exist fails authentication loudly the first time
@@ -46,23 +46,25 @@ func Defaults() Config {
 			GratuitousARPCount: 3,
 		},
 		Timing: Timing{
-			// A failed primary is replaced about 10 s after its last lease
-			// renewal. A leader that loses etcd keeps serving for at most
-			// lease_ttl/2 (5 s) and then has lease_ttl/2 - loop_interval
-			// (4 s) to demote before anyone else may promote. Fast enough
-			// for most services, slow enough that an etcd leader election
-			// (about a second, and it keeps leases alive) never causes one.
-			LeaseTTL: 10 * time.Second,
-			// The demotion budget above is lease_ttl/2 - loop_interval; one
-			// second leaves 4 s of it, ample for an immediate shutdown.
-			LoopInterval: time.Second,
-			// Under lease_ttl/2 - loop_interval (4 s) with room to spare, so
-			// a hung etcd request can never delay a demotion past the lease.
-			DCSTimeout: 2 * time.Second,
-			// A write probe or status query that has not answered in 3 s
+			// A failed primary is replaced about 4 s after its last lease
+			// renewal (plus about a second when the etcd leader died with
+			// it). A leader that loses etcd keeps serving for at most
+			// lease_ttl/2 (2 s) and then has lease_ttl/2 - loop_interval
+			// (1.5 s) to demote before anyone else may promote, while an
+			// immediate shutdown takes about 0.1 s. An etcd leader election
+			// never causes a failover: it extends leases rather than
+			// expiring them. Measured in BENCHMARKS.md.
+			LeaseTTL: 4 * time.Second,
+			// Half a second between looks: failures are seen quickly, and
+			// lease_ttl/2 - loop_interval leaves 1.5 s to demote.
+			LoopInterval: 500 * time.Millisecond,
+			// loop_interval + dcs_timeout stays under lease_ttl/2, so a hung
+			// etcd request can never delay a demotion past the lease.
+			DCSTimeout: time.Second,
+			// A write probe or status query that has not answered in 2 s
 			// means the server cannot serve; treating it as down is safe
 			// because a standby is only promoted after the lease runs out.
-			DBTimeout: 3 * time.Second,
+			DBTimeout: 2 * time.Second,
 			// pg_ctl promote waits 60 s by default too; a promotion that
 			// takes longer is reported rather than waited for forever.
 			PromoteTimeout: 60 * time.Second,

@@ -156,3 +156,14 @@ func isSQLState(err error, codes ...string) bool {
 	}
 	return false
 }
+
+// CheckAlive runs a trivial query. It proves the server answers, nothing
+// more: a server that refuses every write passes it. The legacy failover
+// order used it as its readiness check (the seed's "select 33333"); Vigil
+// keeps it only to reproduce that baseline.
+func (s *Server) CheckAlive(ctx context.Context) error {
+	return s.withConn(ctx, func(c *pgx.Conn) error {
+		var v int
+		return c.QueryRow(ctx, "select 33333").Scan(&v)
+	})
+}

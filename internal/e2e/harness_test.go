@@ -19,12 +19,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/lab"
 	"github.com/vigil-ha/vigil/internal/lab/labtest"
+	"github.com/vigil-ha/vigil/internal/labcluster"
 )
 
 // vigilBin is the binary under test, built once by TestMain.
@@ -52,11 +52,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// Timings for tests: fast, and inside every rule config check enforces.
-const (
-	testTTL  = 3 * time.Second
-	testLoop = 300 * time.Millisecond
-)
+// testTTL is the lease TTL labcluster gives the agents by default.
+const testTTL = 3 * time.Second
 
 type clusterOptions struct {
 	nodes    int
@@ -67,307 +64,72 @@ type clusterOptions struct {
 	priorities map[string]int
 	// endpoints, when set, replaces the embedded etcd (external DCS).
 	endpoints []string
+	// vip is the service address's host number in a netns lab.
+	vip int
 	// edit changes a node's configuration before it is written.
 	edit func(node string, cfg map[string]any)
 }
 
-type agentProc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
+// cluster is a labcluster.Cluster whose failures fail the test.
 type cluster struct {
-	t       *testing.T
-	lab     *lab.Lab
-	opts    clusterOptions
-	dir     string
-	configs map[string]string
-	peers   map[string]string // etcd peer URLs
-	clients map[string]string // etcd client URLs
-	// trusted is the address every agent checks for isolation.
-	trusted string
-
-	mu      sync.Mutex
-	agents  map[string]*agentProc
-	witness *agentProc
+	*labcluster.Cluster
+	t   *testing.T
+	lab *lab.Lab
+	dir string
 }
 
 func newCluster(t *testing.T, o clusterOptions) *cluster {
 	t.Helper()
 	l := labtest.New(t, lab.Options{Nodes: o.nodes, Netns: o.netns})
-	c := &cluster{
-		t: t, lab: l, opts: o, dir: filepath.Join(l.Dir(), "e2e"),
-		configs: map[string]string{}, peers: map[string]string{}, clients: map[string]string{},
-		agents: map[string]*agentProc{},
-	}
-	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+	lc, err := labcluster.New(l, labcluster.Options{
+		Binary: vigilBin, Cluster: "e2e", SyncMode: o.syncMode, Priorities: o.priorities,
+		Endpoints: o.endpoints, Witness: o.witness, VIP: o.vip, Edit: o.edit,
+		LeaseTTL: testTTL, LoopInterval: 300 * time.Millisecond,
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range l.Nodes() {
-		if o.netns {
-			c.peers[n.Name] = fmt.Sprintf("http://%s:2380", n.Host)
-			c.clients[n.Name] = fmt.Sprintf("http://%s:2379", n.Host)
-		} else {
-			c.peers[n.Name] = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-			c.clients[n.Name] = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-		}
-	}
-	if o.witness {
-		if o.netns {
-			t.Fatal("witness tests run in loopback mode")
-		}
-		c.peers["witness"] = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-		c.clients["witness"] = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	}
-	// A trusted address that answers with a TCP reset: on loopback for
-	// loopback labs, the bridge's host address for netns labs (so a node
-	// whose link is down cannot reach it).
-	c.trusted = "127.0.0.1:1"
-	if o.netns {
-		c.trusted = bridgeAddress(t, l) + ":1"
-	}
-	for _, n := range l.Nodes() {
-		c.configs[n.Name] = c.writeConfig(n)
-	}
+	c := &cluster{Cluster: lc, t: t, lab: l, dir: lc.Dir}
 	t.Cleanup(c.stopAll)
 	return c
 }
 
-func bridgeAddress(t *testing.T, l *lab.Lab) string {
-	t.Helper()
-	ip, _, err := net.ParseCIDR(l.Subnet())
-	if err != nil {
-		t.Fatalf("lab subnet %q: %v", l.Subnet(), err)
-	}
-	ip4 := ip.To4()
-	return fmt.Sprintf("%d.%d.%d.1", ip4[0], ip4[1], ip4[2])
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func (c *cluster) writeConfig(n lab.Node) string {
-	superUser, _, err := c.lab.Superuser()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	priority := 100
-	if p, ok := c.opts.priorities[n.Name]; ok {
-		priority = p
-	}
-	syncMode := c.opts.syncMode
-	if syncMode == "" {
-		syncMode = "off"
-	}
-	db := map[string]any{
-		"flavor": "postgres", "bin_dir": c.lab.BinDir(), "data_dir": n.DataDir, "port": n.Port,
-		"connect_host": n.Host,
-		"superuser":    map[string]any{"user": superUser, "database": "postgres", "password_file": c.lab.SuperuserPasswordFile()},
-		"replication":  map[string]any{"user": lab.ReplicationUser, "password_file": c.lab.ReplicationPasswordFile()},
-	}
-	if os.Geteuid() == 0 {
-		db["os_user"] = lab.DefaultOSUser
-	}
-	dcsCfg := map[string]any{}
-	if len(c.opts.endpoints) > 0 {
-		dcsCfg["endpoints"] = c.opts.endpoints
-	} else {
-		dcsCfg["embedded"] = map[string]any{
-			"enabled": true, "peer_url": c.peers[n.Name], "client_url": c.clients[n.Name],
-			"data_dir": filepath.Join(c.dir, "etcd-"+n.Name), "initial_cluster": c.peers,
-			"tick_ms": 50, "election_ms": 500,
-		}
-	}
-	cfg := map[string]any{
-		"cluster":     "e2e",
-		"node":        map[string]any{"name": n.Name, "host": n.Host, "priority": priority},
-		"database":    db,
-		"dcs":         dcsCfg,
-		"trusted_ips": []string{c.trusted},
-		"timing": map[string]any{
-			"lease_ttl": testTTL.String(), "loop_interval": testLoop.String(),
-			"dcs_timeout": "1s", "db_timeout": "2s", "promote_timeout": "60s", "readiness_timeout": "120s",
-		},
-		"failover": map[string]any{"synchronous_mode": syncMode, "maximum_lag_on_failover": 64 << 20},
-	}
-	if c.opts.edit != nil {
-		c.opts.edit(n.Name, cfg)
-	}
-	data, err := yaml.Marshal(cfg)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	path := filepath.Join(c.dir, n.Name+".yaml")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		c.t.Fatal(err)
-	}
-	return path
-}
-
-// startAgent starts node's agent as its own process (inside the node's
-// namespace in netns mode).
 func (c *cluster) startAgent(name string) {
 	c.t.Helper()
-	n, err := c.lab.Node(name)
-	if err != nil {
+	if err := c.StartAgent(name); err != nil {
 		c.t.Fatal(err)
 	}
-	args := []string{"agent", "--config", c.configs[name], "--log-format", "json", "--log-level", "debug",
-		"--step-log", filepath.Join(c.dir, name+".steps.jsonl")}
-	c.startProc(name, n.Netns, args, filepath.Join(c.dir, name+".agent.log"), func(p *agentProc) {
-		c.mu.Lock()
-		c.agents[name] = p
-		c.mu.Unlock()
-	})
 }
 
 func (c *cluster) startWitness() {
 	c.t.Helper()
-	var initial []string
-	for name, u := range c.peers {
-		initial = append(initial, name+"="+u)
-	}
-	args := []string{"witness", "--cluster", "e2e", "--name", "witness", "--data-dir", filepath.Join(c.dir, "etcd-witness"),
-		"--peer-url", c.peers["witness"], "--client-url", c.clients["witness"], "--initial-cluster", strings.Join(initial, ","),
-		"--tick-ms", "50", "--election-ms", "500"}
-	c.startProc("witness", "", args, filepath.Join(c.dir, "witness.log"), func(p *agentProc) {
-		c.mu.Lock()
-		c.witness = p
-		c.mu.Unlock()
-	})
-}
-
-func (c *cluster) startProc(name, netns string, args []string, logPath string, register func(*agentProc)) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	if err := c.StartWitness(); err != nil {
 		c.t.Fatal(err)
 	}
-	var cmd *exec.Cmd
-	if netns != "" {
-		cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + netns, "--", vigilBin}, args...)...)
-	} else {
-		cmd = exec.Command(vigilBin, args...)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		c.t.Fatalf("start %s: %v", name, err)
-	}
-	p := &agentProc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	register(p)
 }
 
-// killAgent sends SIGKILL to node's agent (and its embedded etcd member).
-func (c *cluster) killAgent(name string) {
-	c.mu.Lock()
-	p := c.agents[name]
-	delete(c.agents, name)
-	c.mu.Unlock()
-	if p == nil {
-		return
-	}
-	p.cmd.Process.Kill()
-	<-p.done
-}
+func (c *cluster) killAgent(name string)                       { c.KillAgent(name) }
+func (c *cluster) killWitness()                                { c.KillWitness() }
+func (c *cluster) signalAgent(name string, sig syscall.Signal) { c.SignalAgent(name, sig) }
 
-func (c *cluster) killWitness() {
-	c.mu.Lock()
-	p := c.witness
-	c.witness = nil
-	c.mu.Unlock()
-	if p != nil {
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// signalAgent sends sig to node's agent without forgetting it.
-func (c *cluster) signalAgent(name string, sig syscall.Signal) {
-	c.mu.Lock()
-	p := c.agents[name]
-	c.mu.Unlock()
-	if p != nil {
-		p.cmd.Process.Signal(sig)
-	}
-}
-
-// crashNode kills a node's agent and its postmaster together: a node crash.
 func (c *cluster) crashNode(ctx context.Context, name string) {
 	c.t.Helper()
-	n, _ := c.lab.Node(name)
-	c.mu.Lock()
-	p := c.agents[name]
-	c.mu.Unlock()
-	if p != nil {
-		p.cmd.Process.Kill()
+	if err := c.CrashNode(ctx, name); err != nil {
+		c.t.Errorf("crash %s: %v", name, err)
 	}
-	if err := c.lab.Kill(ctx, n); err != nil {
-		c.t.Errorf("kill postmaster of %s: %v", name, err)
-	}
-	c.killAgent(name)
 }
 
 func (c *cluster) stopAll() {
-	c.mu.Lock()
-	procs := []*agentProc{}
-	for _, p := range c.agents {
-		procs = append(procs, p)
-	}
-	if c.witness != nil {
-		procs = append(procs, c.witness)
-	}
-	c.agents = map[string]*agentProc{}
-	c.witness = nil
-	c.mu.Unlock()
-	for _, p := range procs {
-		p.cmd.Process.Kill()
-		<-p.done
-	}
+	c.StopAll()
 	if c.t.Failed() {
-		c.dumpLogs()
+		c.t.Log(c.Logs(60))
 	}
 }
 
-// dumpLogs prints the end of every agent log to help with a failure.
-func (c *cluster) dumpLogs() {
-	entries, _ := os.ReadDir(c.dir)
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".log") {
-			continue
-		}
-		data, _ := os.ReadFile(filepath.Join(c.dir, e.Name()))
-		lines := strings.Split(string(data), "\n")
-		if len(lines) > 60 {
-			lines = lines[len(lines)-60:]
-		}
-		c.t.Logf("==== %s (last %d lines)\n%s", e.Name(), len(lines), strings.Join(lines, "\n"))
-	}
-}
-
-// store opens a DCS client on every member, as an operator's tool would.
+// store opens a DCS client on every member.
 func (c *cluster) store() *dcs.Store {
 	c.t.Helper()
-	var eps []string
-	if len(c.opts.endpoints) > 0 {
-		eps = c.opts.endpoints
-	}
-	for _, u := range c.clients {
-		eps = append(eps, u)
-	}
-	s, err := dcs.Open(dcs.Options{Endpoints: eps, Cluster: "e2e", LeaseTTL: testTTL, DialTimeout: time.Second})
+	s, err := c.Store()
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -375,38 +137,19 @@ func (c *cluster) store() *dcs.Store {
 	return s
 }
 
-func (c *cluster) server(name string) *database.Server {
-	return labtest.Server(c.t, c.lab, name)
-}
-
 // waitWritablePrimary waits until the DCS names a writable primary other
-// than any of exclude and returns its name.
+// than any of exclude, that really commits a write, and returns its name.
 func (c *cluster) waitWritablePrimary(ctx context.Context, s *dcs.Store, exclude ...string) string {
 	c.t.Helper()
-	for {
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		v, err := s.Snapshot(sctx)
-		cancel()
-		if err == nil && v.Primary != nil && v.Leader == v.Primary.Node && !contains(exclude, v.Primary.Node) {
-			if r := c.server(v.Primary.Node).ProbeWrite(ctx); r.Writable() {
-				return v.Primary.Node
-			}
-		}
-		select {
-		case <-ctx.Done():
-			c.t.Fatalf("no writable primary (excluding %v) in time; last view: leader=%q primary=%+v err=%v", exclude, v.Leader, v.Primary, err)
-		case <-time.After(100 * time.Millisecond):
-		}
+	p, err := labcluster.WaitWritablePrimary(ctx, s, func(n string) bool { return c.server(n).ProbeWrite(ctx).Writable() }, exclude...)
+	if err != nil {
+		c.t.Fatal(err)
 	}
+	return p
 }
 
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
+func (c *cluster) server(name string) *database.Server {
+	return labtest.Server(c.t, c.lab, name)
 }
 
 // splitBrainChecker tries a real write on every node, in rounds, for the
@@ -598,4 +341,14 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

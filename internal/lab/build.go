@@ -299,8 +299,14 @@ func (l *Lab) checkNoPassword(n Node) error {
 // settings; everything else is the flavor's default.
 func (l *Lab) writeConfig(n Node) error {
 	f := l.flavor
+	// In its own namespace a node listens on every address, the VIP
+	// included once an agent adds it; on loopback, only on its own.
+	listen := quoteConf(n.Host)
+	if n.Netns != "" {
+		listen = "'*'"
+	}
 	settings := []struct{ name, value string }{
-		{"listen_addresses", quoteConf(n.Host)},
+		{"listen_addresses", listen},
 		{"port", strconv.Itoa(n.Port)},
 		// A socket directory per node: nodes in different namespaces
 		// share a port, and the lab's own SQL goes through the socket.

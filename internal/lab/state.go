@@ -45,6 +45,8 @@ type state struct {
 	Namespaces  []string `json:"namespaces,omitempty"`
 
 	Nodes []nodeState `json:"nodes"`
+	// Clients are hosts without a database (AddClient).
+	Clients []Client `json:"clients,omitempty"`
 }
 
 type nodeState struct {

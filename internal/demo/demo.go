@@ -1,0 +1,488 @@
+// Package demo runs the seed incident for real and shows what Vigil does
+// about it: a 3-node cluster in network namespaces with a VIP, an
+// application writing through the VIP, standbys behind on replay (the
+// seed's "heavy load"), and a crash of the primary. It measures what the
+// application saw. `vigil demo` runs it once; `vigil bench failover` runs
+// it many times, with the seed's legacy order as a baseline.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigil-ha/vigil/internal/database"
+	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/lab"
+	"github.com/vigil-ha/vigil/internal/labcluster"
+	"github.com/vigil-ha/vigil/internal/timeline"
+	"github.com/vigil-ha/vigil/internal/workload"
+)
+
+// Scenarios.
+const (
+	NodeCrash = "node-crash" // SIGKILL of the primary's postmaster and agent together
+	DBCrash   = "db-crash"   // SIGKILL of the postmaster only; the agent lives
+)
+
+// vipHost is the VIP's host number in the lab subnet.
+const vipHost = 100
+
+// Options configure one run.
+type Options struct {
+	Dir      string
+	Binary   string // the vigil executable for agents and the client
+	Scenario string
+	SyncMode string
+	// LagMB of WAL is written while the standbys' replay is paused.
+	LagMB  int
+	Rate   int
+	Legacy bool
+	Keep   bool
+	// LeaseTTL and LoopInterval override the configuration defaults.
+	LeaseTTL, LoopInterval time.Duration
+	// Progress receives one line per stage; nil for none.
+	Progress io.Writer
+}
+
+// Step is a failover step as the result reports it.
+type Step struct {
+	Name     string    `json:"name"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	OK       bool      `json:"ok"`
+	Evidence string    `json:"evidence,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Result is what one run showed.
+type Result struct {
+	Scenario  string `json:"scenario"`
+	SyncMode  string `json:"sync_mode"`
+	Legacy    bool   `json:"legacy_order"`
+	OldLeader string `json:"old_primary"`
+	// NewPrimary is the node that took over; VIPHolder the one holding the VIP.
+	NewPrimary string    `json:"new_primary"`
+	VIP        string    `json:"vip"`
+	VIPHolder  string    `json:"vip_holder"`
+	CrashAt    time.Time `json:"crash_at"`
+	// ReplayBacklogBytes is the worst standby backlog at the crash.
+	ReplayBacklogBytes uint64 `json:"replay_backlog_bytes"`
+	// WriteOutageS: crash to the first write committed through the VIP.
+	WriteOutageS float64 `json:"write_outage_s"`
+	// DetectS: crash to the start of the failover procedure.
+	DetectS float64 `json:"detect_s"`
+	// PromoteS and GateS: duration of those steps.
+	PromoteS         float64 `json:"promote_s"`
+	GateS            float64 `json:"readiness_gate_s"`
+	Writes           int     `json:"writes"`
+	ReadOnlyErrors   int     `json:"read_only_errors"`
+	ConnectionErrors int     `json:"connection_errors"`
+	OtherErrors      int     `json:"other_errors"`
+	AckedWrites      int     `json:"acked_writes"`
+	AckedWritesLost  int     `json:"acked_writes_lost"`
+	Steps            []Step  `json:"steps"`
+	// Writes over time, for charts: one entry per write, seconds since
+	// the crash and its outcome.
+	Series []Point `json:"series,omitempty"`
+	LabDir string  `json:"lab_dir"`
+}
+
+// Point is one write on the time axis.
+type Point struct {
+	T       float64          `json:"t"`
+	Outcome workload.Outcome `json:"outcome"`
+}
+
+// Run performs one demo run. Without root it explains what it needs.
+func Run(ctx context.Context, o Options) (res Result, err error) {
+	if os.Geteuid() != 0 {
+		return res, errors.New(`vigil demo needs root: it builds three hosts as network namespaces joined by a bridge
+(ip netns, veth), moves a virtual IP between them (CAP_NET_ADMIN, CAP_NET_RAW),
+and runs PostgreSQL as the unprivileged postgres account. Run it with sudo.
+It creates everything under --dir and in namespaces named vigil-<id>-*, and
+removes all of it at the end (unless --keep)`)
+	}
+	if o.Scenario == "" {
+		o.Scenario = NodeCrash
+	}
+	if o.SyncMode == "" {
+		o.SyncMode = "on"
+	}
+	if o.Rate <= 0 {
+		o.Rate = 50
+	}
+	p := progress{w: o.Progress, start: time.Now()}
+	res = Result{Scenario: o.Scenario, SyncMode: o.SyncMode, Legacy: o.Legacy, LabDir: o.Dir}
+
+	p.say("building a 3-node PostgreSQL cluster in network namespaces (%s)", o.Dir)
+	l, err := lab.Up(ctx, lab.Options{Dir: o.Dir, Nodes: 3, Netns: true, Force: true})
+	if err != nil {
+		return res, err
+	}
+	c, err := labcluster.New(l, labcluster.Options{
+		Binary: o.Binary, Cluster: "demo", SyncMode: o.SyncMode, VIP: vipHost, Legacy: o.Legacy,
+		LeaseTTL: o.LeaseTTL, LoopInterval: o.LoopInterval,
+	})
+	if err != nil {
+		l.Down(context.WithoutCancel(ctx))
+		return res, err
+	}
+	defer func() {
+		if o.Keep && err == nil {
+			return
+		}
+		c.StopAll()
+		if derr := l.Down(context.WithoutCancel(ctx)); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	res.VIP = c.VIP()
+	r := runner{o: o, l: l, c: c, p: &p}
+	return r.run(ctx, res)
+}
+
+type runner struct {
+	o Options
+	l *lab.Lab
+	c *labcluster.Cluster
+	p *progress
+}
+
+func (r *runner) server(name string) *database.Server {
+	n, _ := r.l.Node(name)
+	user, password, _ := r.l.Superuser()
+	return &database.Server{Name: name, Flavor: r.l.Flavor(), Ctl: r.l.Ctl(n), StartOptions: r.l.StartOptions(n),
+		Conn: database.ConnConfig{Host: n.Host, Port: n.Port, User: user, Password: password, Database: r.l.Flavor().DefaultDatabase, ConnectTimeout: 2 * time.Second}}
+}
+
+func (r *runner) writable(ctx context.Context) func(string) bool {
+	return func(n string) bool {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return r.server(n).ProbeWrite(pctx).Writable()
+	}
+}
+
+func (r *runner) run(ctx context.Context, res Result) (Result, error) {
+	p, l, c := r.p, r.l, r.c
+	client, err := l.AddClient(ctx, "client")
+	if err != nil {
+		return res, err
+	}
+	p.say("starting three agents with embedded etcd; VIP %s", res.VIP)
+	for _, n := range l.Nodes() {
+		if err := c.StartAgent(n.Name); err != nil {
+			return res, err
+		}
+	}
+	store, err := c.Store()
+	if err != nil {
+		return res, err
+	}
+	defer store.Close()
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	primary, err := labcluster.WaitWritablePrimary(wctx, store, r.writable(ctx))
+	cancel()
+	if err != nil {
+		return res, fmt.Errorf("%w\n%s", err, c.Logs(30))
+	}
+	res.OldLeader = primary
+	if err := r.waitVIP(ctx, primary); err != nil {
+		return res, err
+	}
+	p.say("%s is the writable primary and holds the VIP", primary)
+	if r.o.SyncMode != "off" {
+		if err := r.waitSync(ctx, primary); err != nil {
+			return res, err
+		}
+	}
+
+	user, _, err := l.Superuser()
+	if err != nil {
+		return res, err
+	}
+	wopts := workload.Options{Host: res.VIP, Port: r.nodePort(primary), User: user, Database: l.Flavor().DefaultDatabase, Timeout: time.Second}
+	_, wopts.Password, _ = l.Superuser()
+	if err := workload.Prepare(ctx, wopts); err != nil {
+		return res, fmt.Errorf("prepare the workload table through the VIP: %w", err)
+	}
+	p.say("client %s writes through the VIP, %d writes/s", client.Host, r.o.Rate)
+	wl, err := r.startWorkload(client, wopts)
+	if err != nil {
+		return res, err
+	}
+	defer wl.stop()
+	time.Sleep(2 * time.Second)
+
+	if r.o.LagMB > 0 {
+		p.say("injecting replay lag: replay paused on the standbys, %d MB written on %s", r.o.LagMB, primary)
+		if err := r.injectLag(ctx, primary); err != nil {
+			return res, err
+		}
+	}
+	res.ReplayBacklogBytes = r.maxBacklog(ctx, primary)
+
+	p.say("crashing %s (%s), replay backlog %d MB", primary, r.o.Scenario, res.ReplayBacklogBytes>>20)
+	res.CrashAt = time.Now()
+	if err := r.crash(ctx, primary); err != nil {
+		return res, err
+	}
+	wctx, cancel = context.WithTimeout(ctx, 3*time.Minute)
+	newPrimary, err := labcluster.WaitWritablePrimary(wctx, store, r.writable(ctx), primary)
+	cancel()
+	if err != nil {
+		return res, fmt.Errorf("%w\n%s", err, c.Logs(40))
+	}
+	res.NewPrimary = newPrimary
+	p.say("%s is the new writable primary", newPrimary)
+	if err := r.waitVIP(ctx, newPrimary); err != nil && !r.o.Legacy {
+		return res, err
+	}
+	time.Sleep(3 * time.Second) // writes after the failover, through the new primary
+
+	wres, err := wl.stop()
+	if err != nil {
+		return res, err
+	}
+	sum := wres.Summarize(res.CrashAt)
+	res.Writes, res.ReadOnlyErrors, res.ConnectionErrors, res.OtherErrors = sum.Writes, sum.ReadOnlyErrors, sum.ConnectionErrors, sum.OtherErrors
+	res.WriteOutageS = sum.WriteOutageS
+	for _, w := range wres.Writes {
+		res.Series = append(res.Series, Point{T: w.At.Sub(res.CrashAt).Seconds(), Outcome: w.Outcome})
+	}
+	acked := wres.Acked()
+	res.AckedWrites = len(acked)
+	direct := wopts
+	n, _ := l.Node(newPrimary)
+	direct.Host = n.Host
+	lost, err := workload.Lost(ctx, direct, acked)
+	if err != nil {
+		return res, err
+	}
+	res.AckedWritesLost = len(lost)
+	res.VIPHolder = r.vipHolder()
+	r.fillSteps(ctx, store, &res)
+	p.say("done")
+	return res, nil
+}
+
+func (r *runner) nodePort(name string) int {
+	n, _ := r.l.Node(name)
+	return n.Port
+}
+
+// waitVIP waits until node holds the VIP and nobody else does.
+func (r *runner) waitVIP(ctx context.Context, node string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if r.vipHolder() == node {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the VIP is on %q, want %s", r.vipHolder(), node)
+}
+
+// vipHolder names the live nodes whose eth0 carries the VIP; "a,b" if
+// several. A crashed node (link down) holds nothing on the network.
+func (r *runner) vipHolder() string {
+	var holders []string
+	for _, n := range r.l.Nodes() {
+		link, err := exec.Command("ip", "-n", n.Netns, "-o", "link", "show", "dev", "eth0").Output()
+		if err != nil || !strings.Contains(string(link), "LOWER_UP") {
+			continue
+		}
+		out, err := exec.Command("ip", "-n", n.Netns, "-o", "addr", "show", "dev", "eth0").Output()
+		if err == nil && strings.Contains(string(out), " "+r.c.VIP()+"/") {
+			holders = append(holders, n.Name)
+		}
+	}
+	return strings.Join(holders, ",")
+}
+
+// waitSync waits until the primary's standbys are synchronous.
+func (r *runner) waitSync(ctx context.Context, primary string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		obs, err := r.server(primary).Observe(ctx)
+		if err == nil && len(obs.Standbys) == 2 && obs.Standbys[0].SyncState != "async" && obs.Standbys[1].SyncState != "async" {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return errors.New("the standbys did not become synchronous within 60 s")
+}
+
+func (r *runner) injectLag(ctx context.Context, primary string) error {
+	for _, n := range r.l.Nodes() {
+		if n.Name != primary {
+			if err := r.l.PauseReplay(ctx, n); err != nil {
+				return err
+			}
+		}
+	}
+	pn, _ := r.l.Node(primary)
+	if err := r.l.GenerateWAL(ctx, pn, r.o.LagMB); err != nil {
+		return err
+	}
+	// Let the standbys receive it all: the backlog is replay, not transfer.
+	end, err := r.server(primary).Observe(ctx)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, n := range r.l.Nodes() {
+		if n.Name == primary {
+			continue
+		}
+		for {
+			o, err := r.server(n.Name).Observe(ctx)
+			if err == nil && o.ReceivedLSN >= end.CurrentLSN {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s did not receive the generated WAL", n.Name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func (r *runner) maxBacklog(ctx context.Context, primary string) uint64 {
+	var worst uint64
+	for _, n := range r.l.Nodes() {
+		if n.Name == primary {
+			continue
+		}
+		if o, err := r.server(n.Name).Observe(ctx); err == nil {
+			worst = max(worst, o.ReplayBacklogBytes)
+		}
+	}
+	return worst
+}
+
+func (r *runner) crash(ctx context.Context, primary string) error {
+	if r.o.Scenario == DBCrash {
+		n, _ := r.l.Node(primary)
+		return r.l.Kill(ctx, n)
+	}
+	return r.c.CrashNode(ctx, primary)
+}
+
+// fillSteps reads the failover record from the DCS history.
+func (r *runner) fillSteps(ctx context.Context, store *dcs.Store, res *Result) {
+	hist, err := store.History(ctx)
+	if err != nil {
+		return
+	}
+	for i := len(hist) - 1; i >= 0; i-- {
+		var rec timeline.Record
+		if json.Unmarshal(hist[i], &rec) != nil || rec.Node != res.NewPrimary || rec.Start.Before(res.CrashAt) {
+			continue
+		}
+		res.DetectS = rec.Start.Sub(res.CrashAt).Seconds()
+		for _, st := range rec.Steps {
+			res.Steps = append(res.Steps, Step{Name: st.Name, Start: st.Start, End: st.End, OK: st.OK, Evidence: st.Evidence, Error: st.Error})
+			switch st.Name {
+			case "promote":
+				res.PromoteS = st.Duration().Seconds()
+			case "readiness_gate":
+				res.GateS = st.Duration().Seconds()
+			}
+		}
+		return
+	}
+}
+
+// workloadProc is the client process in the client namespace.
+type workloadProc struct {
+	cmd     *exec.Cmd
+	out     bytes.Buffer
+	errb    bytes.Buffer
+	stopped bool
+	res     workload.Result
+	err     error
+}
+
+func (r *runner) startWorkload(client lab.Client, o workload.Options) (*workloadProc, error) {
+	args := []string{"--net=/run/netns/" + client.Netns, "--", r.o.Binary, "workload",
+		"--host", o.Host, "--port", fmt.Sprint(o.Port), "--user", o.User, "--password-file", r.l.SuperuserPasswordFile(),
+		"--database", o.Database, "--rate", fmt.Sprint(r.o.Rate), "--duration", "10m", "--timeout", "1s"}
+	w := &workloadProc{cmd: exec.Command("nsenter", args...)}
+	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.errb
+	if err := w.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the client: %w", err)
+	}
+	return w, nil
+}
+
+// stop ends the client and reads its record (once).
+func (w *workloadProc) stop() (workload.Result, error) {
+	if w.stopped {
+		return w.res, w.err
+	}
+	w.stopped = true
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	if err := w.cmd.Wait(); err != nil {
+		w.err = fmt.Errorf("client: %w: %s", err, w.errb.String())
+		return w.res, w.err
+	}
+	if err := json.Unmarshal(w.out.Bytes(), &w.res); err != nil {
+		w.err = fmt.Errorf("client output: %w", err)
+	}
+	return w.res, w.err
+}
+
+type progress struct {
+	w     io.Writer
+	start time.Time
+}
+
+func (p *progress) say(format string, args ...any) {
+	if p.w == nil {
+		return
+	}
+	fmt.Fprintf(p.w, "[%6.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// Format renders a result for a terminal.
+func Format(res Result) string {
+	var b strings.Builder
+	order := "Vigil order (VIP only after a committed write)"
+	if res.Legacy {
+		order = "LEGACY order (failover_stream.sh: VIP first, select 33333 as readiness)"
+	}
+	fmt.Fprintf(&b, "\nFailover of %s -> %s  [%s, synchronous mode %s, %s]\n", res.OldLeader, res.NewPrimary, res.Scenario, res.SyncMode, order)
+	fmt.Fprintf(&b, "replay backlog on the standbys at the crash: %d MB\n\n", res.ReplayBacklogBytes>>20)
+	fmt.Fprintf(&b, "timeline (ms after the crash):\n")
+	fmt.Fprintf(&b, "  %7d  crash\n", 0)
+	for _, s := range res.Steps {
+		mark := "ok"
+		if !s.OK {
+			mark = "FAILED"
+		}
+		fmt.Fprintf(&b, "  %7d  %-24s %6dms %-6s %s\n", s.Start.Sub(res.CrashAt).Milliseconds(), s.Name, s.End.Sub(s.Start).Milliseconds(), mark, s.Evidence)
+	}
+	fmt.Fprintf(&b, "\nwhat the application saw through the VIP %s:\n", res.VIP)
+	fmt.Fprintf(&b, "  write outage              %.2f s (crash to the first committed write)\n", res.WriteOutageS)
+	fmt.Fprintf(&b, "  read-only errors          %d\n", res.ReadOnlyErrors)
+	fmt.Fprintf(&b, "  connection errors         %d (no server behind the VIP: clients retry)\n", res.ConnectionErrors)
+	fmt.Fprintf(&b, "  other errors              %d\n", res.OtherErrors)
+	fmt.Fprintf(&b, "  acknowledged writes       %d, lost %d\n", res.AckedWrites, res.AckedWritesLost)
+	fmt.Fprintf(&b, "  VIP now on                %s\n", res.VIPHolder)
+	return b.String()
+}

@@ -1,0 +1,449 @@
+// Package labcluster runs vigil agents on a lab: it writes each node's
+// configuration, starts the agents as their own processes (inside the
+// node's network namespace in netns mode), and kills them the way a crash
+// would. The e2e tests, `vigil demo` and `vigil bench` are built on it.
+package labcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/lab"
+)
+
+// Options shape the agents' configuration.
+type Options struct {
+	// Binary is the vigil executable the agents run.
+	Binary string
+	// Cluster names the cluster in the DCS; "lab" when empty.
+	Cluster  string
+	SyncMode string // off | on | strict
+	// Priorities by node name; 100 when absent.
+	Priorities map[string]int
+	// Endpoints, when set, replaces the embedded etcd members.
+	Endpoints []string
+	// Witness adds an etcd member without a database (loopback labs).
+	Witness bool
+	// VIP is the service address's host number in the lab subnet (netns
+	// labs), e.g. 100; 0 for none.
+	VIP int
+	// LeaseTTL and LoopInterval; the configuration defaults when zero.
+	LeaseTTL     time.Duration
+	LoopInterval time.Duration
+	// MaxLag is maximum_lag_on_failover in bytes; 64 MiB when zero.
+	MaxLag int
+	// Legacy runs the agents in the seed's order (benchmark baseline).
+	Legacy bool
+	// Edit changes a node's configuration before it is written.
+	Edit func(node string, cfg map[string]any)
+}
+
+// Cluster is a lab with agents.
+type Cluster struct {
+	Lab *lab.Lab
+	// Dir holds the configurations, agent logs and step logs.
+	Dir     string
+	opts    Options
+	configs map[string]string
+	peers   map[string]string
+	clients map[string]string
+	trusted string
+
+	mu      sync.Mutex
+	procs   map[string]*Proc
+	witness *Proc
+}
+
+// Proc is a running agent or witness.
+type Proc struct {
+	Name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// New writes the configuration of every node of l.
+func New(l *lab.Lab, o Options) (*Cluster, error) {
+	if o.Cluster == "" {
+		o.Cluster = "lab"
+	}
+	if o.MaxLag == 0 {
+		o.MaxLag = 64 << 20
+	}
+	c := &Cluster{
+		Lab: l, Dir: filepath.Join(l.Dir(), "agents"), opts: o,
+		configs: map[string]string{}, peers: map[string]string{}, clients: map[string]string{},
+		procs: map[string]*Proc{},
+	}
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	for _, n := range l.Nodes() {
+		if l.Netns() {
+			c.peers[n.Name] = fmt.Sprintf("http://%s:2380", n.Host)
+			c.clients[n.Name] = fmt.Sprintf("http://%s:2379", n.Host)
+			continue
+		}
+		var err error
+		if c.peers[n.Name], err = freeURL(); err != nil {
+			return nil, err
+		}
+		if c.clients[n.Name], err = freeURL(); err != nil {
+			return nil, err
+		}
+	}
+	if o.Witness {
+		if l.Netns() {
+			return nil, errors.New("labcluster: a witness runs on loopback labs only")
+		}
+		var err error
+		if c.peers["witness"], err = freeURL(); err != nil {
+			return nil, err
+		}
+		if c.clients["witness"], err = freeURL(); err != nil {
+			return nil, err
+		}
+	}
+	// A trusted address that answers with a TCP reset: loopback for
+	// loopback labs; the bridge's host address for netns labs, so that a
+	// node whose link is down cannot reach it.
+	c.trusted = "127.0.0.1:1"
+	if l.Netns() {
+		bridge, err := l.BridgeAddress()
+		if err != nil {
+			return nil, err
+		}
+		c.trusted = bridge.String() + ":1"
+	}
+	for _, n := range l.Nodes() {
+		path, err := c.writeConfig(n)
+		if err != nil {
+			return nil, err
+		}
+		c.configs[n.Name] = path
+	}
+	return c, nil
+}
+
+func freeURL() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// ConfigPath is node's configuration file.
+func (c *Cluster) ConfigPath(node string) string { return c.configs[node] }
+
+// VIP returns the service address ("" without one).
+func (c *Cluster) VIP() string {
+	if c.opts.VIP == 0 {
+		return ""
+	}
+	a, err := c.Lab.AddressIn(c.opts.VIP)
+	if err != nil {
+		return ""
+	}
+	return a.String()
+}
+
+func (c *Cluster) writeConfig(n lab.Node) (string, error) {
+	l := c.Lab
+	superUser, _, err := l.Superuser()
+	if err != nil {
+		return "", err
+	}
+	priority := 100
+	if p, ok := c.opts.Priorities[n.Name]; ok {
+		priority = p
+	}
+	syncMode := c.opts.SyncMode
+	if syncMode == "" {
+		syncMode = "off"
+	}
+	db := map[string]any{
+		"flavor": string(l.Flavor().Name), "bin_dir": l.BinDir(), "data_dir": n.DataDir, "port": n.Port,
+		"connect_host": n.Host,
+		"superuser":    map[string]any{"user": superUser, "database": l.Flavor().DefaultDatabase, "password_file": l.SuperuserPasswordFile()},
+		"replication":  map[string]any{"user": lab.ReplicationUser, "password_file": l.ReplicationPasswordFile()},
+	}
+	if os.Geteuid() == 0 {
+		db["os_user"] = lab.DefaultOSUser
+	}
+	dcsCfg := map[string]any{}
+	if len(c.opts.Endpoints) > 0 {
+		dcsCfg["endpoints"] = c.opts.Endpoints
+	} else {
+		dcsCfg["embedded"] = map[string]any{
+			"enabled": true, "peer_url": c.peers[n.Name], "client_url": c.clients[n.Name],
+			"data_dir": filepath.Join(c.Dir, "etcd-"+n.Name), "initial_cluster": c.peers,
+			"tick_ms": 50, "election_ms": 500,
+		}
+	}
+	timing := map[string]any{"promote_timeout": "60s", "readiness_timeout": "120s"}
+	if c.opts.LeaseTTL > 0 {
+		timing["lease_ttl"] = c.opts.LeaseTTL.String()
+		timing["loop_interval"] = c.opts.LoopInterval.String()
+		timing["dcs_timeout"] = min(time.Second, c.opts.LeaseTTL/2-c.opts.LoopInterval-time.Millisecond).String()
+		timing["db_timeout"] = "2s"
+	}
+	cfg := map[string]any{
+		"cluster":     c.opts.Cluster,
+		"node":        map[string]any{"name": n.Name, "host": n.Host, "priority": priority},
+		"database":    db,
+		"dcs":         dcsCfg,
+		"trusted_ips": []string{c.trusted},
+		"timing":      timing,
+		"failover":    map[string]any{"synchronous_mode": syncMode, "maximum_lag_on_failover": c.opts.MaxLag},
+	}
+	if v := c.VIP(); v != "" {
+		cfg["vip"] = map[string]any{"address": v + "/24", "interface": "eth0", "gratuitous_arp_count": 3}
+	}
+	if c.opts.Edit != nil {
+		c.opts.Edit(n.Name, cfg)
+	}
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(c.Dir, n.Name+".yaml")
+	return path, os.WriteFile(path, data, 0o600)
+}
+
+// StartAgent starts node's agent as its own process.
+func (c *Cluster) StartAgent(name string) error {
+	n, err := c.Lab.Node(name)
+	if err != nil {
+		return err
+	}
+	args := []string{"agent", "--config", c.configs[name], "--log-format", "json", "--log-level", "debug",
+		"--step-log", filepath.Join(c.Dir, name+".steps.jsonl")}
+	if c.opts.Legacy {
+		args = append(args, "--legacy-order")
+	}
+	p, err := c.start(name, n.Netns, args, filepath.Join(c.Dir, name+".agent.log"))
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.procs[name] = p
+	c.mu.Unlock()
+	return nil
+}
+
+// StartWitness starts the witness etcd member.
+func (c *Cluster) StartWitness() error {
+	var initial []string
+	for name, u := range c.peers {
+		initial = append(initial, name+"="+u)
+	}
+	sort.Strings(initial)
+	args := []string{"witness", "--cluster", c.opts.Cluster, "--name", "witness", "--data-dir", filepath.Join(c.Dir, "etcd-witness"),
+		"--peer-url", c.peers["witness"], "--client-url", c.clients["witness"], "--initial-cluster", strings.Join(initial, ","),
+		"--tick-ms", "50", "--election-ms", "500"}
+	p, err := c.start("witness", "", args, filepath.Join(c.Dir, "witness.log"))
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.witness = p
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Cluster) start(name, netns string, args []string, logPath string) (*Proc, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	var cmd *exec.Cmd
+	if netns != "" {
+		cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + netns, "--", c.opts.Binary}, args...)...)
+	} else {
+		cmd = exec.Command(c.opts.Binary, args...)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Proc{Name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *Proc) kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// KillAgent sends SIGKILL to node's agent (and its embedded etcd member).
+func (c *Cluster) KillAgent(name string) {
+	c.mu.Lock()
+	p := c.procs[name]
+	delete(c.procs, name)
+	c.mu.Unlock()
+	if p != nil {
+		p.kill()
+	}
+}
+
+// StopAgent sends SIGTERM and waits for the agent to exit.
+func (c *Cluster) StopAgent(name string, wait time.Duration) error {
+	c.mu.Lock()
+	p := c.procs[name]
+	delete(c.procs, name)
+	c.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(wait):
+		p.kill()
+		return fmt.Errorf("agent %s did not exit within %s of SIGTERM", name, wait)
+	}
+}
+
+// KillWitness sends SIGKILL to the witness.
+func (c *Cluster) KillWitness() {
+	c.mu.Lock()
+	p := c.witness
+	c.witness = nil
+	c.mu.Unlock()
+	if p != nil {
+		p.kill()
+	}
+}
+
+// SignalAgent sends sig to node's agent.
+func (c *Cluster) SignalAgent(name string, sig syscall.Signal) {
+	c.mu.Lock()
+	p := c.procs[name]
+	c.mu.Unlock()
+	if p != nil {
+		p.cmd.Process.Signal(sig)
+	}
+}
+
+// CrashNode kills node's agent and postmaster together, as a node crash.
+// In a netns lab the node's link goes down first: a crashed host no longer
+// answers on the network (its kernel would otherwise keep answering ARP
+// for a VIP that nobody removed).
+func (c *Cluster) CrashNode(ctx context.Context, name string) error {
+	n, err := c.Lab.Node(name)
+	if err != nil {
+		return err
+	}
+	if n.Link != "" {
+		if out, err := exec.CommandContext(ctx, "ip", "link", "set", n.Link, "down").CombinedOutput(); err != nil {
+			return fmt.Errorf("crash %s: link down: %v: %s", name, err, out)
+		}
+	}
+	c.mu.Lock()
+	p := c.procs[name]
+	c.mu.Unlock()
+	if p != nil {
+		p.cmd.Process.Kill()
+	}
+	kerr := c.Lab.Kill(ctx, n)
+	c.KillAgent(name)
+	return kerr
+}
+
+// StopAll kills every agent and the witness.
+func (c *Cluster) StopAll() {
+	c.mu.Lock()
+	var procs []*Proc
+	for _, p := range c.procs {
+		procs = append(procs, p)
+	}
+	if c.witness != nil {
+		procs = append(procs, c.witness)
+	}
+	c.procs = map[string]*Proc{}
+	c.witness = nil
+	c.mu.Unlock()
+	for _, p := range procs {
+		p.kill()
+	}
+}
+
+// Store opens a DCS client on every member, as an operator's tool would.
+func (c *Cluster) Store() (*dcs.Store, error) {
+	eps := append([]string(nil), c.opts.Endpoints...)
+	for _, u := range c.clients {
+		eps = append(eps, u)
+	}
+	sort.Strings(eps)
+	return dcs.Open(dcs.Options{Endpoints: eps, Cluster: c.opts.Cluster, LeaseTTL: max(c.opts.LeaseTTL, time.Second), DialTimeout: time.Second})
+}
+
+// Logs returns the last n lines of every agent and witness log.
+func (c *Cluster) Logs(n int) string {
+	entries, _ := os.ReadDir(c.Dir)
+	var b strings.Builder
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".log") {
+			continue
+		}
+		data, _ := os.ReadFile(filepath.Join(c.Dir, e.Name()))
+		lines := strings.Split(string(data), "\n")
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		fmt.Fprintf(&b, "==== %s (last %d lines)\n%s\n", e.Name(), len(lines), strings.Join(lines, "\n"))
+	}
+	return b.String()
+}
+
+// WaitWritablePrimary waits until the DCS names a writable primary that is
+// the leader and not one of exclude, and returns its name.
+func WaitWritablePrimary(ctx context.Context, s *dcs.Store, writable func(node string) bool, exclude ...string) (string, error) {
+	var last dcs.View
+	var lastErr error
+	for {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		v, err := s.Snapshot(sctx)
+		cancel()
+		last, lastErr = v, err
+		if err == nil && v.Primary != nil && v.Leader == v.Primary.Node && !contains(exclude, v.Primary.Node) && writable(v.Primary.Node) {
+			return v.Primary.Node, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("no writable primary (excluding %v): last view leader=%q primary=%+v err=%v: %w", exclude, last.Leader, last.Primary, lastErr, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

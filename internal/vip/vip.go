@@ -1,0 +1,209 @@
+// Package vip moves the service address (virtual IP) between hosts: it adds
+// the address to an interface with netlink, announces it with gratuitous
+// ARP so that neighbours update their caches at once, and removes it.
+//
+// The agent calls Up only after its node has published "writable primary"
+// (a write committed), and Down before anything that may end the primary
+// role. Removal happens before any other node can acquire the leader key:
+// the agent removes the address when it demotes, which the lease arithmetic
+// of package decision places at least lease_ttl/2 - loop_interval - the
+// time of the removal itself before the old lease can expire.
+package vip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
+	"github.com/vishvananda/netlink"
+)
+
+// Manager owns one service address on one interface.
+type Manager struct {
+	Address   netip.Prefix
+	Interface string
+	// Label is the address label (ip addr ... label), e.g. "eth0:vip";
+	// empty for none.
+	Label string
+	// ARPCount gratuitous ARPs are sent ARPInterval apart after adding.
+	ARPCount    int
+	ARPInterval time.Duration
+	// DADTimeout is how long to wait for another host to answer for the
+	// address before adding it; 0 uses 300 ms.
+	DADTimeout time.Duration
+	Logger     *slog.Logger
+}
+
+// ErrDuplicate means another host answers ARP for the address.
+var ErrDuplicate = errors.New("address in use by another host")
+
+// ErrPermission means the process lacks CAP_NET_ADMIN or CAP_NET_RAW.
+var ErrPermission = errors.New("managing a VIP needs CAP_NET_ADMIN and CAP_NET_RAW: run the agent as root or grant both capabilities (see examples/vigil-agent.service)")
+
+// Name identifies the router in logs and timelines.
+func (m *Manager) Name() string { return fmt.Sprintf("vip %s on %s", m.Address, m.Interface) }
+
+func (m *Manager) log() *slog.Logger {
+	if m.Logger != nil {
+		return m.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (m *Manager) link() (netlink.Link, error) {
+	l, err := netlink.LinkByName(m.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("%s: interface %q: %w", m.Name(), m.Interface, err)
+	}
+	return l, nil
+}
+
+func (m *Manager) addr() *netlink.Addr {
+	return &netlink.Addr{IPNet: &net.IPNet{IP: m.Address.Addr().AsSlice(), Mask: net.CIDRMask(m.Address.Bits(), m.Address.Addr().BitLen())}, Label: m.Label}
+}
+
+// Present reports whether the address is on the interface.
+func (m *Manager) Present() (bool, error) {
+	l, err := m.link()
+	if err != nil {
+		return false, err
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return false, fmt.Errorf("%s: list addresses: %w", m.Name(), err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == m.Address.Addr() {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Up adds the address unless it is there, after checking that no other
+// host answers for it, then announces it. Adding an address that is
+// already here is not an error.
+func (m *Manager) Up(ctx context.Context) error {
+	present, err := m.Present()
+	if err != nil {
+		return err
+	}
+	if !present {
+		if err := m.checkDuplicate(ctx); err != nil {
+			return err
+		}
+		l, err := m.link()
+		if err != nil {
+			return err
+		}
+		if err := netlink.AddrAdd(l, m.addr()); err != nil && !errors.Is(err, syscall.EEXIST) {
+			return m.wrap("add", err)
+		}
+		m.log().Info("VIP added", "address", m.Address, "interface", m.Interface)
+	}
+	return m.Announce(ctx)
+}
+
+// Down removes the address. Removing an absent address is not an error.
+func (m *Manager) Down(_ context.Context) error {
+	l, err := m.link()
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrDel(l, m.addr()); err != nil {
+		if errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.ESRCH) {
+			return nil
+		}
+		return m.wrap("remove", err)
+	}
+	m.log().Info("VIP removed", "address", m.Address, "interface", m.Interface)
+	return nil
+}
+
+// Announce sends gratuitous ARPs for the address from this interface, so
+// that hosts and switches that cached the old owner's MAC update at once.
+func (m *Manager) Announce(ctx context.Context) error {
+	ifi, err := net.InterfaceByName(m.Interface)
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.Name(), err)
+	}
+	c, err := arp.Dial(ifi)
+	if err != nil {
+		return m.wrap("open ARP socket", err)
+	}
+	defer c.Close()
+	// A gratuitous ARP is a request from the address for the address.
+	p, err := arp.NewPacket(arp.OperationRequest, ifi.HardwareAddr, m.Address.Addr(), ethernet.Broadcast, m.Address.Addr())
+	if err != nil {
+		return fmt.Errorf("%s: build gratuitous ARP: %w", m.Name(), err)
+	}
+	count := max(m.ARPCount, 1)
+	interval := m.ARPInterval
+	if interval <= 0 {
+		interval = 100 * time.Millisecond
+	}
+	for i := range count {
+		if err := c.WriteTo(p, ethernet.Broadcast); err != nil {
+			return m.wrap("send gratuitous ARP", err)
+		}
+		if i < count-1 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(interval):
+			}
+		}
+	}
+	m.log().Info("gratuitous ARP sent", "address", m.Address, "count", count)
+	return nil
+}
+
+// checkDuplicate asks the segment who has the address; an answer means a
+// host still holds it (an old primary that was not fenced), and adding it
+// here would split the clients between two servers.
+func (m *Manager) checkDuplicate(ctx context.Context) error {
+	ifi, err := net.InterfaceByName(m.Interface)
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.Name(), err)
+	}
+	c, err := arp.Dial(ifi)
+	if err != nil {
+		return m.wrap("open ARP socket", err)
+	}
+	defer c.Close()
+	timeout := m.DADTimeout
+	if timeout <= 0 {
+		timeout = 300 * time.Millisecond
+	}
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := c.SetDeadline(deadline); err != nil {
+		return fmt.Errorf("%s: %w", m.Name(), err)
+	}
+	hw, err := c.Resolve(m.Address.Addr())
+	if err == nil {
+		return fmt.Errorf("%s: %w: %s answers ARP for it; refusing to add it (fence that host first)", m.Name(), ErrDuplicate, hw)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
+	return m.wrap("duplicate-address check", err)
+}
+
+func (m *Manager) wrap(what string, err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%s: %s: %w (%v)", m.Name(), what, ErrPermission, err)
+	}
+	return fmt.Errorf("%s: %s: %w", m.Name(), what, err)
+}
