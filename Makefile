@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 STATICCHECK_VERSION := v0.8.2
 GO_TEST_FLAGS ?= -race -count=1 -timeout 60m
 
-.PHONY: deps build test lint demo clean
+.PHONY: deps build test lint demo bench clean
 
 deps:
 	./scripts/install-deps.sh
@@ -22,11 +22,13 @@ lint: deps
 test: lint
 	go test $(GO_TEST_FLAGS) ./...
 
-# The main job. For now: a real 3-node cluster in network namespaces.
+# The main job: a real 3-node cluster fails over under load and prints its timeline.
 demo: build
-	./bin/vigil lab down --dir /var/tmp/vigil-demo 2>/dev/null || true
-	./bin/vigil lab up --nodes 3 --netns --dir /var/tmp/vigil-demo
-	./bin/vigil lab status --dir /var/tmp/vigil-demo
+	./bin/vigil demo
+
+# The failover benchmark (not a test): see BENCHMARKS.md.
+bench: build
+	./bin/vigil bench failover --runs 5
 
 clean:
 	rm -rf bin

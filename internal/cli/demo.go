@@ -74,5 +74,6 @@ veth links and the VIP need CAP_NET_ADMIN and CAP_NET_RAW.`,
 	f.IntVar(&o.LagMB, "lag-mb", 128, "WAL (MB) written while the standbys' replay is paused")
 	f.BoolVar(&noLagArg, "no-lag", false, "do not inject replay lag")
 	f.IntVar(&o.Rate, "rate", 50, "client writes per second")
+	f.IntVar(&o.BackgroundTPS, "background-tps", 100, "pgbench transactions per second through the VIP as background load (0: none)")
 	return cmd
 }

@@ -105,6 +105,7 @@ clients to a node only after that node has proved it can commit a write.`,
 		newWitnessCmd(),
 		newWorkloadCmd(),
 		newDemoCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

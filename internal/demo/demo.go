@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -43,10 +44,13 @@ type Options struct {
 	Scenario string
 	SyncMode string
 	// LagMB of WAL is written while the standbys' replay is paused.
-	LagMB  int
-	Rate   int
-	Legacy bool
-	Keep   bool
+	LagMB int
+	Rate  int
+	// BackgroundTPS runs pgbench through the VIP at that many
+	// transactions per second alongside the client (0: none).
+	BackgroundTPS int
+	Legacy        bool
+	Keep          bool
 	// LeaseTTL and LoopInterval override the configuration defaults.
 	LeaseTTL, LoopInterval time.Duration
 	// Progress receives one line per stage; nil for none.
@@ -214,6 +218,14 @@ func (r *runner) run(ctx context.Context, res Result) (Result, error) {
 	_, wopts.Password, _ = l.Superuser()
 	if err := workload.Prepare(ctx, wopts); err != nil {
 		return res, fmt.Errorf("prepare the workload table through the VIP: %w", err)
+	}
+	if r.o.BackgroundTPS > 0 {
+		p.say("background load: pgbench through the VIP at %d transactions/s", r.o.BackgroundTPS)
+		stopBackground, err := r.startPGBench(ctx, client, res.VIP, wopts)
+		if err != nil {
+			return res, err
+		}
+		defer stopBackground()
 	}
 	p.say("client %s writes through the VIP, %d writes/s", client.Host, r.o.Rate)
 	wl, err := r.startWorkload(client, wopts)
@@ -406,6 +418,29 @@ func (r *runner) fillSteps(ctx context.Context, store *dcs.Store, res *Result) {
 		}
 		return
 	}
+}
+
+// startPGBench initialises pgbench's tables through the VIP and runs it
+// rate-limited in the client namespace until the returned stop is called.
+// It reads the password from the lab's pgpass file, never from arguments.
+func (r *runner) startPGBench(ctx context.Context, client lab.Client, vip string, o workload.Options) (func(), error) {
+	pgbench := filepath.Join(r.l.BinDir(), "pgbench")
+	base := []string{"--net=/run/netns/" + client.Netns, "--", pgbench, "-h", vip, "-p", fmt.Sprint(o.Port), "-U", o.User}
+	env := append(os.Environ(), "PGPASSFILE="+r.l.SuperuserPassFile())
+	initCmd := exec.CommandContext(ctx, "nsenter", append(base, "-i", "-q", "-s", "2", o.Database)...)
+	initCmd.Env = env
+	if out, err := initCmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("pgbench -i: %w: %s", err, out)
+	}
+	run := exec.Command("nsenter", append(base, "-n", "-c", "2", "-j", "1", "-R", fmt.Sprint(r.o.BackgroundTPS), "-T", "600", o.Database)...)
+	run.Env = env
+	if err := run.Start(); err != nil {
+		return nil, fmt.Errorf("start pgbench: %w", err)
+	}
+	return func() {
+		run.Process.Kill()
+		run.Wait()
+	}, nil
 }
 
 // workloadProc is the client process in the client namespace.
