@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/decision"
 	"github.com/vigil-ha/vigil/internal/isolation"
 	"github.com/vigil-ha/vigil/internal/pgctl"
+	"github.com/vigil-ha/vigil/internal/timeline"
 )
 
 // Router is anything that sends clients to the writable primary: the VIP,
@@ -97,16 +98,32 @@ type Agent struct {
 
 // Status is what the agent knows after its last loop, for the API and ctl.
 type Status struct {
-	Node        string                `json:"node"`
-	Role        decision.Role         `json:"role"`
-	Leader      string                `json:"leader"`
-	HoldsLeader bool                  `json:"holds_leader"`
-	Writable    bool                  `json:"writable"`
-	LastProbe   *database.ProbeResult `json:"last_probe,omitempty"`
-	Reason      string                `json:"reason"`
-	Isolation   string                `json:"isolation"`
-	DCSError    string                `json:"dcs_error,omitempty"`
-	UpdatedAt   time.Time             `json:"updated_at"`
+	Node        string        `json:"node"`
+	Cluster     string        `json:"cluster"`
+	Role        decision.Role `json:"role"`
+	Leader      string        `json:"leader"`
+	HoldsLeader bool          `json:"holds_leader"`
+	// Writable: this node holds the leader key and its last write probe
+	// committed. The only state in which clients may be sent here.
+	Writable  bool                  `json:"writable"`
+	LastProbe *database.ProbeResult `json:"last_probe,omitempty"`
+	Paused    bool                  `json:"paused"`
+	Timeline  uint32                `json:"timeline"`
+	WAL       database.LSN          `json:"wal"`
+	// Streaming: a standby whose WAL receiver hears from its upstream.
+	Streaming bool   `json:"streaming"`
+	Upstream  string `json:"upstream,omitempty"`
+	// LagBytes is how far this node's WAL is behind the leader's last
+	// published position (0 on the leader).
+	LagBytes  uint64    `json:"lag_bytes"`
+	Reason    string    `json:"reason"`
+	Isolation string    `json:"isolation"`
+	DCSError  string    `json:"dcs_error,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Failovers counts the failovers this agent ran since it started;
+	// LastFailover is the newest record.
+	Failovers    int              `json:"failovers"`
+	LastFailover *timeline.Record `json:"last_failover,omitempty"`
 }
 
 // New checks the options and builds an agent.
@@ -240,8 +257,12 @@ func (a *Agent) tick(ctx context.Context) {
 	a.execute(ctx, out, view, local)
 
 	a.mu.Lock()
-	a.status = Status{Node: a.o.Node, Role: local.Role(), Leader: view.Leader, HoldsLeader: a.lease.holding(),
-		Writable: local.Writable && a.lease.holding(), LastProbe: probe, Reason: out.Reason, Isolation: trusted.Evidence, UpdatedAt: in.Now}
+	prev := a.status
+	a.status = Status{Node: a.o.Node, Cluster: a.o.Cluster, Role: local.Role(), Leader: view.Leader, HoldsLeader: a.lease.holding(),
+		Writable: local.Writable && a.lease.holding(), LastProbe: probe, Paused: view.Config.Paused,
+		Timeline: local.Timeline, WAL: local.WAL, Streaming: local.Streaming, Upstream: local.Upstream,
+		LagBytes: in.Cluster.LastLeaderWAL.Sub(local.WAL), Reason: out.Reason, Isolation: trusted.Evidence, UpdatedAt: in.Now,
+		Failovers: prev.Failovers, LastFailover: prev.LastFailover}
 	if dcsErr != nil {
 		a.status.DCSError = dcsErr.Error()
 	}

@@ -357,6 +357,10 @@ func (a *Agent) abandonLeadership(ctx context.Context, why string) {
 }
 
 func (a *Agent) saveHistory(ctx context.Context, rec timeline.Record) {
+	a.mu.Lock()
+	a.status.Failovers++
+	a.status.LastFailover = &rec
+	a.mu.Unlock()
 	hctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 	defer cancel()
 	if err := a.o.Store.AppendHistory(hctx, rec.Start, rec); err != nil {

@@ -47,6 +47,8 @@ type Options struct {
 	Dir       string
 	Binary    string
 	Rate      int
+	// LeaseTTL and LoopInterval override the configuration defaults.
+	LeaseTTL, LoopInterval time.Duration
 	// BackgroundTPS is the pgbench load alongside the client.
 	BackgroundTPS int
 	Progress      io.Writer
@@ -102,6 +104,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			res, err := demo.Run(ctx, demo.Options{
 				Dir: filepath.Join(o.Dir, "lab"), Binary: o.Binary, Scenario: sc.Crash, SyncMode: sc.SyncMode,
 				LagMB: sc.LagMB, Rate: o.Rate, Legacy: sc.Legacy, BackgroundTPS: o.BackgroundTPS,
+				LeaseTTL: o.LeaseTTL, LoopInterval: o.LoopInterval,
 			})
 			if err != nil {
 				rep.Errors[sc.Name] = append(rep.Errors[sc.Name], err.Error())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,6 +27,8 @@ func newBenchFailoverCmd() *cobra.Command {
 		lagMB   int
 		rate    int
 		bgTPS   int
+		ttl     time.Duration
+		loop    time.Duration
 		out     string
 		jsonOut bool
 	)
@@ -49,6 +52,9 @@ to --out.`,
 			if err != nil {
 				return err
 			}
+			if (ttl == 0) != (loop == 0) {
+				return usageError(fmt.Errorf("--lease-ttl and --loop-interval go together"))
+			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
@@ -57,6 +63,7 @@ to --out.`,
 			}
 			rep, err := bench.Run(cmd.Context(), bench.Options{
 				Runs: runs, Scenarios: bench.DefaultScenarios(lagMB), Dir: out, Binary: bin, Rate: rate, BackgroundTPS: bgTPS, Progress: cmd.ErrOrStderr(),
+				LeaseTTL: ttl, LoopInterval: loop,
 			})
 			if err != nil {
 				return err
@@ -85,6 +92,8 @@ to --out.`,
 	f.IntVar(&lagMB, "lag-mb", 128, "WAL (MB) written while the standbys' replay is paused, in the +lag scenarios")
 	f.IntVar(&rate, "rate", 50, "client writes per second through the VIP")
 	f.IntVar(&bgTPS, "background-tps", 100, "pgbench transactions per second through the VIP as background load (0: none)")
+	f.DurationVar(&ttl, "lease-ttl", 0, "override timing.lease_ttl (with --loop-interval) to measure other settings; default: the configuration default")
+	f.DurationVar(&loop, "loop-interval", 0, "override timing.loop_interval (with --lease-ttl)")
 	f.StringVar(&out, "out", "/var/tmp/vigil-bench", "directory for the labs, report.json and failover.svg")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
