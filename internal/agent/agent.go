@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +68,13 @@ type Options struct {
 	Routers []Router
 	Fencer  Fencer
 
+	// OnRoleChange is run (argv, no shell) with the new role and the
+	// cluster name appended whenever this node's role changes, like
+	// Patroni's on_role_change. It runs in the background, bounded by
+	// CallbackTimeout; a failure is logged and never delays a failover.
+	OnRoleChange    []string
+	CallbackTimeout time.Duration
+
 	// LegacyOrder reproduces failover_stream.sh for benchmarks: routes go
 	// up before the promotion and readiness is judged by a query, not a
 	// write. It exists to measure what Vigil fixes; never use it.
@@ -94,6 +103,8 @@ type Agent struct {
 	lastDigest map[string]string
 	slotsMade  map[string]bool
 	status     Status
+	// lastRole is the role last reported to on_role_change.
+	lastRole string
 }
 
 // Status is what the agent knows after its last loop, for the API and ctl.
@@ -258,6 +269,10 @@ func (a *Agent) tick(ctx context.Context) {
 
 	a.mu.Lock()
 	prev := a.status
+	if role := callbackRole(local, a.lease.holding()); role != a.lastRole {
+		a.lastRole = role
+		defer a.roleChanged(role)
+	}
 	a.status = Status{Node: a.o.Node, Cluster: a.o.Cluster, Role: local.Role(), Leader: view.Leader, HoldsLeader: a.lease.holding(),
 		Writable: local.Writable && a.lease.holding(), LastProbe: probe, Paused: view.Config.Paused,
 		Timeline: local.Timeline, WAL: local.WAL, Streaming: local.Streaming, Upstream: local.Upstream,
@@ -345,4 +360,39 @@ func (a *Agent) checkConfigDigests(v dcs.View) {
 			a.lastDigest[name] = m.ConfigDigest
 		}
 	}
+}
+
+// callbackRole is the role reported to on_role_change: a primary only
+// counts as one while it holds the leader key.
+func callbackRole(l decision.Local, leader bool) string {
+	switch r := l.Role(); {
+	case r == decision.RolePrimary && leader:
+		return "primary"
+	case r == decision.RolePrimary:
+		return "demoting"
+	default:
+		return string(r)
+	}
+}
+
+// roleChanged runs the on_role_change command in the background.
+func (a *Agent) roleChanged(role string) {
+	if len(a.o.OnRoleChange) == 0 {
+		return
+	}
+	timeout := a.o.CallbackTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	argv := append(append([]string(nil), a.o.OnRoleChange...), role, a.o.Cluster)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+		if err != nil {
+			a.log.Error("on_role_change callback failed (failover is not affected)", "role", role, "command", argv[0], "err", err, "output", strings.TrimSpace(string(out)))
+			return
+		}
+		a.log.Info("on_role_change callback done", "role", role, "command", argv[0])
+	}()
 }

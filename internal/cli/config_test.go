@@ -50,7 +50,7 @@ func TestConfigCheck(t *testing.T) {
 		{"problems, with and without lines", func(t *testing.T) string {
 			return nodeConfig(t, "timing:\n  loop_interval: 5s\nfailover:\n  synchronous_mode: maybe\n")
 		}, ExitUsage, "",
-			"FILE:12: timing.loop_interval: must be less than half of timing.lease_ttl (5s): a leader that cannot renew its lease must get to demote itself before the lease expires\n" +
+			"FILE:12: timing.loop_interval: must be less than half of timing.lease_ttl (1.5s): a leader that cannot renew its lease must get to demote itself before the lease expires\n" +
 				`FILE:14: failover.synchronous_mode: "maybe" is not a mode: use off, on or strict` + "\n" +
 				"vigil: FILE: configuration rejected, see the lines above\n"},
 		{"unknown key and literal password", func(t *testing.T) string {

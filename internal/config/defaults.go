@@ -46,21 +46,24 @@ func Defaults() Config {
 			GratuitousARPCount: 3,
 		},
 		Timing: Timing{
-			// A failed primary is replaced about 4 s after its last lease
-			// renewal (plus about a second when the etcd leader died with
-			// it). A leader that loses etcd keeps serving for at most
-			// lease_ttl/2 (2 s) and then has lease_ttl/2 - loop_interval
-			// (1.5 s) to demote before anyone else may promote, while an
-			// immediate shutdown takes about 0.1 s. An etcd leader election
+			// A crashed primary is replaced about 3 s after its last lease
+			// renewal (plus up to a second when the etcd leader died with
+			// it): a 4 s median write outage in BENCHMARKS.md. A leader
+			// that loses etcd keeps serving for at most lease_ttl/2 (1.5 s)
+			// and then has lease_ttl/2 - loop_interval (1 s) to demote
+			// before anyone else may promote, while an immediate shutdown
+			// and removing the VIP take about 0.1 s. An etcd leader election
 			// never causes a failover: it extends leases rather than
-			// expiring them. Measured in BENCHMARKS.md.
-			LeaseTTL: 4 * time.Second,
+			// expiring them. Raise it (with loop_interval) where etcd's
+			// disks or network are slow: a renewal that misses its window
+			// costs a failover, never a second primary.
+			LeaseTTL: 3 * time.Second,
 			// Half a second between looks: failures are seen quickly, and
-			// lease_ttl/2 - loop_interval leaves 1.5 s to demote.
+			// lease_ttl/2 - loop_interval leaves 1 s to demote.
 			LoopInterval: 500 * time.Millisecond,
 			// loop_interval + dcs_timeout stays under lease_ttl/2, so a hung
 			// etcd request can never delay a demotion past the lease.
-			DCSTimeout: time.Second,
+			DCSTimeout: 800 * time.Millisecond,
 			// A write probe or status query that has not answered in 2 s
 			// means the server cannot serve; treating it as down is safe
 			// because a standby is only promoted after the lease runs out.

@@ -122,7 +122,7 @@ func TestLoadNamesUnreadableFile(t *testing.T) {
 // carry the line of the key to change, and none for keys the file left out.
 func TestValidateProblemsPointAtLines(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vigil.yaml")
-	text := minimalYAML(t) + "timing:\n  lease_ttl: 4s\n  loop_interval: 2s\n"
+	text := minimalYAML(t) + "timing:\n  lease_ttl: 2s\n  loop_interval: 1s\n"
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -131,12 +131,12 @@ func TestValidateProblemsPointAtLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	equalLines(t, problemLines(t, c.Validate()), []string{
-		"line 13: timing.loop_interval: must be less than half of timing.lease_ttl (2s): a leader that cannot renew its lease must get to demote itself before the lease expires",
+		"line 13: timing.loop_interval: must be less than half of timing.lease_ttl (1s): a leader that cannot renew its lease must get to demote itself before the lease expires",
 	})
-	// With a shorter loop the default dcs_timeout (2s) is what does not fit,
+	// With a shorter loop the default dcs_timeout (800ms) is what does not fit,
 	// and the file has no line for it.
 	c.Timing.LoopInterval = 500 * time.Millisecond
 	equalLines(t, problemLines(t, c.Validate()), []string{
-		"timing.dcs_timeout: must be less than timing.lease_ttl/2 - timing.loop_interval (1.5s): a leader whose lease renewal hangs this long must still demote itself before the lease expires",
+		"timing.dcs_timeout: must be less than timing.lease_ttl/2 - timing.loop_interval (500ms): a leader whose lease renewal hangs this long must still demote itself before the lease expires",
 	})
 }

@@ -81,7 +81,7 @@ func TestValidateSettings(t *testing.T) {
 		{"connect timeout in milliseconds", func(c *Config) { c.Database.ConnectTimeout = 1500 * time.Millisecond },
 			[]string{"database.connect_timeout: must be a whole number of seconds: the server's client library counts it in seconds"}},
 		{"connect timeout zero", func(c *Config) { c.Database.ConnectTimeout = 0 },
-			[]string{"database.connect_timeout: must be positive (the default is 3s)"}},
+			[]string{"database.connect_timeout: must be positive (the default is 2s)"}},
 
 		// Secrets.
 		{"password file and env", func(c *Config) {
@@ -174,28 +174,28 @@ func TestValidateSettings(t *testing.T) {
 
 		// Timing: what cannot work, not what is merely unusual.
 		{"zero lease", func(c *Config) { c.Timing.LeaseTTL = 0 },
-			[]string{"timing.lease_ttl: must be positive (the default is 10s)"}},
+			[]string{"timing.lease_ttl: must be positive (the default is 3s)"}},
 		{"negative loop interval", func(c *Config) { c.Timing.LoopInterval = -time.Second },
-			[]string{"timing.loop_interval: must be positive (the default is 1s)"}},
+			[]string{"timing.loop_interval: must be positive (the default is 500ms)"}},
 		{"zero timeouts", func(c *Config) {
 			c.Timing.DCSTimeout, c.Timing.DBTimeout, c.Timing.PromoteTimeout, c.Timing.ReadinessTimeout = 0, 0, 0, 0
 		}, []string{
-			"timing.dcs_timeout: must be positive (the default is 2s)",
-			"timing.db_timeout: must be positive (the default is 3s)",
+			"timing.dcs_timeout: must be positive (the default is 800ms)",
+			"timing.db_timeout: must be positive (the default is 2s)",
 			"timing.promote_timeout: must be positive (the default is 1m0s)",
 			"timing.readiness_timeout: must be positive (the default is 5m0s)",
 		}},
 		{"lease in milliseconds", func(c *Config) { c.Timing.LeaseTTL = 10500 * time.Millisecond },
 			[]string{"timing.lease_ttl: must be a whole number of seconds: etcd grants leases in seconds"}},
-		{"loop interval half the lease", func(c *Config) { c.Timing.LoopInterval = 5 * time.Second },
-			[]string{"timing.loop_interval: must be less than half of timing.lease_ttl (5s): a leader that cannot renew its lease must get to demote itself before the lease expires"}},
+		{"loop interval half the lease", func(c *Config) { c.Timing.LoopInterval = 1500 * time.Millisecond },
+			[]string{"timing.loop_interval: must be less than half of timing.lease_ttl (1.5s): a leader that cannot renew its lease must get to demote itself before the lease expires"}},
 		{"loop interval longer than the lease", func(c *Config) { c.Timing.LoopInterval = 20 * time.Second },
-			[]string{"timing.loop_interval: must be less than half of timing.lease_ttl (5s): a leader that cannot renew its lease must get to demote itself before the lease expires"}},
-		{"DCS timeout uses up the demotion time", func(c *Config) { c.Timing.DCSTimeout = 4 * time.Second },
-			[]string{"timing.dcs_timeout: must be less than timing.lease_ttl/2 - timing.loop_interval (4s): a leader whose lease renewal hangs this long must still demote itself before the lease expires"}},
-		{"DCS timeout longer than the loop is fine", func(c *Config) { c.Timing.DCSTimeout = 3 * time.Second }, nil},
-		{"readiness shorter than one probe", func(c *Config) { c.Timing.ReadinessTimeout = 3 * time.Second },
-			[]string{"timing.readiness_timeout: must be longer than timing.db_timeout (3s): the readiness gate needs time for at least one write probe"}},
+			[]string{"timing.loop_interval: must be less than half of timing.lease_ttl (1.5s): a leader that cannot renew its lease must get to demote itself before the lease expires"}},
+		{"DCS timeout uses up the demotion time", func(c *Config) { c.Timing.DCSTimeout = time.Second },
+			[]string{"timing.dcs_timeout: must be less than timing.lease_ttl/2 - timing.loop_interval (1s): a leader whose lease renewal hangs this long must still demote itself before the lease expires"}},
+		{"DCS timeout longer than the loop is fine", func(c *Config) { c.Timing.DCSTimeout = 900 * time.Millisecond }, nil},
+		{"readiness shorter than one probe", func(c *Config) { c.Timing.ReadinessTimeout = 2 * time.Second },
+			[]string{"timing.readiness_timeout: must be longer than timing.db_timeout (2s): the readiness gate needs time for at least one write probe"}},
 
 		// Failover policy.
 		{"synchronous mode yes", func(c *Config) { c.Failover.SynchronousMode = "yes" },
@@ -216,7 +216,7 @@ func TestValidateSettings(t *testing.T) {
 		}, []string{
 			"node.name: required: this node's name, unique in the cluster (e.g. node1)",
 			"database.port: 0 is out of range: use 1 to 65535",
-			"timing.loop_interval: must be less than half of timing.lease_ttl (5s): a leader that cannot renew its lease must get to demote itself before the lease expires",
+			"timing.loop_interval: must be less than half of timing.lease_ttl (1.5s): a leader that cannot renew its lease must get to demote itself before the lease expires",
 			`failover.synchronous_mode: "maybe" is not a mode: use off, on or strict`,
 		}},
 	}
@@ -254,7 +254,7 @@ func TestWarnings(t *testing.T) {
 	}{
 		{"defaults", func(*Config) {}, nil},
 		{"connect timeout longer than every call", func(c *Config) { c.Database.ConnectTimeout = 5 * time.Second },
-			[]string{"database.connect_timeout: is longer than timing.db_timeout (3s), which bounds every database call including its connection, so it never takes effect"}},
+			[]string{"database.connect_timeout: is longer than timing.db_timeout (2s), which bounds every database call including its connection, so it never takes effect"}},
 		{"interface without VIP", func(c *Config) { c.VIP.Interface = "eth0" },
 			[]string{"vip.interface: is set but vip.address is empty: no VIP is managed"}},
 		{"embedded three members", validEmbedded, nil},

@@ -42,7 +42,9 @@
 //
 //	T/2 + L + D < T   ⇔   D < T/2 - L
 //
-// With the defaults (T = 10 s, L = 1 s) a demotion has 4 s, while stopping a
-// server in immediate mode takes well under one. A standby sees the key free
-// only after T, by which time the old leader has been down for T/2 - L - D.
+// With the defaults (T = 3 s, L = 0.5 s) a demotion has 1 s, while stopping
+// a server in immediate mode and removing the VIP take about 0.1 s. A
+// standby sees the key free only after T, by which time the old leader has
+// been down for T/2 - L - D. The agent's lease keeper enforces the demotion
+// on its own timer, so a long step of the main loop cannot delay it.
 package decision

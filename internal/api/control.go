@@ -1,0 +1,172 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// maxBodyBytes bounds a request body: the largest legitimate one is a
+// switchover request of a few dozen bytes.
+const maxBodyBytes = 64 << 10
+
+// authorized guards the mutating endpoints. The order of the refusals is
+// deliberate: without a configured token nothing is open (403); an
+// unauthenticated caller learns nothing else (401), not even whether the
+// controller exists (501).
+func (s *Server) authorized(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.o.Token == "" {
+			s.writeError(w, http.StatusForbidden, errors.New("operator endpoints are disabled: no API token is configured; set api.token_file"))
+			return
+		}
+		got, found := bearerToken(r.Header.Get("Authorization"))
+		if !found {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+			s.log.Warn("API request without a bearer token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
+			s.writeError(w, http.StatusUnauthorized, errors.New("missing bearer token (Authorization: Bearer <token>)"))
+			return
+		}
+		if !tokenEqual(got, s.o.Token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil", error="invalid_token"`)
+			s.log.Warn("API request with a wrong bearer token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
+			s.writeError(w, http.StatusUnauthorized, errors.New("invalid bearer token"))
+			return
+		}
+		if s.o.Control == nil {
+			s.writeError(w, http.StatusNotImplemented, errors.New("this agent does not accept operator requests yet"))
+			return
+		}
+		next(w, r)
+	}
+}
+
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// tokenEqual compares digests so that neither the content nor the length of
+// the configured token leaks through the comparison's timing.
+func tokenEqual(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+type switchoverRequest struct {
+	To string `json:"to"`
+	At string `json:"at"`
+}
+
+type failoverRequest struct {
+	To string `json:"to"`
+}
+
+func (s *Server) handleSwitchover(w http.ResponseWriter, r *http.Request) {
+	var req switchoverRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	var at time.Time
+	if req.At != "" {
+		var err error
+		if at, err = time.Parse(time.RFC3339, req.At); err != nil {
+			s.writeError(w, http.StatusBadRequest, fmt.Errorf("parse \"at\" as RFC 3339 (2006-01-02T15:04:05Z07:00): %w", err))
+			return
+		}
+	}
+	s.log.Info("switchover requested", "to", req.To, "at", at, "remote", r.RemoteAddr)
+	ctx, cancel := s.controlContext(r)
+	defer cancel()
+	msg, err := s.o.Control.Switchover(ctx, req.To, at)
+	s.writeControlResult(w, "switchover", msg, err)
+}
+
+func (s *Server) handleFailover(w http.ResponseWriter, r *http.Request) {
+	var req failoverRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		s.writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if strings.TrimSpace(req.To) == "" {
+		// A manual failover picks no candidate on its own: the operator
+		// overrides the automatic choice and must say which node.
+		s.writeError(w, http.StatusBadRequest, errors.New(`a failover needs a target: {"to": "<member>"}`))
+		return
+	}
+	s.log.Info("failover requested", "to", req.To, "remote", r.RemoteAddr)
+	ctx, cancel := s.controlContext(r)
+	defer cancel()
+	msg, err := s.o.Control.Failover(ctx, req.To)
+	s.writeControlResult(w, "failover", msg, err)
+}
+
+func (s *Server) handlePause(paused bool) http.HandlerFunc {
+	op, msg := "resume", "cluster resumed: automatic failover is on again"
+	if paused {
+		op, msg = "pause", "cluster paused: no automatic failover until resumed"
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.log.Info(op+" requested", "remote", r.RemoteAddr)
+		ctx, cancel := s.controlContext(r)
+		defer cancel()
+		s.writeControlResult(w, op, msg, s.o.Control.SetPaused(ctx, paused))
+	}
+}
+
+// controlContext outlives the client's connection: an operator pressing
+// Ctrl-C on curl must not abort a switchover half way. ControlTimeout
+// still bounds it.
+func (s *Server) controlContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), s.o.ControlTimeout)
+}
+
+// writeControlResult answers 200 with the controller's message, 409 when it
+// refused because of the cluster state (ErrConflict), 504 when it ran out
+// of time and 500 for anything else.
+func (s *Server) writeControlResult(w http.ResponseWriter, op, msg string, err error) {
+	if err == nil {
+		s.log.Info(op+" accepted", "message", msg)
+		s.writeJSON(w, http.StatusOK, map[string]string{"message": msg})
+		return
+	}
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrConflict):
+		code = http.StatusConflict
+	case errors.Is(err, context.DeadlineExceeded):
+		code = http.StatusGatewayTimeout
+	}
+	s.log.Warn(op+" failed", "code", code, "err", err)
+	s.writeError(w, code, fmt.Errorf("%s: %w", op, err))
+}
+
+// decodeBody reads one JSON object. Unknown fields are refused: a
+// misspelt "to" would otherwise turn into a switchover to whichever node
+// the controller picks.
+func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // no body: every field takes its default
+		}
+		return fmt.Errorf("decode JSON request body: %w", err)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		return errors.New("decode JSON request body: data after the first JSON object")
+	}
+	return nil
+}
