@@ -96,6 +96,13 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 			return a.o.Store.WithdrawPrimary(wctx, a.o.Node)
 		}
 		return nil
+	case decision.ClearRequest:
+		wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
+		defer cancel()
+		return a.o.Store.ClearRequest(wctx)
+	case decision.Switchover:
+		a.runSwitchover(ctx, view, act.Target, reason)
+		return nil
 	case decision.SetSyncKey:
 		wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 		defer cancel()

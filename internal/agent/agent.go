@@ -313,6 +313,9 @@ func clusterInput(v dcs.View, reachable bool) decision.Cluster {
 	for name, m := range v.Members {
 		c.Members[name] = m.Member
 	}
+	if r := v.Request; r != nil {
+		c.Request = &decision.Request{Kind: r.Kind, From: r.From, To: r.To, At: r.At, Created: r.Created, HandedOver: r.HandedOver}
+	}
 	return c
 }
 

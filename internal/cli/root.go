@@ -106,6 +106,7 @@ clients to a node only after that node has proved it can commit a write.`,
 		newWorkloadCmd(),
 		newDemoCmd(),
 		newBenchCmd(),
+		newCtlCmd(),
 	)
 	return root
 }

@@ -158,6 +158,13 @@ type Request struct {
 	From string    `json:"from,omitempty"`
 	To   string    `json:"to,omitempty"`
 	At   time.Time `json:"at,omitzero"`
+	// Created is when the request was made; a request nobody acted on
+	// expires (see decision.RequestTimeout).
+	Created time.Time `json:"created"`
+	// HandedOver is set by the old leader of a switchover once it has
+	// stopped cleanly and the target has all its WAL: the target may now
+	// take the key.
+	HandedOver bool `json:"handed_over,omitempty"`
 }
 
 // View is one consistent read of the whole cluster.

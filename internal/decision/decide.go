@@ -76,6 +76,44 @@ func decideWithoutDCS(in Input, out outFunc) Output {
 func decideAsLeader(in Input, out outFunc) Output {
 	self := in.Self
 	renew := Action{Kind: RenewLeader}
+	req := in.Cluster.Request
+	if req.active(in.Now) && req.To == self.Name {
+		// The request made this node the leader: it is done.
+		return withRequestDone(decideAsLeaderNoRequest(in, out), "; request done")
+	}
+	if req.active(in.Now) && !in.Cluster.Paused {
+		switch {
+		case req.Kind == RequestSwitchover && (req.From == "" || req.From == self.Name) && self.Role() == RolePrimary && !req.HandedOver:
+			if in.Now.Before(req.At) {
+				break
+			}
+			target, why := switchoverTarget(in, req.To)
+			if target == "" {
+				return out("switchover refused: "+why, renew, Action{Kind: ClearRequest})
+			}
+			return out(fmt.Sprintf("switchover to %s: %s", target, why), renew, Action{Kind: Switchover, Target: target})
+		case req.Kind == RequestFailover && req.To != "" && !self.Writable:
+			return out(fmt.Sprintf("manual failover to %s and this leader cannot write: giving up the key", req.To),
+				Action{Kind: WithdrawWritable}, Action{Kind: Demote}, Action{Kind: ReleaseLeader})
+		}
+	} else if req != nil && !req.active(in.Now) {
+		out2 := decideAsLeaderNoRequest(in, out)
+		out2.Actions = append(out2.Actions, Action{Kind: ClearRequest})
+		out2.Reason += "; an expired request was cleared"
+		return out2
+	}
+	return decideAsLeaderNoRequest(in, out)
+}
+
+func withRequestDone(o Output, note string) Output {
+	o.Actions = append(o.Actions, Action{Kind: ClearRequest})
+	o.Reason += note
+	return o
+}
+
+func decideAsLeaderNoRequest(in Input, out outFunc) Output {
+	self := in.Self
+	renew := Action{Kind: RenewLeader}
 	switch self.Role() {
 	case RolePrimary:
 		actions := []Action{renew}
@@ -152,6 +190,20 @@ func decideAsFollower(in Input, out outFunc) Output {
 
 func decideWithoutLeader(in Input, out outFunc) Output {
 	self := in.Self
+	if req := in.Cluster.Request; req.active(in.Now) && req.To != "" && self.Role() == RoleStandby && self.Reachable {
+		if req.To != self.Name {
+			return out(fmt.Sprintf("no leader; waiting for %s, chosen by the operator's %s", req.To, req.Kind))
+		}
+		if req.Kind == RequestSwitchover && !req.HandedOver {
+			return out("switchover to this node requested; waiting for the leader to hand over")
+		}
+		for _, m := range sortedMembers(in.Cluster.Members) {
+			if m.Name != self.Name && m.Role == RolePrimary && m.Reachable {
+				return out(fmt.Sprintf("%s requested, but %s runs a primary: not promoting next to it", req.Kind, m.Name))
+			}
+		}
+		return out(fmt.Sprintf("no leader; the operator's %s names this node", req.Kind), Action{Kind: Failover})
+	}
 	if in.Cluster.Paused {
 		return out("no leader, cluster paused: no automatic action")
 	}
@@ -339,3 +391,52 @@ func subset(a, b []string) bool {
 const msRound = time.Millisecond
 
 func lsnString(v uint64) string { return database.LSN(v).String() }
+
+// switchoverTarget picks the standby a switchover hands over to: the one
+// named, or the best one, provided it streams from this leader, can be
+// promoted and is close enough to catch up during the handover.
+func switchoverTarget(in Input, named string) (string, string) {
+	self := in.Self
+	var cands []candidate
+	var refusals []string
+	for _, m := range sortedMembers(in.Cluster.Members) {
+		if m.Name == self.Name || (named != "" && m.Name != named) {
+			continue
+		}
+		lag := self.WAL.Sub(m.WAL)
+		switch {
+		case m.Role != RoleStandby || !m.Reachable:
+			refusals = append(refusals, m.Name+" is not a running standby")
+		case m.Isolated:
+			refusals = append(refusals, m.Name+" cannot reach any trusted IP")
+		case m.Priority <= 0:
+			refusals = append(refusals, m.Name+" has priority 0")
+		case m.Upstream != self.Name:
+			refusals = append(refusals, fmt.Sprintf("%s does not stream from %s", m.Name, self.Name))
+		case lag > in.Config.MaximumLagOnFailover:
+			refusals = append(refusals, fmt.Sprintf("%s is %d bytes behind (maximum_lag_on_failover %d)", m.Name, lag, in.Config.MaximumLagOnFailover))
+		default:
+			cands = append(cands, candidate{name: m.Name, wal: uint64(m.WAL), priority: m.Priority})
+		}
+	}
+	if len(cands) == 0 {
+		if named != "" && len(refusals) == 0 {
+			return "", named + " is not a member of the cluster"
+		}
+		if len(refusals) == 0 {
+			return "", "no standby"
+		}
+		return "", strings.Join(refusals, "; ")
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		a, b := cands[i], cands[j]
+		if a.wal != b.wal {
+			return a.wal > b.wal
+		}
+		if a.priority != b.priority {
+			return a.priority > b.priority
+		}
+		return a.name < b.name
+	})
+	return cands[0].name, fmt.Sprintf("%s streams from this leader, %d bytes behind", cands[0].name, self.WAL.Sub(database.LSN(cands[0].wal)))
+}

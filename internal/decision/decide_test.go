@@ -577,6 +577,145 @@ func TestDecide(t *testing.T) {
 			want: []ActionKind{RenewLeader, PublishWritable},
 		},
 		{
+			name: "switchover requested: the leader hands over to the named healthy standby",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster.Request = &Request{Kind: RequestSwitchover, From: "node1", To: "node3", Created: t0}
+				return in
+			},
+			want: []ActionKind{RenewLeader, Switchover}, wantReason: "switchover to node3",
+		},
+		{
+			name: "switchover without a target picks the best standby",
+			in: func() Input {
+				in := leaderInput()
+				m := in.Cluster.Members["node3"]
+				m.WAL = 0x4FFFF00
+				in.Cluster.Members["node3"] = m
+				in.Cluster.Request = &Request{Kind: RequestSwitchover, From: "node1", Created: t0}
+				return in
+			},
+			want: []ActionKind{RenewLeader, Switchover}, wantReason: "switchover to node2",
+		},
+		{
+			name: "switchover to a lagging standby is refused and cleared",
+			in: func() Input {
+				in := leaderInput()
+				m := in.Cluster.Members["node3"]
+				m.WAL = 0x1000000
+				in.Cluster.Members["node3"] = m
+				in.Cluster.Request = &Request{Kind: RequestSwitchover, From: "node1", To: "node3", Created: t0}
+				return in
+			},
+			want: []ActionKind{RenewLeader, ClearRequest}, wantReason: "node3 is 67108864 bytes behind",
+		},
+		{
+			name: "switchover to a standby that streams from elsewhere is refused",
+			in: func() Input {
+				in := leaderInput()
+				m := in.Cluster.Members["node3"]
+				m.Upstream = "node2"
+				in.Cluster.Members["node3"] = m
+				in.Cluster.Request = &Request{Kind: RequestSwitchover, To: "node3", Created: t0}
+				return in
+			},
+			want: []ActionKind{RenewLeader, ClearRequest}, wantReason: "node3 does not stream from node1",
+		},
+		{
+			name: "switchover scheduled later: nothing yet",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster.Request = &Request{Kind: RequestSwitchover, To: "node3", Created: t0, At: t0.Add(time.Hour)}
+				return in
+			},
+			want: []ActionKind{RenewLeader, PublishWritable},
+		},
+		{
+			name: "an expired request is cleared",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster.Request = &Request{Kind: RequestSwitchover, To: "node3", Created: t0.Add(-2 * RequestTimeout)}
+				return in
+			},
+			want: []ActionKind{RenewLeader, PublishWritable, ClearRequest},
+		},
+		{
+			name: "handed-over switchover: the target takes the key although another standby has more WAL",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node3", 0x5000000), standbyMember("node2", 0x5000100, 100))
+				in.Cluster.Request = &Request{Kind: RequestSwitchover, From: "node1", To: "node3", Created: t0, HandedOver: true}
+				return in
+			},
+			want: []ActionKind{Failover},
+		},
+		{
+			name: "switchover not yet handed over: the target waits",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node3", 0x5000000))
+				in.Cluster.Request = &Request{Kind: RequestSwitchover, From: "node1", To: "node3", Created: t0}
+				return in
+			},
+			wantReason: "waiting for the leader to hand over",
+		},
+		{
+			name: "a request for another node keeps the others from promoting",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x4000000, 100))
+				in.Cluster.Request = &Request{Kind: RequestFailover, To: "node3", Created: t0}
+				return in
+			},
+			wantReason: "waiting for node3",
+		},
+		{
+			name: "manual failover to a lagging standby of a cluster that never had a leader",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node3", 0x1000000))
+				in.Cluster.LastLeaderTimeline = 0
+				in.Cluster.Paused = true
+				in.Cluster.Request = &Request{Kind: RequestFailover, To: "node3", Created: t0}
+				return in
+			},
+			want: []ActionKind{Failover},
+		},
+		{
+			name: "manual failover refused next to a live primary",
+			in: func() Input {
+				p := Member{Name: "node1", Role: RolePrimary, Reachable: true, Timeline: 1, Priority: 100}
+				in := orphanInput(standbyLocal("node3", 0x5000000), p)
+				in.Cluster.Request = &Request{Kind: RequestFailover, To: "node3", Created: t0}
+				return in
+			},
+			wantReason: "node1 runs a primary",
+		},
+		{
+			name: "manual failover: a leader that cannot write gives up the key",
+			in: func() Input {
+				in := leaderInput()
+				in.Self.Writable = false
+				in.Cluster.Request = &Request{Kind: RequestFailover, To: "node3", Created: t0}
+				return in
+			},
+			want: []ActionKind{WithdrawWritable, Demote, ReleaseLeader},
+		},
+		{
+			name: "manual failover is ignored by a healthy leader",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster.Request = &Request{Kind: RequestFailover, To: "node3", Created: t0}
+				return in
+			},
+			want: []ActionKind{RenewLeader, PublishWritable},
+		},
+		{
+			name: "the request's target, now leader, clears it",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster.Request = &Request{Kind: RequestFailover, To: "node1", Created: t0}
+				return in
+			},
+			want: []ActionKind{RenewLeader, PublishWritable, ClearRequest},
+		},
+		{
 			name: "sync off: leftover synchronous settings are removed",
 			in: func() Input {
 				in := leaderInput()

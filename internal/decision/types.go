@@ -137,6 +137,8 @@ type Cluster struct {
 	// under their own leases, so a dead agent's entry disappears).
 	Members map[string]Member
 	Paused  bool
+	// Request is a pending manual failover or switchover, nil for none.
+	Request *Request
 	// SyncStandbys is the recorded synchronous set (see package doc).
 	SyncStandbys []string
 	// LastLeaderWAL and LastLeaderTimeline are the newest position and
@@ -146,6 +148,40 @@ type Cluster struct {
 	LastLeaderTimeline uint32
 	// LastLeader is the node that published them.
 	LastLeader string
+}
+
+// Request kinds.
+const (
+	RequestFailover   = "failover"
+	RequestSwitchover = "switchover"
+)
+
+// RequestTimeout: a request nobody acted on within this long is ignored,
+// so a target that died cannot block automatic failover for ever.
+const RequestTimeout = time.Minute
+
+// Request is an operator's manual failover or switchover.
+type Request struct {
+	Kind string
+	// From is the leader a switchover replaces; To the node to promote
+	// (empty in a switchover: the best candidate).
+	From, To string
+	// At is when a switchover may start (zero: now).
+	At         time.Time
+	Created    time.Time
+	HandedOver bool
+}
+
+// active reports whether the request still stands at now.
+func (r *Request) active(now time.Time) bool {
+	if r == nil {
+		return false
+	}
+	start := r.Created
+	if r.At.After(start) {
+		start = r.At
+	}
+	return now.Sub(start) < RequestTimeout
 }
 
 // Input is everything Decide looks at.
@@ -201,6 +237,12 @@ const (
 	SetSyncKey ActionKind = "set_sync_key"
 	// SetSyncStandbys sets synchronous_standby_names to Names (empty: async).
 	SetSyncStandbys ActionKind = "set_sync_standbys"
+	// Switchover hands the primary role over to Target with no data loss:
+	// routes down, clean stop, wait until Target has all WAL, follow it,
+	// release the key to it.
+	Switchover ActionKind = "switchover"
+	// ClearRequest removes a request that is done or cannot be honoured.
+	ClearRequest ActionKind = "clear_request"
 )
 
 // Action is one step for the agent.

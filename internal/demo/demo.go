@@ -34,6 +34,11 @@ const (
 	DBCrash   = "db-crash"   // SIGKILL of the postmaster only; the agent lives
 )
 
+// clientTimeout bounds each client write, connection included. It is also
+// the resolution of the measured outage: a client retries at most this
+// long after the service address starts answering.
+const clientTimeout = 300 * time.Millisecond
+
 // vipHost is the VIP's host number in the lab subnet.
 const vipHost = 100
 
@@ -456,7 +461,7 @@ type workloadProc struct {
 func (r *runner) startWorkload(client lab.Client, o workload.Options) (*workloadProc, error) {
 	args := []string{"--net=/run/netns/" + client.Netns, "--", r.o.Binary, "workload",
 		"--host", o.Host, "--port", fmt.Sprint(o.Port), "--user", o.User, "--password-file", r.l.SuperuserPasswordFile(),
-		"--database", o.Database, "--rate", fmt.Sprint(r.o.Rate), "--duration", "10m", "--timeout", "1s"}
+		"--database", o.Database, "--rate", fmt.Sprint(r.o.Rate), "--duration", "10m", "--timeout", clientTimeout.String()}
 	w := &workloadProc{cmd: exec.Command("nsenter", args...)}
 	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.errb
 	if err := w.cmd.Start(); err != nil {

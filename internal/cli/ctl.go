@@ -1,0 +1,465 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-ha/vigil/internal/database"
+	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/timeline"
+)
+
+type ctlOptions struct {
+	config    string
+	endpoints []string
+	cluster   string
+	output    string
+	timeout   time.Duration
+}
+
+func newCtlCmd() *cobra.Command {
+	var o ctlOptions
+	cmd := &cobra.Command{
+		Use:   "ctl",
+		Short: "Operate a cluster: list, switchover, failover, pause, resume, history",
+		Long: `Operate a cluster through its DCS. Point it at the cluster with a node's
+configuration (--config) or with --endpoints and --cluster.`,
+	}
+	f := cmd.PersistentFlags()
+	f.StringVar(&o.config, "config", "", "a node's configuration file (its DCS settings are used)")
+	f.StringSliceVar(&o.endpoints, "endpoints", nil, "etcd endpoints (instead of --config)")
+	f.StringVar(&o.cluster, "cluster", "", "cluster name (with --endpoints)")
+	f.StringVarP(&o.output, "output", "o", "table", "output of read commands: table or json")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "time limit of each DCS request")
+	cmd.AddCommand(newCtlListCmd(&o), newCtlPauseCmd(&o, true), newCtlPauseCmd(&o, false), newCtlHistoryCmd(&o),
+		newCtlFailoverCmd(&o), newCtlSwitchoverCmd(&o))
+	return cmd
+}
+
+// open connects to the cluster's DCS.
+func (o *ctlOptions) open() (*dcs.Store, error) {
+	endpoints, cluster := o.endpoints, o.cluster
+	prefix := ""
+	ttl := 3 * time.Second
+	if o.config != "" {
+		cfg, err := loadValidConfig(o.config)
+		if err != nil {
+			return nil, err
+		}
+		cluster, prefix, ttl = cfg.Cluster, cfg.DCS.Prefix, cfg.Timing.LeaseTTL
+		if len(endpoints) == 0 {
+			endpoints = cfg.DCS.Endpoints
+			if cfg.DCS.Embedded.Enabled {
+				endpoints = []string{cfg.DCS.Embedded.ClientURL}
+			}
+		}
+	}
+	if len(endpoints) == 0 || cluster == "" {
+		return nil, usageError(errors.New("say which cluster: --config FILE, or --endpoints and --cluster"))
+	}
+	return dcs.Open(dcs.Options{Endpoints: endpoints, Cluster: cluster, Prefix: prefix, LeaseTTL: ttl, DialTimeout: o.timeout})
+}
+
+func (o *ctlOptions) snapshot(ctx context.Context, s *dcs.Store) (dcs.View, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	return s.Snapshot(ctx)
+}
+
+// memberRow is one line of `ctl list`.
+type memberRow struct {
+	Name     string        `json:"name"`
+	Host     string        `json:"host"`
+	Port     int           `json:"port"`
+	Role     decision.Role `json:"role"`
+	Leader   bool          `json:"leader"`
+	Writable bool          `json:"writable"`
+	Timeline uint32        `json:"timeline"`
+	WAL      database.LSN  `json:"wal"`
+	LagBytes uint64        `json:"lag_bytes"`
+	Sync     bool          `json:"synchronous"`
+	Routes   bool          `json:"holds_routes"`
+	Upstream string        `json:"upstream,omitempty"`
+	Isolated bool          `json:"isolated"`
+	State    string        `json:"state"`
+}
+
+type listOutput struct {
+	Cluster  string       `json:"cluster"`
+	Leader   string       `json:"leader"`
+	Paused   bool         `json:"paused"`
+	Request  *dcs.Request `json:"pending_request,omitempty"`
+	Members  []memberRow  `json:"members"`
+	Problems []string     `json:"problems,omitempty"`
+}
+
+func buildList(cluster string, v dcs.View) listOutput {
+	out := listOutput{Cluster: cluster, Leader: v.Leader, Paused: v.Config.Paused, Request: v.Request, Problems: v.Problems}
+	leaderWAL, _ := database.ParseLSN(v.Status.WAL)
+	names := make([]string, 0, len(v.Members))
+	for n := range v.Members {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		m := v.Members[n]
+		row := memberRow{Name: n, Host: m.Host, Port: m.Port, Role: m.Role, Leader: n == v.Leader, Writable: m.Writable,
+			Timeline: m.Timeline, WAL: m.WAL, LagBytes: leaderWAL.Sub(m.WAL), Upstream: m.Upstream, Isolated: m.Isolated,
+			Routes: v.Primary != nil && v.Primary.Node == n && n == v.Leader}
+		for _, s := range v.Sync {
+			row.Sync = row.Sync || s == n
+		}
+		switch {
+		case row.Leader && !m.Writable:
+			row.State = "ERROR: leader does not commit writes"
+			out.Problems = append(out.Problems, fmt.Sprintf("leader %s holds the key but its write probe fails: no route sends clients to it", n))
+		case row.Leader:
+			row.State = "writable primary"
+		case m.Role == decision.RolePrimary:
+			row.State = "ERROR: primary without the leader key"
+			out.Problems = append(out.Problems, fmt.Sprintf("%s runs a primary without the leader key; its agent stops it", n))
+		case m.Role == decision.RoleStandby && m.Upstream != "" && m.Upstream == v.Leader:
+			row.State = "streaming from " + m.Upstream
+		case m.Role == decision.RoleStandby:
+			row.State = "standby, upstream " + strings.TrimSpace(m.Upstream+" ") + "(not the leader)"
+		default:
+			row.State = string(m.Role)
+		}
+		if m.Isolated {
+			row.State += ", ISOLATED"
+		}
+		out.Members = append(out.Members, row)
+	}
+	if v.Leader == "" {
+		out.Problems = append(out.Problems, "no leader: nobody holds the leader key")
+	}
+	return out
+}
+
+func newCtlListCmd(o *ctlOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "One row per member: role, state, timeline, WAL, lag, sync, routes; problems flagged",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := o.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			v, err := o.snapshot(cmd.Context(), s)
+			if err != nil {
+				return err
+			}
+			cluster := o.cluster
+			if cluster == "" && o.config != "" {
+				if cfg, err := loadValidConfig(o.config); err == nil {
+					cluster = cfg.Cluster
+				}
+			}
+			out := buildList(cluster, v)
+			if o.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			printList(cmd.OutOrStdout(), out)
+			if len(out.Problems) > 0 {
+				return &exitError{code: ExitFailure, err: fmt.Errorf("%d problem(s): %s", len(out.Problems), strings.Join(out.Problems, "; "))}
+			}
+			return nil
+		},
+	}
+}
+
+func printList(w io.Writer, out listOutput) {
+	paused := ""
+	if out.Paused {
+		paused = "  [PAUSED: no automatic failover]"
+	}
+	fmt.Fprintf(w, "cluster %s, leader %s%s\n", out.Cluster, orDash(out.Leader), paused)
+	if out.Request != nil {
+		fmt.Fprintf(w, "pending %s request: from %s to %s\n", out.Request.Kind, orDash(out.Request.From), orDash(out.Request.To))
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\tHOST\tROLE\tTL\tWAL\tLAG(bytes)\tSYNC\tROUTES\tSTATE")
+	for _, r := range out.Members {
+		lead := ""
+		if r.Leader {
+			lead = "*"
+		}
+		fmt.Fprintf(tw, "%s%s\t%s:%d\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", r.Name, lead, r.Host, r.Port, r.Role, r.Timeline, r.WAL, r.LagBytes,
+			yes(r.Sync), yes(r.Routes), r.State)
+	}
+	tw.Flush()
+	for _, p := range out.Problems {
+		fmt.Fprintln(w, "PROBLEM: "+p)
+	}
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "-"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newCtlPauseCmd(o *ctlOptions, pause bool) *cobra.Command {
+	use, short := "pause", "Maintenance mode: the agents keep watching but take no automatic action"
+	if !pause {
+		use, short = "resume", "Leave maintenance mode: automatic failover again"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := o.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+			defer cancel()
+			if err := s.SetPaused(ctx, pause); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cluster %sd\n", use)
+			return nil
+		},
+	}
+}
+
+func newCtlHistoryCmd(o *ctlOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "history",
+		Short: "Past failovers and switchovers with their step timelines",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := o.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+			defer cancel()
+			raw, err := s.History(ctx)
+			if err != nil {
+				return err
+			}
+			var recs []timeline.Record
+			for _, r := range raw {
+				var rec timeline.Record
+				if json.Unmarshal(r, &rec) == nil {
+					recs = append(recs, rec)
+				}
+			}
+			if o.output == "json" {
+				return writeJSON(cmd.OutOrStdout(), recs)
+			}
+			if len(recs) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "no failover or switchover recorded")
+			}
+			for _, rec := range recs {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %s\n", rec.Start.Format(time.RFC3339), timeline.Format(rec))
+			}
+			return nil
+		},
+	}
+}
+
+func newCtlFailoverCmd(o *ctlOptions) *cobra.Command {
+	var to string
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "failover --to NODE",
+		Short: "Manual failover to NODE when there is no healthy primary",
+		Long: `Promote NODE when the cluster has no healthy primary (no leader, or a leader
+that does not commit writes). With a healthy primary use switchover, which
+loses no data. The target still runs the whole procedure: isolation guard,
+leader key, promotion, readiness gate, and only then the routes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := o.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			v, err := o.snapshot(cmd.Context(), s)
+			if err != nil {
+				return err
+			}
+			m, ok := v.Members[to]
+			switch {
+			case !ok:
+				return usageError(fmt.Errorf("failover: %s is not a live member (members: %s)", to, memberNames(v)))
+			case m.Role != decision.RoleStandby || !m.Reachable:
+				return usageError(fmt.Errorf("failover: %s is not a running standby (role %s)", to, m.Role))
+			case m.Isolated:
+				return usageError(fmt.Errorf("failover: %s cannot reach any trusted IP", to))
+			}
+			if l, ok := v.Members[v.Leader]; ok && l.Writable {
+				return usageError(fmt.Errorf("failover: %s is a healthy writable primary; use `vigil ctl switchover --to %s`", v.Leader, to))
+			}
+			return requestAndWait(cmd, o, s, dcs.Request{Kind: decision.RequestFailover, To: to, Created: time.Now()}, v.Leader, wait)
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "node to promote (required)")
+	cmd.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the new primary")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+func newCtlSwitchoverCmd(o *ctlOptions) *cobra.Command {
+	var to, at string
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "switchover [--to NODE] [--at TIME]",
+		Short: "Planned change of primary with zero data loss",
+		Long: `Hand the primary role over with no data loss: the leader takes its routes
+down, stops cleanly (every WAL record reaches the standbys), waits until the
+target has all of it, restarts as a standby of the target, and hands the
+leader key over; the target promotes, passes the readiness gate and brings
+the routes up. Refused when the target is unhealthy or lagging. Prints the
+write outage it caused.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := o.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			v, err := o.snapshot(cmd.Context(), s)
+			if err != nil {
+				return err
+			}
+			leader, ok := v.Members[v.Leader]
+			if !ok || !leader.Writable {
+				return usageError(errors.New("switchover: there is no healthy writable primary to hand over from; use `vigil ctl failover --to NODE`"))
+			}
+			if to != "" {
+				m, ok := v.Members[to]
+				switch {
+				case !ok:
+					return usageError(fmt.Errorf("switchover: %s is not a live member (members: %s)", to, memberNames(v)))
+				case to == v.Leader:
+					return usageError(fmt.Errorf("switchover: %s is already the primary", to))
+				case m.Role != decision.RoleStandby || !m.Reachable:
+					return usageError(fmt.Errorf("switchover: %s is not a running standby (role %s)", to, m.Role))
+				case m.Upstream != v.Leader:
+					return usageError(fmt.Errorf("switchover: %s does not stream from the primary %s", to, v.Leader))
+				}
+			}
+			req := dcs.Request{Kind: decision.RequestSwitchover, From: v.Leader, To: to, Created: time.Now()}
+			if at != "" {
+				t, err := time.Parse(time.RFC3339, at)
+				if err != nil {
+					return usageError(fmt.Errorf("--at %q: use RFC 3339, e.g. 2026-11-25T03:00:00Z", at))
+				}
+				req.At = t
+				wait += time.Until(t)
+			}
+			return requestAndWait(cmd, o, s, req, v.Leader, wait)
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "node to hand over to (default: the best standby)")
+	cmd.Flags().StringVar(&at, "at", "", "when to start (RFC 3339); default now")
+	cmd.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the new primary")
+	return cmd
+}
+
+func memberNames(v dcs.View) string {
+	var names []string
+	for n := range v.Members {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// requestAndWait stores the request and waits until a primary other than
+// old is writable, then prints the steps both sides recorded and the write
+// outage between the old routes going down and the new ones coming up.
+func requestAndWait(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, req dcs.Request, old string, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	err := s.SetRequest(ctx, req)
+	cancel()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s requested; waiting for the new primary...\n", req.Kind)
+	deadline := time.Now().Add(wait)
+	for {
+		v, err := o.snapshot(cmd.Context(), s)
+		if err == nil && v.Primary != nil && v.Primary.Node != old && v.Leader == v.Primary.Node {
+			if m, ok := v.Members[v.Leader]; ok && m.Writable {
+				break
+			}
+		}
+		if err == nil && v.Request == nil && (v.Primary == nil || v.Primary.Node == old) && time.Since(req.Created) > 2*time.Second && v.Leader == old {
+			return &exitError{code: ExitFailure, err: fmt.Errorf("%s was refused or abandoned by %s: see `vigil ctl history` and its agent's log", req.Kind, old)}
+		}
+		if time.Now().After(deadline) {
+			return &exitError{code: ExitFailure, err: fmt.Errorf("no new writable primary within %s", wait)}
+		}
+		select {
+		case <-cmd.Context().Done():
+			return cmd.Context().Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return reportHandover(cmd, o, s, req)
+}
+
+func reportHandover(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, req dcs.Request) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	raw, err := s.History(ctx)
+	if err != nil {
+		return err
+	}
+	var down, up time.Time
+	w := cmd.OutOrStdout()
+	for _, r := range raw {
+		var rec timeline.Record
+		if json.Unmarshal(r, &rec) != nil || rec.Start.Before(req.Created) {
+			continue
+		}
+		fmt.Fprint(w, timeline.Format(rec))
+		for _, st := range rec.Steps {
+			switch st.Name {
+			case "routes_down":
+				down = st.Start
+			case "routes_up", "publish_writable":
+				if st.OK && st.End.After(up) {
+					up = st.End
+				}
+			}
+		}
+	}
+	if !down.IsZero() && !up.IsZero() {
+		fmt.Fprintf(w, "write outage: %.2f s (routes down on the old primary to routes up on the new one)\n", up.Sub(down).Seconds())
+	}
+	return nil
+}
