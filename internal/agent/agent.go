@@ -75,6 +75,10 @@ type Options struct {
 	OnRoleChange    []string
 	CallbackTimeout time.Duration
 
+	// RejoinMethod is how a former primary becomes a standby again:
+	// "auto" (pg_rewind, else a base backup), "rewind" or "basebackup".
+	RejoinMethod string
+
 	// LegacyOrder reproduces failover_stream.sh for benchmarks: routes go
 	// up before the promotion and readiness is judged by a query, not a
 	// write. It exists to measure what Vigil fixes; never use it.

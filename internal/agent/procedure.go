@@ -88,6 +88,7 @@ func (a *Agent) failoverSteps(ctx context.Context, rec *timeline.Recorder, view 
 	if err != nil {
 		return false
 	}
+	a.leaderProgress(false, nil, "failover in progress: holds the leader key, not yet proved writable")
 
 	// 3. Fence the old primary.
 	err = rec.Run(StepFence, func() (string, error) { return a.fence(ctx, view) })
@@ -108,6 +109,11 @@ func (a *Agent) fence(ctx context.Context, view dcs.View) (string, error) {
 	evidence := "old leader's lease is gone: its agent demotes itself before the lease can expire (lease arithmetic)"
 	if old == "" || old == a.o.Node {
 		evidence = "no previous leader recorded"
+	}
+	if r := view.Request; r != nil && r.Kind == decision.RequestSwitchover && r.HandedOver && r.From == old {
+		// The old primary stopped cleanly and follows this node already:
+		// fencing it would only stop a healthy standby.
+		return fmt.Sprintf("%s handed over cleanly (switchover): no fence needed", old), nil
 	}
 	if a.o.Fencer == nil || old == "" || old == a.o.Node {
 		return evidence, nil
@@ -214,6 +220,7 @@ func (a *Agent) promoteSteps(ctx context.Context, rec *timeline.Recorder, view d
 	if err != nil {
 		return false
 	}
+	a.leaderProgress(true, &commit, "failover done: writable primary published")
 	if len(a.o.Routers) > 0 {
 		err = rec.Run(StepRoutesUp, func() (string, error) {
 			if err := a.routesUpIfLeader(ctx); err != nil {
@@ -281,6 +288,7 @@ func (a *Agent) readinessGate(ctx context.Context, rec *timeline.Recorder, view 
 		pctx, pcancel := context.WithTimeout(gctx, a.o.DBTimeout)
 		r := a.o.Server.ProbeWrite(pctx)
 		pcancel()
+		a.leaderProgress(false, &r, "failover in progress: readiness gate, waiting for a write to commit")
 		switch {
 		case r.Writable():
 			r.Error = ""
@@ -405,4 +413,24 @@ func (a *Agent) legacyPromoteSteps(ctx context.Context, rec *timeline.Recorder) 
 		return "CHECKPOINT done", nil
 	})
 	return true
+}
+
+// leaderProgress updates the status the API serves while a failover runs,
+// since the main loop (which normally sets it) is busy running it: health
+// checks then see a leader that is not writable yet, and see it become
+// writable the moment it is published rather than a loop later.
+func (a *Agent) leaderProgress(writable bool, probe *database.ProbeResult, reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := &a.status
+	st.HoldsLeader, st.Leader, st.Writable = true, a.o.Node, writable
+	if writable {
+		st.Role = decision.RolePrimary
+	}
+	if probe != nil {
+		p := *probe
+		st.LastProbe = &p
+	}
+	st.Reason = reason
+	st.UpdatedAt = time.Now()
 }

@@ -36,6 +36,8 @@ func DefaultScenarios(lagMB int) []Scenario {
 		{Name: "node-crash+lag", Crash: demo.NodeCrash, LagMB: lagMB, SyncMode: "on"},
 		{Name: "db-crash", Crash: demo.DBCrash, SyncMode: "on"},
 		{Name: "db-crash+lag", Crash: demo.DBCrash, LagMB: lagMB, SyncMode: "on"},
+		{Name: "switchover", Crash: demo.Switchover, SyncMode: "on"},
+		{Name: "switchover+lag", Crash: demo.Switchover, LagMB: lagMB, SyncMode: "on"},
 		{Name: "LEGACY node-crash+lag", Crash: demo.NodeCrash, LagMB: lagMB, Legacy: true, SyncMode: "on"},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +21,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-ha/vigil/internal/agent"
+	"github.com/vigil-ha/vigil/internal/api"
 	"github.com/vigil-ha/vigil/internal/config"
+	"github.com/vigil-ha/vigil/internal/control"
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
@@ -154,6 +157,9 @@ func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, legac
 		ReplicationPassFile: passFile,
 		Fencer:              fencer,
 		Routers:             routers,
+		OnRoleChange:        cfg.Callbacks.OnRoleChange,
+		CallbackTimeout:     cfg.Callbacks.Timeout,
+		RejoinMethod:        cfg.Rejoin.Method,
 		LegacyOrder:         legacy,
 		ConfigDigest:        configDigest(cfg),
 		Version:             version,
@@ -163,7 +169,72 @@ func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, legac
 	if err != nil {
 		return err
 	}
-	return a.Run(ctx)
+	if cfg.API.Listen == "" {
+		return a.Run(ctx)
+	}
+	srv, err := newAPIServer(cfg, a, store, log)
+	if err != nil {
+		return err
+	}
+	// The API lives as long as the agent: it stops after the agent's
+	// shutdown, so that health checks see the routes go down.
+	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- srv.Serve(apiCtx) }()
+	runErr := a.Run(ctx)
+	stopAPI()
+	return errors.Join(runErr, <-apiDone)
+}
+
+func newAPIServer(cfg *config.Config, a *agent.Agent, store *dcs.Store, log *slog.Logger) (*api.Server, error) {
+	token, err := cfg.API.Token()
+	if err != nil {
+		return nil, usageError(fmt.Errorf("api.token_file: %w", err))
+	}
+	return api.New(api.Options{
+		Listen: cfg.API.Listen, CertFile: cfg.API.CertFile, KeyFile: cfg.API.KeyFile, Token: token,
+		NodeName: cfg.Node.Name, ClusterName: cfg.Cluster,
+		Agent: a, Cluster: store, Control: apiController{control.Controller{Store: store}},
+		DefaultMaxLagBytes: cfg.API.ReplicaMaxLag,
+		// Three lease TTLs without a loop: the agent is stuck, and its
+		// leadership (if any) has lapsed long ago.
+		StaleAfter: 3 * cfg.Timing.LeaseTTL,
+		Logger:     log,
+	})
+}
+
+// apiController answers the API's operator requests through package
+// control, as `vigil ctl` does; refusals become 409.
+type apiController struct{ c control.Controller }
+
+func (a apiController) Switchover(ctx context.Context, to string, at time.Time) (string, error) {
+	r, err := a.c.Switchover(ctx, to, at)
+	if err != nil {
+		return "", conflict(err)
+	}
+	target := r.To
+	if target == "" {
+		target = "the best standby"
+	}
+	return fmt.Sprintf("switchover from %s to %s requested; follow it with GET /cluster or `vigil ctl list`", r.From, target), nil
+}
+
+func (a apiController) Failover(ctx context.Context, to string) (string, error) {
+	if _, err := a.c.Failover(ctx, to); err != nil {
+		return "", conflict(err)
+	}
+	return fmt.Sprintf("failover to %s requested; follow it with GET /cluster or `vigil ctl list`", to), nil
+}
+
+func (a apiController) SetPaused(ctx context.Context, paused bool) error {
+	return a.c.SetPaused(ctx, paused)
+}
+
+func conflict(err error) error {
+	if errors.Is(err, control.ErrRefused) {
+		return fmt.Errorf("%w: %w", api.ErrConflict, err)
+	}
+	return err
 }
 
 func decisionConfig(cfg *config.Config) decision.Config {
@@ -174,6 +245,7 @@ func decisionConfig(cfg *config.Config) decision.Config {
 		SyncMode:             decision.SyncMode(cfg.Failover.SynchronousMode),
 		PrimaryCrash:         decision.CrashPolicy(cfg.Failover.PrimaryCrash),
 		RestartTimeout:       cfg.Failover.RestartTimeout,
+		AutoRejoin:           cfg.Rejoin.Automatic,
 	}
 }
 

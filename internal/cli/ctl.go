@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/internal/control"
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
@@ -31,9 +32,11 @@ func newCtlCmd() *cobra.Command {
 	var o ctlOptions
 	cmd := &cobra.Command{
 		Use:   "ctl",
-		Short: "Operate a cluster: list, switchover, failover, pause, resume, history",
+		Short: "Operate a cluster: list, switchover, failover, rejoin, pause, resume, history",
 		Long: `Operate a cluster through its DCS. Point it at the cluster with a node's
-configuration (--config) or with --endpoints and --cluster.`,
+configuration (--config) or with --endpoints and --cluster. With embedded
+etcd, --config reaches the etcd member of that node: use a live node's
+configuration, or list several members' client URLs with --endpoints.`,
 	}
 	f := cmd.PersistentFlags()
 	f.StringVar(&o.config, "config", "", "a node's configuration file (its DCS settings are used)")
@@ -42,7 +45,7 @@ configuration (--config) or with --endpoints and --cluster.`,
 	f.StringVarP(&o.output, "output", "o", "table", "output of read commands: table or json")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "time limit of each DCS request")
 	cmd.AddCommand(newCtlListCmd(&o), newCtlPauseCmd(&o, true), newCtlPauseCmd(&o, false), newCtlHistoryCmd(&o),
-		newCtlFailoverCmd(&o), newCtlSwitchoverCmd(&o))
+		newCtlFailoverCmd(&o), newCtlSwitchoverCmd(&o), newCtlRejoinCmd(&o))
 	return cmd
 }
 
@@ -169,9 +172,15 @@ func newCtlListCmd(o *ctlOptions) *cobra.Command {
 			}
 			out := buildList(cluster, v)
 			if o.output == "json" {
-				return writeJSON(cmd.OutOrStdout(), out)
+				if err := writeJSON(cmd.OutOrStdout(), out); err != nil {
+					return err
+				}
+			} else {
+				printList(cmd.OutOrStdout(), out)
 			}
-			printList(cmd.OutOrStdout(), out)
+			// Problems make the exit status non-zero in both formats, so
+			// that a monitoring script cannot mistake a sick cluster for a
+			// healthy one.
 			if len(out.Problems) > 0 {
 				return &exitError{code: ExitFailure, err: fmt.Errorf("%d problem(s): %s", len(out.Problems), strings.Join(out.Problems, "; "))}
 			}
@@ -306,23 +315,18 @@ leader key, promotion, readiness gate, and only then the routes.`,
 				return err
 			}
 			defer s.Close()
-			v, err := o.snapshot(cmd.Context(), s)
-			if err != nil {
-				return err
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+			v, err := s.Snapshot(ctx)
+			if err == nil {
+				var req dcs.Request
+				req, err = control.Controller{Store: s}.Failover(ctx, to)
+				cancel()
+				if err == nil {
+					return requestAndWait(cmd, o, s, req, v.Leader, wait)
+				}
 			}
-			m, ok := v.Members[to]
-			switch {
-			case !ok:
-				return usageError(fmt.Errorf("failover: %s is not a live member (members: %s)", to, memberNames(v)))
-			case m.Role != decision.RoleStandby || !m.Reachable:
-				return usageError(fmt.Errorf("failover: %s is not a running standby (role %s)", to, m.Role))
-			case m.Isolated:
-				return usageError(fmt.Errorf("failover: %s cannot reach any trusted IP", to))
-			}
-			if l, ok := v.Members[v.Leader]; ok && l.Writable {
-				return usageError(fmt.Errorf("failover: %s is a healthy writable primary; use `vigil ctl switchover --to %s`", v.Leader, to))
-			}
-			return requestAndWait(cmd, o, s, dcs.Request{Kind: decision.RequestFailover, To: to, Created: time.Now()}, v.Leader, wait)
+			cancel()
+			return controlError(err)
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "node to promote (required)")
@@ -345,42 +349,27 @@ the routes up. Refused when the target is unhealthy or lagging. Prints the
 write outage it caused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := o.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			v, err := o.snapshot(cmd.Context(), s)
-			if err != nil {
-				return err
-			}
-			leader, ok := v.Members[v.Leader]
-			if !ok || !leader.Writable {
-				return usageError(errors.New("switchover: there is no healthy writable primary to hand over from; use `vigil ctl failover --to NODE`"))
-			}
-			if to != "" {
-				m, ok := v.Members[to]
-				switch {
-				case !ok:
-					return usageError(fmt.Errorf("switchover: %s is not a live member (members: %s)", to, memberNames(v)))
-				case to == v.Leader:
-					return usageError(fmt.Errorf("switchover: %s is already the primary", to))
-				case m.Role != decision.RoleStandby || !m.Reachable:
-					return usageError(fmt.Errorf("switchover: %s is not a running standby (role %s)", to, m.Role))
-				case m.Upstream != v.Leader:
-					return usageError(fmt.Errorf("switchover: %s does not stream from the primary %s", to, v.Leader))
-				}
-			}
-			req := dcs.Request{Kind: decision.RequestSwitchover, From: v.Leader, To: to, Created: time.Now()}
+			var when time.Time
 			if at != "" {
 				t, err := time.Parse(time.RFC3339, at)
 				if err != nil {
 					return usageError(fmt.Errorf("--at %q: use RFC 3339, e.g. 2026-11-25T03:00:00Z", at))
 				}
-				req.At = t
+				when = t
 				wait += time.Until(t)
 			}
-			return requestAndWait(cmd, o, s, req, v.Leader, wait)
+			s, err := o.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+			req, err := control.Controller{Store: s}.Switchover(ctx, to, when)
+			cancel()
+			if err != nil {
+				return controlError(err)
+			}
+			return requestAndWait(cmd, o, s, req, req.From, wait)
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "node to hand over to (default: the best standby)")
@@ -389,25 +378,10 @@ write outage it caused.`,
 	return cmd
 }
 
-func memberNames(v dcs.View) string {
-	var names []string
-	for n := range v.Members {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
-}
-
-// requestAndWait stores the request and waits until a primary other than
+// requestAndWait waits after a stored request until a primary other than
 // old is writable, then prints the steps both sides recorded and the write
 // outage between the old routes going down and the new ones coming up.
 func requestAndWait(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, req dcs.Request, old string, wait time.Duration) error {
-	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-	err := s.SetRequest(ctx, req)
-	cancel()
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "%s requested; waiting for the new primary...\n", req.Kind)
 	deadline := time.Now().Add(wait)
 	for {
@@ -460,6 +434,86 @@ func reportHandover(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, req dcs.Req
 	}
 	if !down.IsZero() && !up.IsZero() {
 		fmt.Fprintf(w, "write outage: %.2f s (routes down on the old primary to routes up on the new one)\n", up.Sub(down).Seconds())
+	}
+	return nil
+}
+
+// controlError makes a refusal a usage error (exit 2, the request was not
+// made) and leaves any other failure as it is.
+func controlError(err error) error {
+	if errors.Is(err, control.ErrRefused) {
+		return usageError(err)
+	}
+	return err
+}
+
+func newCtlRejoinCmd(o *ctlOptions) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "rejoin NODE",
+		Short: "Bring a former primary back as a standby of the current primary",
+		Long: `Make NODE (a former primary, or a standby that diverged and cannot follow)
+a streaming standby of the current writable primary. NODE's agent does it:
+pg_rewind when the timelines diverged, a fresh base backup when a rewind is
+impossible (rejoin.method in its configuration), then it starts the server
+as a standby and waits until it streams. Commits NODE made that never
+reached the new primary are discarded; a base backup keeps the old data
+directory beside the new one.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			node := args[0]
+			s, err := o.open()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+			req, err := control.Controller{Store: s}.Rejoin(ctx, node)
+			cancel()
+			if err != nil {
+				return controlError(err)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "rejoin of %s requested; waiting until it streams from the primary...\n", node)
+			deadline := time.Now().Add(wait)
+			for {
+				v, err := o.snapshot(cmd.Context(), s)
+				if err == nil {
+					if m, ok := v.Members[node]; ok && m.Role == decision.RoleStandby && m.Upstream == v.Leader && v.Request == nil {
+						return reportRecords(cmd, o, s, req.Created, node)
+					}
+					if v.Request == nil && time.Since(req.Created) > 2*time.Second {
+						_ = reportRecords(cmd, o, s, req.Created, node)
+						return &exitError{code: ExitFailure, err: fmt.Errorf("rejoin of %s did not complete: see the record above and its agent's log", node)}
+					}
+				}
+				if time.Now().After(deadline) {
+					return &exitError{code: ExitFailure, err: fmt.Errorf("%s does not stream from the primary after %s", node, wait)}
+				}
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(250 * time.Millisecond):
+				}
+			}
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "how long to wait (a base backup of a large database takes a while)")
+	return cmd
+}
+
+// reportRecords prints the history records since `since` made by node.
+func reportRecords(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, since time.Time, node string) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	raw, err := s.History(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range raw {
+		var rec timeline.Record
+		if json.Unmarshal(r, &rec) == nil && !rec.Start.Before(since) && rec.Node == node {
+			fmt.Fprint(cmd.OutOrStdout(), timeline.Format(rec))
+		}
 	}
 	return nil
 }

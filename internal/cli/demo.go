@@ -69,7 +69,7 @@ veth links and the VIP need CAP_NET_ADMIN and CAP_NET_RAW.`,
 	f.StringVar(&o.Dir, "dir", "/var/tmp/vigil-demo", "directory for the demo cluster (replaced if it holds an earlier demo)")
 	f.BoolVar(&o.Keep, "keep", false, "leave the cluster running and print how to connect")
 	f.BoolVar(&jsonOut, "json", false, "print the result as one JSON object")
-	f.StringVar(&o.Scenario, "scenario", demo.NodeCrash, "node-crash (postmaster and agent killed) or db-crash (postmaster only)")
+	f.StringVar(&o.Scenario, "scenario", demo.NodeCrash, "node-crash (postmaster and agent killed), db-crash (postmaster only) or switchover (planned, vigil ctl switchover)")
 	f.StringVar(&o.SyncMode, "sync-mode", "on", "synchronous_mode for the agents: off, on or strict")
 	f.IntVar(&o.LagMB, "lag-mb", 128, "WAL (MB) written while the standbys' replay is paused")
 	f.BoolVar(&noLagArg, "no-lag", false, "do not inject replay lag")

@@ -20,9 +20,12 @@ type Config struct {
 	VIP      VIP      `yaml:"vip"`
 	// TrustedIPs are addresses outside the cluster (gateway, DNS server) the
 	// agent pings to tell "the others are gone" from "I am cut off".
-	TrustedIPs []string `yaml:"trusted_ips"`
-	Timing     Timing   `yaml:"timing"`
-	Failover   Failover `yaml:"failover"`
+	TrustedIPs []string  `yaml:"trusted_ips"`
+	Timing     Timing    `yaml:"timing"`
+	Failover   Failover  `yaml:"failover"`
+	Rejoin     Rejoin    `yaml:"rejoin"`
+	API        API       `yaml:"api"`
+	Callbacks  Callbacks `yaml:"callbacks"`
 
 	// lines maps a key's dotted path to its line in the loaded file, so that
 	// problems found after decoding still point at the line to change.
@@ -137,6 +140,44 @@ type Failover struct {
 	// FenceCommand stops the old primary from outside before a promotion.
 	FenceCommand []string `yaml:"fence_command"`
 }
+
+// Rejoin says how a former primary comes back as a standby of the new one.
+type Rejoin struct {
+	// Automatic: the agent of a former primary rejoins it by itself. Off, the
+	// node stays down until an operator runs `vigil ctl rejoin`, which is the
+	// safe default: its diverged commits are discarded by a rewind, and a
+	// DBA may want to look at them first.
+	Automatic bool `yaml:"automatic"`
+	// Method is RejoinAuto, RejoinRewind or RejoinBaseBackup.
+	Method string `yaml:"method"`
+}
+
+// API is the agent's HTTP API; an empty Listen means none.
+type API struct {
+	Listen string `yaml:"listen"`
+	// CertFile and KeyFile serve it over TLS, both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// TokenFile holds the bearer token of the mutating endpoints; without
+	// one they are refused.
+	TokenFile string `yaml:"token_file"`
+	// ReplicaMaxLag is the lag limit of /replica and /read-only without ?lag=.
+	ReplicaMaxLag uint64 `yaml:"replica_max_lag"`
+}
+
+// Callbacks are commands run on events, like Patroni's callbacks.
+type Callbacks struct {
+	// OnRoleChange runs with the new role and the cluster name appended.
+	OnRoleChange []string      `yaml:"on_role_change"`
+	Timeout      time.Duration `yaml:"timeout"`
+}
+
+// Values of rejoin.method.
+const (
+	RejoinAuto       = "auto"
+	RejoinRewind     = "rewind"
+	RejoinBaseBackup = "basebackup"
+)
 
 // Values of failover.synchronous_mode and failover.primary_crash, spelt as
 // package decision spells its SyncMode and CrashPolicy, so the agent can

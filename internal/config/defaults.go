@@ -97,6 +97,21 @@ func Defaults() Config {
 			// gives up and a standby takes over.
 			RestartTimeout: 30 * time.Second,
 		},
+		Rejoin: Rejoin{
+			// pg_rewind when it can (it copies only what diverged), a base
+			// backup when it cannot: the node always ends as a standby.
+			Method: RejoinAuto,
+		},
+		API: API{
+			// One WAL segment: a standby further behind than that serves
+			// reads noticeably older than the primary's.
+			ReplicaMaxLag: 16 << 20,
+		},
+		Callbacks: Callbacks{
+			// Long enough for a script that updates DNS or a load balancer;
+			// it runs in the background, so it never delays a failover.
+			Timeout: 30 * time.Second,
+		},
 	}
 }
 

@@ -39,6 +39,9 @@ func TestExampleIsValid(t *testing.T) {
 	// The example's password files belong in /etc/vigil on a real node.
 	c.Database.Superuser.PasswordFile = writeFile(t, "superuser.password", "s3cr3t\n", 0o600)
 	c.Database.Replication.PasswordFile = writeFile(t, "replication.password", "s3cr3t\n", 0o600)
+	c.API.TokenFile = writeFile(t, "api.token", "0123456789abcdef0123\n", 0o600)
+	c.API.CertFile = writeFile(t, "api.pem", "certificate\n", 0o600)
+	c.API.KeyFile = writeFile(t, "api.key", "key\n", 0o600)
 	if err := c.Validate(); err != nil {
 		t.Fatalf("the example is invalid on this host:\n%v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -35,11 +36,24 @@ func (c *Config) hostProblems() Problems {
 		{"dcs.tls.ca_file", c.DCS.TLS.CAFile},
 		{"dcs.tls.cert_file", c.DCS.TLS.CertFile},
 		{"dcs.tls.key_file", c.DCS.TLS.KeyFile},
+		{"api.cert_file", c.API.CertFile},
+		{"api.key_file", c.API.KeyFile},
+		{"api.token_file", c.API.TokenFile},
 	} {
 		if filepath.IsAbs(f.path) {
 			if msg := readableFileProblem(f.path); msg != "" {
 				ps = append(ps, c.at(f.field, "%s", msg))
 			}
+		}
+	}
+	if t := c.API.TokenFile; filepath.IsAbs(t) && readableFileProblem(t) == "" {
+		if _, err := c.API.Token(); err != nil {
+			ps = append(ps, c.at("api.token_file", "%v", err))
+		}
+	}
+	if cb := c.Callbacks.OnRoleChange; len(cb) > 0 && filepath.IsAbs(cb[0]) {
+		if info, err := os.Stat(cb[0]); err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
+			ps = append(ps, c.at("callbacks.on_role_change", "%s is not an executable file", cb[0]))
 		}
 	}
 	if c.DCS.Embedded.Enabled {
@@ -150,6 +164,21 @@ func (c *Config) hostWarnings() Problems {
 				// The agent may well have it (systemd Environment=) while
 				// the shell running `vigil config check` does not.
 				ws = append(ws, c.at(s.field+".password_env", "environment variable %s is not set here: make sure the agent's environment sets it", env))
+			}
+		}
+	}
+	if t := c.API.TokenFile; filepath.IsAbs(t) {
+		if info, err := os.Stat(t); err == nil && info.Mode().Perm()&0o077 != 0 {
+			ws = append(ws, c.at("api.token_file", "%s is open to other accounts (mode %04o): chmod 0600 it; whoever reads it can request failovers", t, info.Mode().Perm()))
+		}
+	}
+	if c.API.Listen != "" && c.API.TokenFile == "" {
+		ws = append(ws, c.at("api.token_file", "is empty: POST /switchover, /failover, /pause and /resume are refused (403) until a token is configured"))
+	}
+	if c.API.Listen != "" && c.API.CertFile == "" {
+		if host, _, err := net.SplitHostPort(c.API.Listen); err == nil {
+			if ip, err := netip.ParseAddr(host); host == "" || err != nil || !ip.IsLoopback() {
+				ws = append(ws, c.at("api.cert_file", "is empty: the API and its bearer token travel in clear text on %s; set api.cert_file and api.key_file", c.API.Listen))
 			}
 		}
 	}

@@ -103,6 +103,22 @@ func TestValidateHost(t *testing.T) {
 			c.VIP = VIP{Address: "198.18.0.100/24", Interface: "nosuchif0"}
 			return []string{`vip.interface: no network interface named "nosuchif0" on this host`}
 		}},
+		{"API token file missing", func(t *testing.T, c *Config) []string {
+			c.API.Listen, c.API.TokenFile = "127.0.0.1:8008", "/nonexistent/api.token"
+			return []string{"api.token_file: /nonexistent/api.token does not exist"}
+		}},
+		{"API token too short", func(t *testing.T, c *Config) []string {
+			c.API.Listen, c.API.TokenFile = "127.0.0.1:8008", writeFile(t, "api.token", "secret\n", 0o600)
+			return []string{"api.token_file: API token in " + c.API.TokenFile + " is shorter than 16 characters: too easy to guess"}
+		}},
+		{"callback not executable", func(t *testing.T, c *Config) []string {
+			c.Callbacks.OnRoleChange = []string{writeFile(t, "notify.sh", "#!/bin/sh\n", 0o644)}
+			return []string{"callbacks.on_role_change: " + c.Callbacks.OnRoleChange[0] + " is not an executable file"}
+		}},
+		{"callback executable", func(t *testing.T, c *Config) []string {
+			c.Callbacks.OnRoleChange = []string{writeFile(t, "notify.sh", "#!/bin/sh\n", 0o755), "arg"}
+			return nil
+		}},
 		{"VIP on loopback", func(t *testing.T, c *Config) []string {
 			c.VIP = VIP{Address: "198.18.0.100/24", Interface: "lo"}
 			return nil
@@ -141,6 +157,21 @@ func TestHostWarnings(t *testing.T) {
 			t.Setenv("VIGIL_TEST_REPLICATION_PASSWORD", "s3cr3t")
 			c.Database.Replication.PasswordEnv = "VIGIL_TEST_REPLICATION_PASSWORD"
 			return nil
+		}},
+		{"API on loopback with a private token", func(t *testing.T, c *Config) []string {
+			c.API.Listen, c.API.TokenFile = "127.0.0.1:8008", writeFile(t, "api.token", "0123456789abcdef\n", 0o600)
+			return nil
+		}},
+		{"API token readable by all", func(t *testing.T, c *Config) []string {
+			c.API.Listen, c.API.TokenFile = "127.0.0.1:8008", writeFile(t, "api.token", "0123456789abcdef\n", 0o644)
+			return []string{"api.token_file: " + c.API.TokenFile + " is open to other accounts (mode 0644): chmod 0600 it; whoever reads it can request failovers"}
+		}},
+		{"API in clear text without a token", func(t *testing.T, c *Config) []string {
+			c.API.Listen = ":8008"
+			return []string{
+				"api.token_file: is empty: POST /switchover, /failover, /pause and /resume are refused (403) until a token is configured",
+				"api.cert_file: is empty: the API and its bearer token travel in clear text on :8008; set api.cert_file and api.key_file",
+			}
 		}},
 		{"password variable not set here", func(t *testing.T, c *Config) []string {
 			c.DCS.Username = "vigil"

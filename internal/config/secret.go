@@ -50,3 +50,24 @@ func (s Secret) Resolve() (string, error) {
 		return "", nil
 	}
 }
+
+// Token reads the API's bearer token from api.token_file ("" when none is
+// configured). Surrounding whitespace is dropped: a token is never meant
+// to contain any, and a stray newline would make every request fail.
+func (a API) Token() (string, error) {
+	if a.TokenFile == "" {
+		return "", nil
+	}
+	data, err := os.ReadFile(a.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("read API token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(data))
+	switch {
+	case tok == "":
+		return "", fmt.Errorf("API token file %s is empty", a.TokenFile)
+	case len(tok) < 16:
+		return "", fmt.Errorf("API token in %s is shorter than 16 characters: too easy to guess", a.TokenFile)
+	}
+	return tok, nil
+}

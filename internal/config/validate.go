@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -39,6 +40,7 @@ func (c *Config) settingProblems() Problems {
 	ps = append(ps, c.trustedIPProblems()...)
 	ps = append(ps, c.timingProblems()...)
 	ps = append(ps, c.failoverProblems()...)
+	ps = append(ps, c.operationProblems()...)
 	return ps
 }
 
@@ -442,6 +444,41 @@ func (c *Config) failoverProblems() Problems {
 		ps = append(ps, c.durationProblems("failover.restart_timeout", f.RestartTimeout, Defaults().Failover.RestartTimeout)...)
 	default:
 		ps = append(ps, c.at("failover.primary_crash", "%q is not a policy: use failover or restart", f.PrimaryCrash))
+	}
+	return ps
+}
+
+// operationProblems checks rejoin, api and callbacks.
+func (c *Config) operationProblems() Problems {
+	var ps Problems
+	if !slices.Contains([]string{RejoinAuto, RejoinRewind, RejoinBaseBackup}, c.Rejoin.Method) {
+		ps = append(ps, c.at("rejoin.method", "%q is not a method: use auto, rewind or basebackup", c.Rejoin.Method))
+	}
+	a := c.API
+	if a.Listen != "" {
+		if _, port, err := net.SplitHostPort(a.Listen); err != nil || port == "" {
+			ps = append(ps, c.at("api.listen", "%q is not host:port (e.g. :8008 or 198.18.0.11:8008)", a.Listen))
+		}
+	}
+	if (a.CertFile == "") != (a.KeyFile == "") {
+		ps = append(ps, c.at("api.cert_file", "api.cert_file and api.key_file go together: set both for TLS, or neither"))
+	}
+	for _, f := range []struct{ field, path string }{
+		{"api.cert_file", a.CertFile}, {"api.key_file", a.KeyFile}, {"api.token_file", a.TokenFile},
+	} {
+		if f.path != "" && !filepath.IsAbs(f.path) {
+			ps = append(ps, c.at(f.field, "must be an absolute path: the agent's working directory is not the file's"))
+		}
+	}
+	if a.Listen == "" && (a.CertFile != "" || a.TokenFile != "") {
+		ps = append(ps, c.at("api.listen", "is empty, so no API is served, but api.cert_file or api.token_file is set: set api.listen (e.g. :8008)"))
+	}
+	if a.ReplicaMaxLag == 0 {
+		ps = append(ps, c.at("api.replica_max_lag", "must be positive (bytes; the default is %d)", Defaults().API.ReplicaMaxLag))
+	}
+	ps = append(ps, c.durationProblems("callbacks.timeout", c.Callbacks.Timeout, Defaults().Callbacks.Timeout)...)
+	if cb := c.Callbacks.OnRoleChange; len(cb) > 0 && !filepath.IsAbs(cb[0]) {
+		ps = append(ps, c.at("callbacks.on_role_change", "the program %q must be an absolute path: it runs without a shell or PATH lookup", cb[0]))
 	}
 	return ps
 }

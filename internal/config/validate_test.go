@@ -207,6 +207,26 @@ func TestValidateSettings(t *testing.T) {
 			[]string{"failover.restart_timeout: must be positive (the default is 30s)"}},
 		{"restart timeout unused by failover", func(c *Config) { c.Failover.RestartTimeout = 0 }, nil},
 
+		// Rejoin, API, callbacks.
+		{"unknown rejoin method", func(c *Config) { c.Rejoin.Method = "rsync" },
+			[]string{`rejoin.method: "rsync" is not a method: use auto, rewind or basebackup`}},
+		{"rejoin by base backup", func(c *Config) { c.Rejoin.Method = RejoinBaseBackup; c.Rejoin.Automatic = true }, nil},
+		{"API listen without port", func(c *Config) { c.API.Listen = "198.18.0.11" },
+			[]string{`api.listen: "198.18.0.11" is not host:port (e.g. :8008 or 198.18.0.11:8008)`}},
+		{"API listen on all addresses", func(c *Config) { c.API.Listen = ":8008" }, nil},
+		{"API certificate without key", func(c *Config) { c.API = API{Listen: ":8008", CertFile: "/etc/vigil/api.pem", ReplicaMaxLag: 1} },
+			[]string{"api.cert_file: api.cert_file and api.key_file go together: set both for TLS, or neither"}},
+		{"API token file relative", func(c *Config) { c.API.Listen = ":8008"; c.API.TokenFile = "api.token" },
+			[]string{"api.token_file: must be an absolute path: the agent's working directory is not the file's"}},
+		{"API token without listen", func(c *Config) { c.API.TokenFile = "/etc/vigil/api.token" },
+			[]string{"api.listen: is empty, so no API is served, but api.cert_file or api.token_file is set: set api.listen (e.g. :8008)"}},
+		{"replica lag limit zero", func(c *Config) { c.API.ReplicaMaxLag = 0 },
+			[]string{"api.replica_max_lag: must be positive (bytes; the default is 16777216)"}},
+		{"callback timeout zero", func(c *Config) { c.Callbacks.Timeout = 0 },
+			[]string{"callbacks.timeout: must be positive (the default is 30s)"}},
+		{"callback through PATH", func(c *Config) { c.Callbacks.OnRoleChange = []string{"notify.sh", "--x"} },
+			[]string{`callbacks.on_role_change: the program "notify.sh" must be an absolute path: it runs without a shell or PATH lookup`}},
+
 		// Several problems at once: one entry each.
 		{"several problems", func(c *Config) {
 			c.Node.Name = ""

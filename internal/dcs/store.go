@@ -177,6 +177,9 @@ type View struct {
 	Sync     []string
 	Status   Status
 	Request  *Request
+	// RequestRevision is the request key's modification revision (0: no
+	// request), for ReplaceRequest.
+	RequestRevision int64
 	// Problems lists keys that could not be decoded; they are ignored.
 	Problems []string
 }
@@ -204,6 +207,7 @@ func (s *Store) Snapshot(ctx context.Context) (View, error) {
 		case name == "status":
 			derr = json.Unmarshal(kv.Value, &v.Status)
 		case name == "request":
+			v.RequestRevision = kv.ModRevision
 			v.Request = &Request{}
 			derr = json.Unmarshal(kv.Value, v.Request)
 		case strings.HasPrefix(name, "members/"):
@@ -450,6 +454,29 @@ func (s *Store) SetPaused(ctx context.Context, paused bool) error {
 
 // SetRequest stores a manual switchover or failover request.
 func (s *Store) SetRequest(ctx context.Context, r Request) error { return s.putJSON(ctx, "request", r) }
+
+// ErrRequestChanged: the request key changed since it was read.
+var ErrRequestChanged = errors.New("another request was stored meanwhile")
+
+// ReplaceRequest stores r only if the request key is still at revision
+// (0: absent), so that two operators cannot overwrite each other's request.
+func (s *Store) ReplaceRequest(ctx context.Context, r Request, revision int64) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(s.key("request")), "=", revision)).
+		Then(clientv3.OpPut(s.key("request"), string(data))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("write request: %w", err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("write request: %w", ErrRequestChanged)
+	}
+	return nil
+}
 
 // ClearRequest removes the pending request.
 func (s *Store) ClearRequest(ctx context.Context) error {

@@ -171,7 +171,7 @@ func decideAsFollower(in Input, out outFunc) Output {
 			Action{Kind: WithdrawWritable}, Action{Kind: Demote})
 	case RoleStopped:
 		if !self.StandbyConfigured {
-			return out(fmt.Sprintf("former primary; %s is the leader now: staying stopped until rejoined (vigil ctl rejoin)", leader))
+			return rejoinOrWait(in, out)
 		}
 		if in.Cluster.Paused {
 			return out("standby stopped, cluster paused: no automatic action")
@@ -180,6 +180,14 @@ func decideAsFollower(in Input, out outFunc) Output {
 			Action{Kind: StartStandby, Target: leader})
 	case RoleUnknown:
 		return out("database running but not answering: waiting")
+	}
+	if rejoinRequested(in) && self.Streaming && self.Upstream == leader {
+		return out(fmt.Sprintf("rejoin requested, but this standby already streams from %s: nothing to do", leader), Action{Kind: ClearRequest})
+	}
+	if rejoinRequested(in) {
+		// A standby that cannot follow (it diverged before a timeline
+		// switch) is rejoined on the operator's word only.
+		return rejoinOrWait(in, out)
 	}
 	if self.Upstream != leader && !in.Cluster.Paused {
 		return out(fmt.Sprintf("standby streams from %q, leader is %s: following the leader", self.Upstream, leader),
@@ -190,7 +198,7 @@ func decideAsFollower(in Input, out outFunc) Output {
 
 func decideWithoutLeader(in Input, out outFunc) Output {
 	self := in.Self
-	if req := in.Cluster.Request; req.active(in.Now) && req.To != "" && self.Role() == RoleStandby && self.Reachable {
+	if req := in.Cluster.Request; req.active(in.Now) && req.Kind != RequestRejoin && req.To != "" && self.Role() == RoleStandby && self.Reachable {
 		if req.To != self.Name {
 			return out(fmt.Sprintf("no leader; waiting for %s, chosen by the operator's %s", req.To, req.Kind))
 		}
@@ -391,6 +399,35 @@ func subset(a, b []string) bool {
 const msRound = time.Millisecond
 
 func lsnString(v uint64) string { return database.LSN(v).String() }
+
+// rejoinRequested reports whether the operator asked this node to rejoin.
+func rejoinRequested(in Input) bool {
+	req := in.Cluster.Request
+	return req.active(in.Now) && req.Kind == RequestRejoin && req.To == in.Self.Name
+}
+
+// rejoinOrWait is a non-leader that is not a healthy standby of the leader:
+// it rejoins when asked to (or allowed to by AutoRejoin), and only once the
+// leader is writable, so that pg_rewind compares against a primary whose
+// history will not move again under it.
+func rejoinOrWait(in Input, out outFunc) Output {
+	leader := in.Cluster.Leader
+	requested := rejoinRequested(in)
+	if !requested && !in.Config.AutoRejoin {
+		return out(fmt.Sprintf("former primary; %s is the leader now: staying stopped until rejoined (vigil ctl rejoin %s)", leader, in.Self.Name))
+	}
+	if !requested && in.Cluster.Paused {
+		return out("former primary, cluster paused: not rejoining automatically")
+	}
+	if m, ok := in.Cluster.Members[leader]; !ok || !m.Writable {
+		return out(fmt.Sprintf("rejoin waits until the leader %s is writable", leader))
+	}
+	why := "automatic rejoin"
+	if requested {
+		why = "the operator's rejoin request"
+	}
+	return out(fmt.Sprintf("%s: becoming a standby of %s", why, leader), Action{Kind: Rejoin, Target: leader})
+}
 
 // switchoverTarget picks the standby a switchover hands over to: the one
 // named, or the best one, provided it streams from this leader, can be

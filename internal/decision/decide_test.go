@@ -62,6 +62,19 @@ func orphanInput(self Local, others ...Member) Input {
 	}
 }
 
+// formerPrimaryInput: node2 took over and is writable; node1, the former
+// primary, is stopped.
+func formerPrimaryInput() Input {
+	in := leaderInput()
+	in.Cluster.Leader = "node2"
+	in.HoldsLeader = false
+	in.Self = Local{Name: "node1", Priority: 100, Timeline: 1}
+	in.Cluster.Members = members(
+		Member{Name: "node2", Role: RolePrimary, Reachable: true, Writable: true, Timeline: 2, WAL: 0x6000000, Priority: 100, SystemID: "7"},
+		standbyMember("node3", 0x6000000, 100))
+	return in
+}
+
 func kinds(o Output) []ActionKind {
 	var ks []ActionKind
 	for _, a := range o.Actions {
@@ -714,6 +727,115 @@ func TestDecide(t *testing.T) {
 				return in
 			},
 			want: []ActionKind{RenewLeader, PublishWritable, ClearRequest},
+		},
+		{
+			name: "rejoin requested: the stopped former primary rejoins the writable leader",
+			in: func() Input {
+				in := formerPrimaryInput()
+				in.Cluster.Request = &Request{Kind: RequestRejoin, To: "node1", Created: t0}
+				return in
+			},
+			want: []ActionKind{Rejoin}, wantReason: "the operator's rejoin request: becoming a standby of node2",
+		},
+		{
+			name: "rejoin requested even while paused: the operator asked",
+			in: func() Input {
+				in := formerPrimaryInput()
+				in.Cluster.Paused = true
+				in.Cluster.Request = &Request{Kind: RequestRejoin, To: "node1", Created: t0}
+				return in
+			},
+			want: []ActionKind{Rejoin},
+		},
+		{
+			name: "rejoin waits for a writable leader",
+			in: func() Input {
+				in := formerPrimaryInput()
+				m := in.Cluster.Members["node2"]
+				m.Writable = false
+				in.Cluster.Members["node2"] = m
+				in.Cluster.Request = &Request{Kind: RequestRejoin, To: "node1", Created: t0}
+				return in
+			},
+			wantReason: "rejoin waits until the leader node2 is writable",
+		},
+		{
+			name: "rejoin of another node: this former primary stays stopped",
+			in: func() Input {
+				in := formerPrimaryInput()
+				in.Cluster.Request = &Request{Kind: RequestRejoin, To: "node3", Created: t0}
+				return in
+			},
+			wantReason: "staying stopped until rejoined (vigil ctl rejoin node1)",
+		},
+		{
+			name: "expired rejoin request is not acted on",
+			in: func() Input {
+				in := formerPrimaryInput()
+				in.Cluster.Request = &Request{Kind: RequestRejoin, To: "node1", Created: t0.Add(-2 * RequestTimeout)}
+				return in
+			},
+			wantReason: "staying stopped until rejoined",
+		},
+		{
+			name: "automatic rejoin",
+			in: func() Input {
+				in := formerPrimaryInput()
+				in.Config.AutoRejoin = true
+				return in
+			},
+			want: []ActionKind{Rejoin}, wantReason: "automatic rejoin: becoming a standby of node2",
+		},
+		{
+			name: "automatic rejoin holds off while paused",
+			in: func() Input {
+				in := formerPrimaryInput()
+				in.Config.AutoRejoin = true
+				in.Cluster.Paused = true
+				return in
+			},
+			wantReason: "cluster paused: not rejoining automatically",
+		},
+		{
+			name: "a running former primary without the key is stopped before it rejoins",
+			in: func() Input {
+				in := formerPrimaryInput()
+				in.Self = primaryLocal("node1")
+				in.Cluster.Request = &Request{Kind: RequestRejoin, To: "node1", Created: t0}
+				return in
+			},
+			want: []ActionKind{WithdrawWritable, Demote},
+		},
+		{
+			name: "rejoin requested for a standby that cannot follow (diverged)",
+			in: func() Input {
+				in := formerPrimaryInput()
+				in.Self = standbyLocal("node1", 0x5000000)
+				in.Self.Upstream = "node2"
+				in.Cluster.Request = &Request{Kind: RequestRejoin, To: "node1", Created: t0}
+				return in
+			},
+			want: []ActionKind{Rejoin},
+		},
+		{
+			name: "rejoin request for a standby already streaming from the leader is done",
+			in: func() Input {
+				in := formerPrimaryInput()
+				in.Self = standbyLocal("node1", 0x6000000)
+				in.Self.Upstream, in.Self.Streaming = "node2", true
+				in.Cluster.Request = &Request{Kind: RequestRejoin, To: "node1", Created: t0}
+				return in
+			},
+			want: []ActionKind{ClearRequest}, wantReason: "already streams from node2",
+		},
+		{
+			name: "a rejoin request does not stop an orphaned standby's failover",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x4000000, 100))
+				in.Cluster.Request = &Request{Kind: RequestRejoin, To: "node3", Created: t0}
+				return in
+			},
+			want: []ActionKind{Failover},
 		},
 		{
 			name: "sync off: leftover synchronous settings are removed",

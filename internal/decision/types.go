@@ -44,6 +44,10 @@ type Config struct {
 	SyncMode             SyncMode
 	PrimaryCrash         CrashPolicy
 	RestartTimeout       time.Duration
+	// AutoRejoin: a stopped former primary rejoins the writable leader as a
+	// standby by itself (pg_rewind or a base backup) instead of waiting for
+	// `vigil ctl rejoin`.
+	AutoRejoin bool
 }
 
 // DemoteAfter is how long after its last successful renewal a leader that
@@ -154,6 +158,8 @@ type Cluster struct {
 const (
 	RequestFailover   = "failover"
 	RequestSwitchover = "switchover"
+	// RequestRejoin asks node To to come back as a standby of the leader.
+	RequestRejoin = "rejoin"
 )
 
 // RequestTimeout: a request nobody acted on within this long is ignored,
@@ -243,6 +249,9 @@ const (
 	Switchover ActionKind = "switchover"
 	// ClearRequest removes a request that is done or cannot be honoured.
 	ClearRequest ActionKind = "clear_request"
+	// Rejoin makes this former primary a standby of Target, the writable
+	// leader: pg_rewind, or a base backup when a rewind is impossible.
+	Rejoin ActionKind = "rejoin"
 )
 
 // Action is one step for the agent.

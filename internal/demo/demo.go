@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +33,9 @@ import (
 const (
 	NodeCrash = "node-crash" // SIGKILL of the primary's postmaster and agent together
 	DBCrash   = "db-crash"   // SIGKILL of the postmaster only; the agent lives
+	// Switchover is a planned handover with `vigil ctl switchover`: the
+	// "crash" time is when the operator asked.
+	Switchover = "switchover"
 )
 
 // clientTimeout bounds each client write, connection included. It is also
@@ -99,6 +103,11 @@ type Result struct {
 	AckedWrites      int     `json:"acked_writes"`
 	AckedWritesLost  int     `json:"acked_writes_lost"`
 	Steps            []Step  `json:"steps"`
+	// OldPrimaryState is what the old primary is at the end ("streaming
+	// standby of node2", "stopped", ...).
+	OldPrimaryState string `json:"old_primary_state,omitempty"`
+	// OperatorOutput is what `vigil ctl switchover` printed (switchover only).
+	OperatorOutput string `json:"operator_output,omitempty"`
 	// Writes over time, for charts: one entry per write, seconds since
 	// the crash and its outcome.
 	Series []Point `json:"series,omitempty"`
@@ -250,8 +259,14 @@ func (r *runner) run(ctx context.Context, res Result) (Result, error) {
 
 	p.say("crashing %s (%s), replay backlog %d MB", primary, r.o.Scenario, res.ReplayBacklogBytes>>20)
 	res.CrashAt = time.Now()
-	if err := r.crash(ctx, primary); err != nil {
+	if err := r.crash(ctx, primary, &res); err != nil {
 		return res, err
+	}
+	if r.o.Scenario != Switchover {
+		// The node is dead once the kill returns; a write that started
+		// between the two clock readings may still have committed on it,
+		// and must not count as the first write after the failover.
+		res.CrashAt = time.Now()
 	}
 	wctx, cancel = context.WithTimeout(ctx, 3*time.Minute)
 	newPrimary, err := labcluster.WaitWritablePrimary(wctx, store, r.writable(ctx), primary)
@@ -273,6 +288,11 @@ func (r *runner) run(ctx context.Context, res Result) (Result, error) {
 	sum := wres.Summarize(res.CrashAt)
 	res.Writes, res.ReadOnlyErrors, res.ConnectionErrors, res.OtherErrors = sum.Writes, sum.ReadOnlyErrors, sum.ConnectionErrors, sum.OtherErrors
 	res.WriteOutageS = sum.WriteOutageS
+	if r.o.Scenario == Switchover {
+		// No crash instant: writes go on until the old primary takes its
+		// routes down, so the outage is the gap they leave.
+		res.WriteOutageS = wres.OutageAfter(res.CrashAt).Seconds()
+	}
 	for _, w := range wres.Writes {
 		res.Series = append(res.Series, Point{T: w.At.Sub(res.CrashAt).Seconds(), Outcome: w.Outcome})
 	}
@@ -287,6 +307,15 @@ func (r *runner) run(ctx context.Context, res Result) (Result, error) {
 	}
 	res.AckedWritesLost = len(lost)
 	res.VIPHolder = r.vipHolder()
+	if r.o.Scenario == Switchover {
+		// The old primary becomes a standby of the new one within a few
+		// loops of the handover.
+		deadline := time.Now().Add(30 * time.Second)
+		for res.OldPrimaryState = r.nodeState(ctx, primary); !strings.HasPrefix(res.OldPrimaryState, "streaming standby") && time.Now().Before(deadline); {
+			time.Sleep(200 * time.Millisecond)
+			res.OldPrimaryState = r.nodeState(ctx, primary)
+		}
+	}
 	r.fillSteps(ctx, store, &res)
 	p.say("done")
 	return res, nil
@@ -392,26 +421,67 @@ func (r *runner) maxBacklog(ctx context.Context, primary string) uint64 {
 	return worst
 }
 
-func (r *runner) crash(ctx context.Context, primary string) error {
-	if r.o.Scenario == DBCrash {
+func (r *runner) crash(ctx context.Context, primary string, res *Result) error {
+	switch r.o.Scenario {
+	case DBCrash:
 		n, _ := r.l.Node(primary)
 		return r.l.Kill(ctx, n)
+	case Switchover:
+		// The operator's command, as a DBA would type it: it returns once
+		// the new primary is writable and prints the steps and the outage.
+		cmd := exec.CommandContext(ctx, r.o.Binary, "ctl", "--config", r.c.ConfigPath(primary), "switchover", "--wait", "2m")
+		out, err := cmd.CombinedOutput()
+		res.OperatorOutput = string(out)
+		if err != nil {
+			return fmt.Errorf("vigil ctl switchover: %w\n%s", err, out)
+		}
+		return nil
+	default:
+		return r.c.CrashNode(ctx, primary)
 	}
-	return r.c.CrashNode(ctx, primary)
 }
 
-// fillSteps reads the failover record from the DCS history.
+// nodeState describes what a node's server is now, from its own SQL.
+func (r *runner) nodeState(ctx context.Context, name string) string {
+	obs, err := r.server(name).Observe(ctx)
+	switch {
+	case err != nil:
+		return "not answering: " + err.Error()
+	case !obs.InRecovery:
+		return "primary"
+	case obs.WALReceiver != nil && obs.WALReceiver.Status == "streaming":
+		for _, n := range r.l.Nodes() {
+			if n.Host == obs.UpstreamHost && n.Port == obs.UpstreamPort {
+				return "streaming standby of " + n.Name
+			}
+		}
+		return fmt.Sprintf("streaming standby of %s:%d", obs.UpstreamHost, obs.UpstreamPort)
+	default:
+		return "standby, not streaming"
+	}
+}
+
+// fillSteps reads the failover record from the DCS history; for a
+// switchover, the old leader's handover record comes first.
 func (r *runner) fillSteps(ctx context.Context, store *dcs.Store, res *Result) {
 	hist, err := store.History(ctx)
 	if err != nil {
 		return
 	}
-	for i := len(hist) - 1; i >= 0; i-- {
+	var recs []timeline.Record
+	for _, raw := range hist {
 		var rec timeline.Record
-		if json.Unmarshal(hist[i], &rec) != nil || rec.Node != res.NewPrimary || rec.Start.Before(res.CrashAt) {
+		if json.Unmarshal(raw, &rec) != nil || rec.Start.Before(res.CrashAt) {
 			continue
 		}
-		res.DetectS = rec.Start.Sub(res.CrashAt).Seconds()
+		if rec.Node == res.NewPrimary || (rec.Kind == "switchover" && rec.Node == res.OldLeader) {
+			recs = append(recs, rec)
+		}
+	}
+	for _, rec := range recs {
+		if rec.Node == res.NewPrimary && res.DetectS == 0 {
+			res.DetectS = rec.Start.Sub(res.CrashAt).Seconds()
+		}
 		for _, st := range rec.Steps {
 			res.Steps = append(res.Steps, Step{Name: st.Name, Start: st.Start, End: st.End, OK: st.OK, Evidence: st.Evidence, Error: st.Error})
 			switch st.Name {
@@ -421,8 +491,8 @@ func (r *runner) fillSteps(ctx context.Context, store *dcs.Store, res *Result) {
 				res.GateS = st.Duration().Seconds()
 			}
 		}
-		return
 	}
+	sort.SliceStable(res.Steps, func(i, j int) bool { return res.Steps[i].Start.Before(res.Steps[j].Start) })
 }
 
 // startPGBench initialises pgbench's tables through the VIP and runs it
@@ -508,8 +578,12 @@ func Format(res Result) string {
 	}
 	fmt.Fprintf(&b, "\nFailover of %s -> %s  [%s, synchronous mode %s, %s]\n", res.OldLeader, res.NewPrimary, res.Scenario, res.SyncMode, order)
 	fmt.Fprintf(&b, "replay backlog on the standbys at the crash: %d MB\n\n", res.ReplayBacklogBytes>>20)
-	fmt.Fprintf(&b, "timeline (ms after the crash):\n")
-	fmt.Fprintf(&b, "  %7d  crash\n", 0)
+	event := "crash"
+	if res.Scenario == Switchover {
+		event = "switchover requested"
+	}
+	fmt.Fprintf(&b, "timeline (ms after the %s):\n", event)
+	fmt.Fprintf(&b, "  %7d  %s\n", 0, event)
 	for _, s := range res.Steps {
 		mark := "ok"
 		if !s.OK {
@@ -518,11 +592,14 @@ func Format(res Result) string {
 		fmt.Fprintf(&b, "  %7d  %-24s %6dms %-6s %s\n", s.Start.Sub(res.CrashAt).Milliseconds(), s.Name, s.End.Sub(s.Start).Milliseconds(), mark, s.Evidence)
 	}
 	fmt.Fprintf(&b, "\nwhat the application saw through the VIP %s:\n", res.VIP)
-	fmt.Fprintf(&b, "  write outage              %.2f s (crash to the first committed write)\n", res.WriteOutageS)
+	fmt.Fprintf(&b, "  write outage              %.2f s (%s to the first committed write)\n", res.WriteOutageS, event)
 	fmt.Fprintf(&b, "  read-only errors          %d\n", res.ReadOnlyErrors)
 	fmt.Fprintf(&b, "  connection errors         %d (no server behind the VIP: clients retry)\n", res.ConnectionErrors)
 	fmt.Fprintf(&b, "  other errors              %d\n", res.OtherErrors)
 	fmt.Fprintf(&b, "  acknowledged writes       %d, lost %d\n", res.AckedWrites, res.AckedWritesLost)
 	fmt.Fprintf(&b, "  VIP now on                %s\n", res.VIPHolder)
+	if res.OldPrimaryState != "" {
+		fmt.Fprintf(&b, "  old primary %-13s %s\n", res.OldLeader, res.OldPrimaryState)
+	}
 	return b.String()
 }

@@ -68,6 +68,8 @@ type clusterOptions struct {
 	vip int
 	// edit changes a node's configuration before it is written.
 	edit func(node string, cfg map[string]any)
+	// api serves each agent's HTTP API.
+	api bool
 }
 
 // cluster is a labcluster.Cluster whose failures fail the test.
@@ -83,7 +85,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	l := labtest.New(t, lab.Options{Nodes: o.nodes, Netns: o.netns})
 	lc, err := labcluster.New(l, labcluster.Options{
 		Binary: vigilBin, Cluster: "e2e", SyncMode: o.syncMode, Priorities: o.priorities,
-		Endpoints: o.endpoints, Witness: o.witness, VIP: o.vip, Edit: o.edit,
+		Endpoints: o.endpoints, Witness: o.witness, VIP: o.vip, Edit: o.edit, API: o.api,
 		LeaseTTL: testTTL, LoopInterval: 300 * time.Millisecond,
 	})
 	if err != nil {

@@ -47,6 +47,10 @@ type Options struct {
 	MaxLag int
 	// Legacy runs the agents in the seed's order (benchmark baseline).
 	Legacy bool
+	// API serves each agent's HTTP API (with a bearer token, see APIToken):
+	// on the node's address, port 8008, in netns labs; on a free loopback
+	// port otherwise.
+	API bool
 	// Edit changes a node's configuration before it is written.
 	Edit func(node string, cfg map[string]any)
 }
@@ -60,6 +64,7 @@ type Cluster struct {
 	configs map[string]string
 	peers   map[string]string
 	clients map[string]string
+	apis    map[string]string
 	trusted string
 
 	mu      sync.Mutex
@@ -85,12 +90,22 @@ func New(l *lab.Lab, o Options) (*Cluster, error) {
 	c := &Cluster{
 		Lab: l, Dir: filepath.Join(l.Dir(), "agents"), opts: o,
 		configs: map[string]string{}, peers: map[string]string{}, clients: map[string]string{},
-		procs: map[string]*Proc{},
+		apis: map[string]string{}, procs: map[string]*Proc{},
 	}
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, err
 	}
 	for _, n := range l.Nodes() {
+		if o.API {
+			c.apis[n.Name] = fmt.Sprintf("%s:8008", n.Host)
+			if !l.Netns() {
+				u, err := freeURL()
+				if err != nil {
+					return nil, err
+				}
+				c.apis[n.Name] = strings.TrimPrefix(u, "http://")
+			}
+		}
 		if l.Netns() {
 			c.peers[n.Name] = fmt.Sprintf("http://%s:2380", n.Host)
 			c.clients[n.Name] = fmt.Sprintf("http://%s:2379", n.Host)
@@ -145,6 +160,20 @@ func freeURL() (string, error) {
 	defer ln.Close()
 	return "http://" + ln.Addr().String(), nil
 }
+
+// APIToken is the bearer token of the agents' mutating API endpoints.
+const APIToken = "lab-api-token-0123456789"
+
+// APIURL is node's API base URL ("" without Options.API).
+func (c *Cluster) APIURL(node string) string {
+	if c.apis[node] == "" {
+		return ""
+	}
+	return "http://" + c.apis[node]
+}
+
+// APIAddress is node's API host:port ("" without Options.API).
+func (c *Cluster) APIAddress(node string) string { return c.apis[node] }
 
 // ConfigPath is node's configuration file.
 func (c *Cluster) ConfigPath(node string) string { return c.configs[node] }
@@ -212,6 +241,13 @@ func (c *Cluster) writeConfig(n lab.Node) (string, error) {
 	}
 	if v := c.VIP(); v != "" {
 		cfg["vip"] = map[string]any{"address": v + "/24", "interface": "eth0", "gratuitous_arp_count": 3}
+	}
+	if addr := c.apis[n.Name]; addr != "" {
+		tokenFile := filepath.Join(c.Dir, "api.token")
+		if err := os.WriteFile(tokenFile, []byte(APIToken+"\n"), 0o600); err != nil {
+			return "", err
+		}
+		cfg["api"] = map[string]any{"listen": addr, "token_file": tokenFile}
 	}
 	if c.opts.Edit != nil {
 		c.opts.Edit(n.Name, cfg)

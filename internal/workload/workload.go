@@ -216,6 +216,33 @@ func (r Result) Summarize(crash time.Time) Summary {
 	return s
 }
 
+// OutageAfter is the write outage that a planned change starting at from
+// caused: from the last write committed before the first failure after
+// from, to the first write committed after that failure. Zero when no
+// write failed (or none committed afterwards).
+func (r Result) OutageAfter(from time.Time) time.Duration {
+	var lastOK time.Time
+	for i, w := range r.Writes {
+		if w.Outcome == OK {
+			lastOK = w.At
+			continue
+		}
+		if w.At.Before(from) {
+			continue
+		}
+		if lastOK.IsZero() {
+			lastOK = from
+		}
+		for _, after := range r.Writes[i+1:] {
+			if after.Outcome == OK {
+				return after.At.Sub(lastOK)
+			}
+		}
+		return 0
+	}
+	return 0
+}
+
 // Acked lists the ids of the writes that committed.
 func (r Result) Acked() []int64 {
 	var ids []int64
