@@ -3,7 +3,8 @@
 # already there. Safe to run again. Needs root for apt-get.
 set -euo pipefail
 
-packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates)
+# haproxy: the e2e test that proves proxy routing runs its own HAProxy.
+packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,6 +22,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # The tests run HAProxy as their own child process with their own
+  # configuration; the package's service is not needed. Stopped only when
+  # this run installed it, so an HAProxy already in use is left alone.
+  if [[ " ${missing[*]} " == *" haproxy "* ]] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now haproxy.service >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then

@@ -52,35 +52,51 @@ func TestRequests(t *testing.T) {
 		refused string // substring of the refusal; "" means accepted
 	}{
 		{"switchover to a streaming standby", healthy,
-			func(c Controller) (dcs.Request, error) { return c.Switchover(context.Background(), "node2", time.Time{}) }, ""},
+			func(c Controller) (dcs.Request, error) {
+				return c.Switchover(context.Background(), "node2", time.Time{})
+			}, ""},
 		{"switchover to the best standby", healthy,
 			func(c Controller) (dcs.Request, error) { return c.Switchover(context.Background(), "", time.Time{}) }, ""},
 		{"switchover to the primary itself", healthy,
-			func(c Controller) (dcs.Request, error) { return c.Switchover(context.Background(), "node1", time.Time{}) }, "node1 is already the primary"},
+			func(c Controller) (dcs.Request, error) {
+				return c.Switchover(context.Background(), "node1", time.Time{})
+			}, "node1 is already the primary"},
 		{"switchover to a stranger", healthy,
-			func(c Controller) (dcs.Request, error) { return c.Switchover(context.Background(), "node9", time.Time{}) }, "node9 is not a live member (members: node1, node2, node3)"},
+			func(c Controller) (dcs.Request, error) {
+				return c.Switchover(context.Background(), "node9", time.Time{})
+			}, "node9 is not a live member (members: node1, node2, node3)"},
 		{"switchover to a standby of another upstream", func() dcs.View {
 			v := healthy()
 			v.Members["node3"] = member("node3", decision.RoleStandby, false, "node2")
 			return v
-		}, func(c Controller) (dcs.Request, error) { return c.Switchover(context.Background(), "node3", time.Time{}) }, "node3 does not stream from the primary node1"},
+		}, func(c Controller) (dcs.Request, error) {
+			return c.Switchover(context.Background(), "node3", time.Time{})
+		}, "node3 does not stream from the primary node1"},
 		{"switchover without a writable primary", func() dcs.View {
 			v := healthy()
 			v.Members["node1"] = member("node1", decision.RolePrimary, false, "")
 			return v
-		}, func(c Controller) (dcs.Request, error) { return c.Switchover(context.Background(), "node2", time.Time{}) }, "no healthy writable primary"},
+		}, func(c Controller) (dcs.Request, error) {
+			return c.Switchover(context.Background(), "node2", time.Time{})
+		}, "no healthy writable primary"},
 		{"switchover in the past", healthy,
-			func(c Controller) (dcs.Request, error) { return c.Switchover(context.Background(), "node2", t0.Add(-time.Hour)) }, "is in the past"},
+			func(c Controller) (dcs.Request, error) {
+				return c.Switchover(context.Background(), "node2", t0.Add(-time.Hour))
+			}, "is in the past"},
 		{"switchover while another request is pending", func() dcs.View {
 			v := healthy()
 			v.Request, v.RequestRevision = &dcs.Request{Kind: "failover", To: "node3", Created: t0.Add(-time.Second)}, 7
 			return v
-		}, func(c Controller) (dcs.Request, error) { return c.Switchover(context.Background(), "node2", time.Time{}) }, "a failover to node3 requested at"},
+		}, func(c Controller) (dcs.Request, error) {
+			return c.Switchover(context.Background(), "node2", time.Time{})
+		}, "a failover to node3 requested at"},
 		{"an expired request does not block", func() dcs.View {
 			v := healthy()
 			v.Request, v.RequestRevision = &dcs.Request{Kind: "failover", To: "node3", Created: t0.Add(-2 * decision.RequestTimeout)}, 7
 			return v
-		}, func(c Controller) (dcs.Request, error) { return c.Switchover(context.Background(), "node2", time.Time{}) }, ""},
+		}, func(c Controller) (dcs.Request, error) {
+			return c.Switchover(context.Background(), "node2", time.Time{})
+		}, ""},
 		{"failover with a healthy primary", healthy,
 			func(c Controller) (dcs.Request, error) { return c.Failover(context.Background(), "node2") }, "use a switchover"},
 		{"failover without a leader", func() dcs.View {

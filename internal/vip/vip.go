@@ -53,7 +53,7 @@ type Manager struct {
 var ErrDuplicate = errors.New("address in use by another host")
 
 // ErrPermission means the process lacks CAP_NET_ADMIN or CAP_NET_RAW.
-var ErrPermission = errors.New("managing a VIP needs CAP_NET_ADMIN and CAP_NET_RAW: run the agent as root or grant both capabilities (see examples/vigil-agent.service)")
+var ErrPermission = errors.New("managing a VIP needs CAP_NET_ADMIN and CAP_NET_RAW: run the agent as root or grant both capabilities (see examples/vigil.service)")
 
 // Name identifies the router in logs and timelines.
 func (m *Manager) Name() string { return fmt.Sprintf("vip %s on %s", m.Address, m.Interface) }

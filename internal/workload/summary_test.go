@@ -1,6 +1,9 @@
 package workload
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"testing"
 	"time"
 )
@@ -38,5 +41,16 @@ func TestOutageMeasures(t *testing.T) {
 				t.Errorf("Summarize outage = %.3f, want %.3f", s.WriteOutageS, tt.wantSinceFrom)
 			}
 		})
+	}
+}
+
+func TestClassifyCutConnections(t *testing.T) {
+	for _, err := range []error{io.ErrUnexpectedEOF, fmt.Errorf("read: %w", io.EOF)} {
+		if got := classify(err); got != Connection {
+			t.Errorf("classify(%v) = %s, want %s", err, got, Connection)
+		}
+	}
+	if got := classify(errors.New("something else")); got != Other {
+		t.Errorf("classify(other) = %s", got)
 	}
 }

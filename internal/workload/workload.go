@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -163,6 +164,12 @@ func classify(err error) Outcome {
 	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
+		return Connection
+	}
+	// A proxy that drops its sessions to a server it marked down cuts the
+	// query mid-flight: the client sees the connection end, not an error
+	// of the server. Not acknowledged, so not counted as committed.
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return Connection
 	}
 	return Other
