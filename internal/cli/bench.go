@@ -17,7 +17,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Vigil (benchmarks are separate from tests: they measure and report)",
 	}
-	cmd.AddCommand(newBenchFailoverCmd())
+	cmd.AddCommand(newBenchFailoverCmd(), newBenchAnalyzeCmd())
 	return cmd
 }
 

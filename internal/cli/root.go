@@ -107,6 +107,7 @@ clients to a node only after that node has proved it can commit a write.`,
 		newDemoCmd(),
 		newBenchCmd(),
 		newCtlCmd(),
+		newAnalyzeCmd(),
 	)
 	return root
 }
