@@ -103,6 +103,8 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 	case decision.Switchover:
 		a.runSwitchover(ctx, view, act.Target, reason)
 		return nil
+	case decision.Rejoin:
+		return a.runRejoin(ctx, view, act.Target, reason)
 	case decision.SetSyncKey:
 		wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 		defer cancel()

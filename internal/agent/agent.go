@@ -109,6 +109,8 @@ type Agent struct {
 	status     Status
 	// lastRole is the role last reported to on_role_change.
 	lastRole string
+	// rejoinFailedAt is when the last rejoin failed (see rejoinRetryAfter).
+	rejoinFailedAt time.Time
 }
 
 // Status is what the agent knows after its last loop, for the API and ctl.

@@ -36,14 +36,15 @@ func newBenchFailoverCmd() *cobra.Command {
 		Use:   "failover --runs N",
 		Short: "Fail over a real cluster many times and report outage, read-only errors and lost writes (needs root)",
 		Long: `Run the demo's failover N times for each scenario: primary node crash and
-primary database crash (agent alive), each with and without replay lag on
-the standbys, plus the seed's legacy order (VIP moved before promotion,
+primary database crash (agent alive), planned switchover (vigil ctl
+switchover), each with and without replay lag on the standbys, plus the seed's legacy order (VIP moved before promotion,
 "select 33333" as readiness) as a baseline in the same run. Runs are
 interleaved so that the machine's load affects every scenario alike.
 
 Per scenario it reports min/median/p95/max of the write outage (crash to the
 first write committed through the VIP), detection, promotion and readiness
-gate times, and the read-only errors and acknowledged writes lost. It
+gate times (for a switchover the outage is the gap in committed writes it
+caused), and the read-only errors and acknowledged writes lost. It
 writes report.json and failover.svg (writes over time around the crash)
 to --out.`,
 		Args: cobra.NoArgs,

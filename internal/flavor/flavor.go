@@ -39,6 +39,7 @@ type Flavor struct {
 	ConfigFile     string // postgresql.conf
 	AutoConfigFile string // postgresql.auto.conf
 	HBAFile        string // pg_hba.conf
+	IdentFile      string // pg_ident.conf
 	PIDFile        string // postmaster.pid
 	StandbySignal  string // standby.signal
 	LogDir         string // log
@@ -66,6 +67,7 @@ var table = map[Name]Flavor{
 		ConfigFile:       "postgresql.conf",
 		AutoConfigFile:   "postgresql.auto.conf",
 		HBAFile:          "pg_hba.conf",
+		IdentFile:        "pg_ident.conf",
 		PIDFile:          "postmaster.pid",
 		StandbySignal:    "standby.signal",
 		LogDir:           "log",
@@ -87,6 +89,7 @@ var table = map[Name]Flavor{
 		ConfigFile:       "kingbase.conf",
 		AutoConfigFile:   "kingbase.auto.conf",
 		HBAFile:          "sys_hba.conf",
+		IdentFile:        "sys_ident.conf",
 		PIDFile:          "kingbase.pid",
 		StandbySignal:    "standby.signal",
 		LogDir:           "sys_log",

@@ -16,13 +16,18 @@ func TestLookup(t *testing.T) {
 		logDir      string
 		pidFile     string
 		baseBackup  string
+		rewind      string
+		controlData string
+		hba, ident  string
 		product     string
 		wantErrText string
 	}{
 		{name: "postgres", control: "pg_ctl", client: "psql", conf: "postgresql.conf", auto: "postgresql.auto.conf",
-			prefix: "pg_", port: 5432, logDir: "log", pidFile: "postmaster.pid", baseBackup: "pg_basebackup", product: "PostgreSQL"},
+			prefix: "pg_", port: 5432, logDir: "log", pidFile: "postmaster.pid", baseBackup: "pg_basebackup", product: "PostgreSQL",
+			rewind: "pg_rewind", controlData: "pg_controldata", hba: "pg_hba.conf", ident: "pg_ident.conf"},
 		{name: "kingbase", control: "sys_ctl", client: "ksql", conf: "kingbase.conf", auto: "kingbase.auto.conf",
-			prefix: "sys_", port: 54321, logDir: "sys_log", pidFile: "kingbase.pid", baseBackup: "sys_basebackup", product: "KingbaseES"},
+			prefix: "sys_", port: 54321, logDir: "sys_log", pidFile: "kingbase.pid", baseBackup: "sys_basebackup", product: "KingbaseES",
+			rewind: "sys_rewind", controlData: "sys_controldata", hba: "sys_hba.conf", ident: "sys_ident.conf"},
 		{name: "oracle", wantErrText: `unknown flavor "oracle": use one of kingbase, postgres`},
 		{name: "", wantErrText: `unknown flavor "": use one of kingbase, postgres`},
 		{name: "Postgres", wantErrText: `unknown flavor "Postgres": use one of kingbase, postgres`},
@@ -39,8 +44,10 @@ func TestLookup(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := []any{f.ControlBinary, f.ClientBinary, f.ConfigFile, f.AutoConfigFile, f.SQLPrefix, f.DefaultPort, f.LogDir, f.PIDFile, f.BaseBackupBinary, f.Product}
-			want := []any{tt.control, tt.client, tt.conf, tt.auto, tt.prefix, tt.port, tt.logDir, tt.pidFile, tt.baseBackup, tt.product}
+			got := []any{f.ControlBinary, f.ClientBinary, f.ConfigFile, f.AutoConfigFile, f.SQLPrefix, f.DefaultPort, f.LogDir, f.PIDFile, f.BaseBackupBinary, f.Product,
+				f.RewindBinary, f.ControlDataBin, f.HBAFile, f.IdentFile}
+			want := []any{tt.control, tt.client, tt.conf, tt.auto, tt.prefix, tt.port, tt.logDir, tt.pidFile, tt.baseBackup, tt.product,
+				tt.rewind, tt.controlData, tt.hba, tt.ident}
 			for i := range got {
 				if got[i] != want[i] {
 					t.Errorf("field %d = %v, want %v", i, got[i], want[i])
@@ -59,7 +66,7 @@ func TestEveryFlavorIsComplete(t *testing.T) {
 			"Product": f.Product, "ControlBinary": f.ControlBinary, "ServerBinary": f.ServerBinary,
 			"ClientBinary": f.ClientBinary, "InitDBBinary": f.InitDBBinary, "BaseBackupBinary": f.BaseBackupBinary,
 			"RewindBinary": f.RewindBinary, "ControlDataBin": f.ControlDataBin, "ConfigFile": f.ConfigFile,
-			"AutoConfigFile": f.AutoConfigFile, "HBAFile": f.HBAFile, "PIDFile": f.PIDFile,
+			"AutoConfigFile": f.AutoConfigFile, "HBAFile": f.HBAFile, "IdentFile": f.IdentFile, "PIDFile": f.PIDFile,
 			"StandbySignal": f.StandbySignal, "LogDir": f.LogDir, "SQLPrefix": f.SQLPrefix,
 			"DefaultSuperuser": f.DefaultSuperuser, "DefaultDatabase": f.DefaultDatabase,
 		}

@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vigil-ha/vigil/internal/database"
+	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/timeline"
+)
+
+// rejoinRetryAfter spaces out attempts after a failed rejoin: each attempt
+// may copy a whole data directory, and a cause that persists (a missing
+// grant, a full disk) is for an operator to fix, not for a loop to hammer.
+const rejoinRetryAfter = time.Minute
+
+// runRejoin makes this node a standby of leader (pg_rewind, or a base
+// backup when a rewind is impossible), records the steps in the history
+// and clears the operator's request, whatever the outcome: a failed rejoin
+// is reported, not retried every loop.
+func (a *Agent) runRejoin(ctx context.Context, view dcs.View, leader, reason string) error {
+	a.mu.Lock()
+	wait := time.Until(a.rejoinFailedAt.Add(rejoinRetryAfter))
+	a.mu.Unlock()
+	if wait > 0 && !rejoinRequestedHere(view, a.o.Node) {
+		a.log.Debug("automatic rejoin waits after a failure", "retry_in", wait.Round(time.Second))
+		return nil
+	}
+	up, err := a.upstream(view, leader)
+	if err != nil {
+		return fmt.Errorf("rejoin: %w", err)
+	}
+	rec := timeline.New("rejoin", a.o.Cluster, a.o.Node, leader, a.o.StepLog, a.log)
+	a.log.Warn("rejoining as a standby", "leader", leader, "method", a.o.RejoinMethod, "reason", reason)
+	a.routesDown(ctx, "rejoining as a standby")
+	srv := a.o.Server
+	res, err := srv.Rejoin(ctx, up, database.RejoinOptions{
+		Method: database.RejoinMethod(a.o.RejoinMethod),
+		// pg_rewind reads the leader's files as the agent's own superuser,
+		// which every member shares.
+		RewindConn:    database.ConnConfig{User: srv.Conn.User, Password: srv.Conn.Password, Database: srv.Conn.Database, ConnectTimeout: srv.Conn.ConnectTimeout},
+		StreamTimeout: a.o.PromoteTimeout,
+	})
+	for _, st := range res.Steps {
+		rec.Add(timeline.Step{Name: "rejoin_" + st.Name, Start: st.Start, End: st.Start.Add(st.Took), OK: st.Error == "", Evidence: st.Evidence, Error: st.Error})
+	}
+	summary := fmt.Sprintf("method %s: %s", res.Method, res.Evidence)
+	if res.MovedDataDir != "" {
+		summary += "; the old data directory is kept at " + res.MovedDataDir
+	}
+	record := rec.Finish(err == nil, reason+"; "+summary)
+	a.appendHistory(ctx, record)
+	a.clearRequest(ctx)
+	if err != nil {
+		a.mu.Lock()
+		a.rejoinFailedAt = time.Now()
+		a.mu.Unlock()
+		return err
+	}
+	a.log.Info("rejoined as a standby", "leader", leader, "method", res.Method, "took", res.Took.Round(time.Millisecond), "timeline", "\n"+timeline.Format(record))
+	return nil
+}
+
+func rejoinRequestedHere(view dcs.View, node string) bool {
+	r := view.Request
+	return r != nil && r.Kind == decision.RequestRejoin && r.To == node
+}
+
+// appendHistory stores a record that is not a failover (a rejoin).
+func (a *Agent) appendHistory(ctx context.Context, rec timeline.Record) {
+	hctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
+	defer cancel()
+	if err := a.o.Store.AppendHistory(hctx, rec.Start, rec); err != nil {
+		a.log.Warn("save rejoin record in the DCS", "err", err)
+	}
+}

@@ -1,0 +1,1195 @@
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/vigil-ha/vigil/internal/flavor"
+	"github.com/vigil-ha/vigil/internal/pgctl"
+)
+
+// RejoinMethod says how Rejoin makes a server's data match its new upstream.
+// The values are spelt as the configuration's rejoin.method.
+type RejoinMethod string
+
+// Rejoin methods. RejoinNone is only ever a result.
+const (
+	// RejoinAuto rewinds, and takes a base backup when the rewind is
+	// impossible, fails, or leaves a server that does not stream.
+	RejoinAuto RejoinMethod = "auto"
+	// RejoinRewind only rewinds; Rejoin fails when that is impossible.
+	RejoinRewind RejoinMethod = "rewind"
+	// RejoinBaseBackup copies the upstream whole, keeping the old data
+	// directory beside the new one.
+	RejoinBaseBackup RejoinMethod = "basebackup"
+	// RejoinNone: the server already streamed from the upstream.
+	RejoinNone RejoinMethod = "none"
+)
+
+// Defaults of RejoinOptions.
+const (
+	defaultStreamTimeout = 2 * time.Minute
+	// A standby configured for the upstream may be between two connection
+	// attempts; this long it gets to show it streams before Rejoin treats
+	// it as a server to rejoin.
+	streamingGrace           = 5 * time.Second
+	defaultUpstreamTimeout   = 10 * time.Second
+	rejoinStampFormat        = "20060102T150405Z"
+	rejoinSuffix             = ".vigil-rejoin-"
+	rejoinBackupAppName      = "vigil_rejoin"
+	rejoinIdentifyAppName    = "vigil"
+	maxConfigIncludeDepth    = 10
+	cleanShutdownState       = "shut down"
+	qUpstreamControlTimeline = `select {{pg_is_in_recovery}}(),
+		(select timeline_id from {{pg_control_checkpoint}}()),
+		case when {{pg_is_in_recovery}}() then '' else {{pg_walfile_name}}({{pg_current_wal_lsn}}()) end`
+)
+
+// RejoinOptions tune Rejoin. The zero value rewinds, falling back to a base
+// backup, with pg_rewind connecting as RewindConn's zero user (libpq's
+// default): real callers name a rewind account.
+type RejoinOptions struct {
+	// Method is RejoinAuto when empty.
+	Method RejoinMethod
+	// RewindConn is the account pg_rewind reads the upstream's files as: a
+	// superuser, or a role granted what the pg_rewind documentation lists
+	// (and pg_checkpoint, see Rejoin). Host and Port are the upstream's when
+	// empty. Its Password, when set, reaches pg_rewind through a pgpass file
+	// that exists only while pg_rewind runs; it never appears in an argument,
+	// a log line or the result.
+	RewindConn ConnConfig
+	// RewindPassFile is a pgpass file for RewindConn's user, readable by the
+	// server's OS user; used when RewindConn.Password is empty.
+	RewindPassFile string
+	// KeepFiles are more files of the node's own, relative to the data
+	// directory, to keep across a rewind or base backup; the configuration
+	// files NodeLocalFiles finds are always kept.
+	KeepFiles []string
+	// StreamTimeout bounds the wait for the rejoined server to stream;
+	// 2 minutes when zero.
+	StreamTimeout time.Duration
+}
+
+func (o RejoinOptions) method() (RejoinMethod, error) {
+	switch o.Method {
+	case "":
+		return RejoinAuto, nil
+	case RejoinAuto, RejoinRewind, RejoinBaseBackup:
+		return o.Method, nil
+	}
+	return "", fmt.Errorf("unknown rejoin method %q: use %s, %s or %s", o.Method, RejoinAuto, RejoinRewind, RejoinBaseBackup)
+}
+
+// RejoinResult is what Rejoin did, with its evidence and times.
+type RejoinResult struct {
+	Node     string `json:"node"`
+	Upstream string `json:"upstream"`
+	// Method is what brought the server back: RejoinNone, RejoinRewind or
+	// RejoinBaseBackup (also when RejoinAuto was asked for).
+	Method RejoinMethod `json:"method"`
+	// Evidence is one line for people: what was found and done.
+	Evidence string `json:"evidence"`
+	// Divergence compares the server's control file with the upstream's
+	// timeline history, before anything was changed.
+	Divergence *Divergence `json:"divergence,omitempty"`
+	// Rewind is what pg_rewind reported, when it ran.
+	Rewind *RewindReport `json:"rewind,omitempty"`
+	// RewindError is why RejoinAuto gave up the rewind for a base backup.
+	RewindError string `json:"rewind_error,omitempty"`
+	// MovedDataDir is where the old data directory was kept when a base
+	// backup replaced it. Rejoin never deletes it.
+	MovedDataDir string        `json:"moved_data_dir,omitempty"`
+	Steps        []RejoinStep  `json:"steps"`
+	Took         time.Duration `json:"took"`
+}
+
+// RejoinStep is one step of a rejoin.
+type RejoinStep struct {
+	Name     string        `json:"name"`
+	Start    time.Time     `json:"start"`
+	Took     time.Duration `json:"took"`
+	Evidence string        `json:"evidence,omitempty"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// step runs f as the step called name and records it.
+func (s *Server) step(r *RejoinResult, name string, f func() (string, error)) error {
+	st := RejoinStep{Name: name, Start: time.Now()}
+	evidence, err := f()
+	st.Took = time.Since(st.Start)
+	st.Evidence = evidence
+	log := s.logger().With("node", s.Name, "step", name, "took", st.Took.Round(time.Millisecond))
+	if err != nil {
+		st.Error = err.Error()
+		log.Warn("rejoin step failed", "evidence", evidence, "err", err)
+	} else {
+		log.Info("rejoin step", "evidence", evidence)
+	}
+	r.Steps = append(r.Steps, st)
+	return err
+}
+
+// Rejoin brings the server, a former primary (running, stopped or crashed)
+// or any standby, back as a streaming standby of up:
+//
+//  1. a server that already streams from up is left alone (RejoinNone);
+//  2. the upstream is asked for its system identifier and timeline history
+//     over a replication connection; a different system is refused before
+//     anything changes;
+//  3. the server is stopped (fast shutdown) and its control file compared
+//     with the upstream's history (Divergence);
+//  4. pg_rewind rewinds it. A just-promoted upstream gets a CHECKPOINT first
+//     when its control file still names the old timeline: pg_rewind reads
+//     the timeline there and would otherwise report "no rewind required" for
+//     a server that diverged. A crashed server is recovered by pg_rewind
+//     itself in single-user mode. The transactions the old primary committed
+//     after the divergence are discarded: Divergence and Rewind say from
+//     where;
+//  5. when the rewind is impossible or fails (RejoinAuto), or with
+//     RejoinBaseBackup, the data directory is moved aside (MovedDataDir,
+//     never deleted) and pg_basebackup copies the upstream into a new one;
+//  6. the node's own configuration files (NodeLocalFiles) and log
+//     directory, which both tools overwrite with the upstream's, are put
+//     back; the server is configured as a standby of up and started;
+//  7. Rejoin returns once it streams.
+//
+// Passwords reach the tools through pgpass files named by PGPASSFILE, never
+// in arguments. The replication slot up.SlotName must exist on the upstream
+// (see EnsureSlot). Rejoin never starts the server as a primary: after a
+// failure it is still running as it was (when the upstream could not be
+// identified), stopped, or running as a standby. The result holds the steps
+// done so far.
+func (s *Server) Rejoin(ctx context.Context, up Upstream, o RejoinOptions) (res RejoinResult, err error) {
+	began := time.Now()
+	res = RejoinResult{Node: s.Name, Upstream: net.JoinHostPort(up.Host, strconv.Itoa(up.Port))}
+	defer func() {
+		res.Took = time.Since(began)
+		if err != nil {
+			err = fmt.Errorf("rejoin %s to %s: %w", s.Name, res.Upstream, err)
+		}
+	}()
+	method, err := o.method()
+	if err != nil {
+		return res, err
+	}
+	rewindConn := o.RewindConn
+	if rewindConn.Host == "" {
+		rewindConn.Host = up.Host
+	}
+	if rewindConn.Port == 0 {
+		rewindConn.Port = up.Port
+	}
+	if rewindConn.Database == "" {
+		rewindConn.Database = s.Flavor.DefaultDatabase
+	}
+	if err := s.checkUpstreamAddress(up, rewindConn); err != nil {
+		return res, err
+	}
+
+	var already string
+	_ = s.step(&res, "check_streaming", func() (string, error) {
+		var ok bool
+		ok, already = s.streamingFrom(ctx, up)
+		if ok {
+			return already, nil
+		}
+		return "not streaming from " + res.Upstream + ": rejoin needed", nil
+	})
+	if already != "" {
+		res.Method = RejoinNone
+		res.Evidence = already
+		return res, nil
+	}
+
+	var upst upstreamIdentity
+	if err := s.step(&res, "identify_upstream", func() (string, error) {
+		var err error
+		upst, err = s.identifyUpstream(ctx, up)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("system %s, timeline %d, WAL at %s", upst.systemID, upst.timeline, upst.lsn), nil
+	}); err != nil {
+		return res, err
+	}
+
+	if err := s.step(&res, "stop", func() (string, error) {
+		running, pid, err := s.Ctl.Status(ctx)
+		if err != nil {
+			return "", err
+		}
+		if !running {
+			return "not running", nil
+		}
+		if err := s.Ctl.Stop(ctx, pgctl.Fast, 0); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("stopped (fast) postmaster %d", pid), nil
+	}); err != nil {
+		return res, err
+	}
+
+	if err := s.step(&res, "assess", func() (string, error) {
+		cd, err := s.Ctl.ControlData(ctx)
+		if err != nil {
+			return "", err
+		}
+		if cd.SystemID != upst.systemID {
+			return "", fmt.Errorf("the server belongs to system %s and the upstream to system %s: not a former member of the upstream's cluster, refusing to replace its data", cd.SystemID, upst.systemID)
+		}
+		d := AssessDivergence(cd, upst.timeline, upst.lsn, upst.history)
+		res.Divergence = &d
+		return fmt.Sprintf("%s: %s", d.Verdict, d.Reason), nil
+	}); err != nil {
+		return res, err
+	}
+
+	var kept keptFiles
+	if err := s.step(&res, "keep_node_files", func() (string, error) {
+		var err error
+		kept, err = s.keepNodeFiles(o.KeepFiles)
+		if err != nil {
+			return "", err
+		}
+		return "kept " + strings.Join(kept.names(), ", "), nil
+	}); err != nil {
+		return res, err
+	}
+
+	timeout := o.StreamTimeout
+	if timeout <= 0 {
+		timeout = defaultStreamTimeout
+	}
+	if method == RejoinRewind || method == RejoinAuto {
+		rerr := s.rejoinByRewind(ctx, up, upst, rewindConn, o.RewindPassFile, kept, timeout, &res)
+		if rerr == nil || method == RejoinRewind || ctx.Err() != nil {
+			return res, rerr
+		}
+		res.RewindError = rerr.Error()
+		s.logger().Warn("rejoin: rewind failed, taking a base backup instead", "node", s.Name, "err", rerr)
+		if err := s.step(&res, "stop_after_rewind", func() (string, error) {
+			running, _, err := s.Ctl.Status(ctx)
+			if err != nil {
+				return "", err
+			}
+			if !running {
+				return "not running", nil
+			}
+			return "stopped", s.stopAnyway(ctx)
+		}); err != nil {
+			return res, err
+		}
+	}
+	return res, s.rejoinByBaseBackup(ctx, up, kept, timeout, &res)
+}
+
+// checkUpstreamAddress refuses an upstream (or rewind source) that is the
+// server itself: a base backup would move its data aside and then fail to
+// copy from the stopped server.
+func (s *Server) checkUpstreamAddress(up Upstream, rewind ConnConfig) error {
+	if up.Host == "" || up.Port <= 0 {
+		return fmt.Errorf("upstream has no address (host %q, port %d)", up.Host, up.Port)
+	}
+	self := net.JoinHostPort(s.Conn.Host, strconv.Itoa(s.Conn.Port))
+	for _, a := range []string{net.JoinHostPort(up.Host, strconv.Itoa(up.Port)), net.JoinHostPort(rewind.Host, strconv.Itoa(rewind.Port))} {
+		if a == self {
+			return fmt.Errorf("upstream %s is the server itself", a)
+		}
+	}
+	return nil
+}
+
+// rejoinByRewind rewinds the stopped server, configures it as a standby,
+// starts it and waits until it streams.
+func (s *Server) rejoinByRewind(ctx context.Context, up Upstream, upst upstreamIdentity, src ConnConfig, passFile string, kept keptFiles, timeout time.Duration, res *RejoinResult) error {
+	if err := s.step(res, "checkpoint_upstream", func() (string, error) {
+		return s.checkpointIfStale(ctx, src, passFile)
+	}); err != nil {
+		return err
+	}
+	var rep RewindReport
+	if err := s.step(res, "rewind", func() (string, error) {
+		var err error
+		rep, err = s.rewind(ctx, src, passFile, kept)
+		res.Rewind = &rep
+		if err != nil {
+			return rep.Summary, err
+		}
+		if rep.Required {
+			return rep.Summary, nil
+		}
+		// pg_rewind decides from the source's control file; a second
+		// opinion from the timeline history costs one pg_controldata.
+		cd, err := s.Ctl.ControlData(ctx)
+		if err != nil {
+			return rep.Summary, err
+		}
+		if d := AssessDivergence(cd, upst.timeline, upst.lsn, upst.history); d.Verdict == Diverged {
+			return rep.Summary, fmt.Errorf("%s reported no rewind required, but the server diverged: %s", s.Flavor.RewindBinary, d.Reason)
+		}
+		return rep.Summary, nil
+	}); err != nil {
+		return err
+	}
+	if err := s.startStandby(ctx, up, timeout, res); err != nil {
+		return err
+	}
+	res.Method = RejoinRewind
+	if rep.Required {
+		res.Evidence = fmt.Sprintf("rewound: %s; streaming from %s", rep.Summary, res.Upstream)
+	} else {
+		res.Evidence = fmt.Sprintf("no rewind required (%s); streaming from %s", res.Divergence.Reason, res.Upstream)
+	}
+	return nil
+}
+
+// rejoinByBaseBackup replaces the stopped server's data directory with a
+// copy of the upstream and starts it as a standby.
+func (s *Server) rejoinByBaseBackup(ctx context.Context, up Upstream, kept keptFiles, timeout time.Duration, res *RejoinResult) error {
+	var copied string
+	if err := s.step(res, "basebackup", func() (string, error) {
+		aside, ev, err := s.baseBackup(ctx, up, kept)
+		res.MovedDataDir = aside
+		copied = ev
+		return ev, err
+	}); err != nil {
+		return err
+	}
+	if err := s.startStandby(ctx, up, timeout, res); err != nil {
+		return err
+	}
+	res.Method = RejoinBaseBackup
+	why := "base backup asked for"
+	switch {
+	case res.Rewind != nil && len(res.Rewind.Errors) > 0:
+		why = "rewind failed: " + strings.Join(res.Rewind.Errors, "; ")
+	case res.RewindError != "":
+		why = "rewind failed: " + firstLine(res.RewindError)
+	}
+	res.Evidence = fmt.Sprintf("base backup (%s; %s); old data directory kept at %s; streaming from %s", copied, why, res.MovedDataDir, res.Upstream)
+	return nil
+}
+
+// startStandby writes the standby configuration, starts the server and
+// waits until it streams from up.
+func (s *Server) startStandby(ctx context.Context, up Upstream, timeout time.Duration, res *RejoinResult) error {
+	if err := s.step(res, "configure", func() (string, error) {
+		if err := s.writeStandbyConfig(up.Conninfo(s.Name), up.SlotName); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s and primary_conninfo for %s, slot %q", s.Flavor.StandbySignal, res.Upstream, up.SlotName), nil
+	}); err != nil {
+		return err
+	}
+	if err := s.step(res, "start", func() (string, error) {
+		if err := s.Ctl.Start(ctx, s.StartOptions); err != nil {
+			return "", err
+		}
+		return "started as a standby", nil
+	}); err != nil {
+		return err
+	}
+	return s.step(res, "wait_streaming", func() (string, error) {
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := s.WaitStreaming(wctx, up.Host, up.Port); err != nil {
+			return "", err
+		}
+		return "streaming from " + res.Upstream, nil
+	})
+}
+
+// stopAnyway stops the server, immediately when a fast shutdown fails: what
+// follows replaces its data directory.
+func (s *Server) stopAnyway(ctx context.Context) error {
+	if err := s.Ctl.Stop(ctx, pgctl.Fast, 0); err != nil {
+		if ierr := s.Ctl.Stop(ctx, pgctl.Immediate, 0); ierr != nil {
+			return fmt.Errorf("%w (immediate stop also failed: %v)", err, ierr)
+		}
+	}
+	return nil
+}
+
+// streamingFrom reports whether the server already streams from up, with a
+// description when it does.
+func (s *Server) streamingFrom(ctx context.Context, up Upstream) (bool, string) {
+	matches := func(o Observation) bool {
+		w := o.WALReceiver
+		return o.InRecovery && w != nil && w.Status == "streaming" && w.SenderHost == up.Host &&
+			w.SenderPort == up.Port && (up.SlotName == "" || w.SlotName == up.SlotName)
+	}
+	obs, err := s.Observe(ctx)
+	if err != nil || !obs.InRecovery {
+		return false, ""
+	}
+	if !matches(obs) && obs.UpstreamHost == up.Host && obs.UpstreamPort == up.Port {
+		deadline := time.Now().Add(streamingGrace)
+		for !matches(obs) && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return false, ""
+			case <-time.After(100 * time.Millisecond):
+			}
+			if obs, err = s.Observe(ctx); err != nil || !obs.InRecovery {
+				return false, ""
+			}
+		}
+	}
+	if !matches(obs) {
+		return false, ""
+	}
+	return true, fmt.Sprintf("already streams from %s (slot %q, timeline %d, replayed %s): nothing to do",
+		net.JoinHostPort(up.Host, strconv.Itoa(up.Port)), obs.WALReceiver.SlotName, obs.Timeline, obs.ReplayedLSN)
+}
+
+// upstreamIdentity is what IDENTIFY_SYSTEM and TIMELINE_HISTORY tell.
+type upstreamIdentity struct {
+	systemID string
+	timeline uint32
+	lsn      LSN
+	history  []TimelineSwitch
+}
+
+// identifyUpstream asks the upstream, over a replication connection as the
+// standby's own role, who it is. It also proves that the credentials the
+// standby will stream with work before anything is changed.
+func (s *Server) identifyUpstream(ctx context.Context, up Upstream) (upstreamIdentity, error) {
+	var id upstreamIdentity
+	probe := up
+	probe.ApplicationName = rejoinIdentifyAppName
+	cfg, err := pgconn.ParseConfig(probe.Conninfo("") + " replication=true")
+	if err != nil {
+		return id, fmt.Errorf("replication connection settings: %w", err)
+	}
+	cfg.ConnectTimeout = s.Conn.ConnectTimeout
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = defaultUpstreamTimeout
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return id, fmt.Errorf("replication connection to the upstream as %s: %w", up.User, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	row, err := replicationRow(ctx, conn, "IDENTIFY_SYSTEM", 3)
+	if err != nil {
+		return id, err
+	}
+	id.systemID = row[0]
+	tli, err := strconv.ParseUint(row[1], 10, 32)
+	if err != nil {
+		return id, fmt.Errorf("IDENTIFY_SYSTEM: timeline %q: %w", row[1], err)
+	}
+	id.timeline = uint32(tli)
+	if id.lsn, err = ParseLSN(row[2]); err != nil {
+		return id, fmt.Errorf("IDENTIFY_SYSTEM: %w", err)
+	}
+	if id.timeline > 1 {
+		row, err := replicationRow(ctx, conn, fmt.Sprintf("TIMELINE_HISTORY %d", id.timeline), 2)
+		if err != nil {
+			return id, err
+		}
+		if id.history, err = ParseTimelineHistory(row[1]); err != nil {
+			return id, fmt.Errorf("history of timeline %d: %w", id.timeline, err)
+		}
+	}
+	return id, nil
+}
+
+// replicationRow runs a replication command that answers with one row.
+func replicationRow(ctx context.Context, conn *pgconn.PgConn, cmd string, minCols int) ([]string, error) {
+	results, err := conn.Exec(ctx, cmd).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	if len(results) == 0 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) < minCols {
+		return nil, fmt.Errorf("%s: unexpected answer", cmd)
+	}
+	row := make([]string, len(results[0].Rows[0]))
+	for i, v := range results[0].Rows[0] {
+		row[i] = string(v)
+	}
+	return row, nil
+}
+
+// checkpointIfStale runs CHECKPOINT on the rewind source when its control
+// file still names an older timeline than the one it writes: right after a
+// promotion, until the first checkpoint. pg_rewind takes the source's
+// timeline from the control file. A source that cannot be asked is not an
+// error here: the divergence check after the rewind catches the consequence.
+func (s *Server) checkpointIfStale(ctx context.Context, src ConnConfig, passFile string) (string, error) {
+	var evidence string
+	err := withConnTo(ctx, src, passFile, func(c *pgx.Conn) error {
+		var inRecovery bool
+		var controlTLI int64
+		var walfile string
+		if err := c.QueryRow(ctx, s.sql(qUpstreamControlTimeline)).Scan(&inRecovery, &controlTLI, &walfile); err != nil {
+			return fmt.Errorf("read the upstream's control file timeline: %w", err)
+		}
+		if inRecovery || len(walfile) < 8 {
+			evidence = fmt.Sprintf("upstream in recovery, control file timeline %d", controlTLI)
+			return nil
+		}
+		current, err := strconv.ParseUint(walfile[:8], 16, 32)
+		if err != nil {
+			return fmt.Errorf("timeline from WAL file name %q: %w", walfile, err)
+		}
+		if int64(current) <= controlTLI {
+			evidence = fmt.Sprintf("upstream's control file is on its timeline %d", current)
+			return nil
+		}
+		began := time.Now()
+		if _, err := c.Exec(ctx, "CHECKPOINT"); err != nil {
+			return fmt.Errorf("CHECKPOINT on the upstream (its control file names timeline %d, it writes %d): %w", controlTLI, current, err)
+		}
+		evidence = fmt.Sprintf("upstream's control file named timeline %d while it writes %d: CHECKPOINT in %s", controlTLI, current, time.Since(began).Round(time.Millisecond))
+		return nil
+	})
+	if err != nil {
+		s.logger().Warn("rejoin: could not check the upstream's control file", "node", s.Name, "err", err)
+		return "not checked: " + err.Error(), nil
+	}
+	return evidence, nil
+}
+
+// withConnTo runs f on a session with c, the password from c or passFile.
+func withConnTo(ctx context.Context, c ConnConfig, passFile string, f func(*pgx.Conn) error) error {
+	cs := connString(c)
+	if passFile != "" && c.Password == "" {
+		cs += " passfile=" + conninfoValue(passFile)
+	}
+	cfg, err := pgx.ParseConfig(cs)
+	if err != nil {
+		return fmt.Errorf("connection settings for %s:%d: %w", c.Host, c.Port, err)
+	}
+	if c.Password != "" {
+		cfg.Password = c.Password
+	}
+	cfg.RuntimeParams["application_name"] = rejoinIdentifyAppName
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = defaultUpstreamTimeout
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to %s:%d as %s: %w", c.Host, c.Port, c.User, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return f(conn)
+}
+
+// rewind runs pg_rewind against the stopped server, keeping its own files.
+func (s *Server) rewind(ctx context.Context, src ConnConfig, passFile string, kept keptFiles) (rep RewindReport, err error) {
+	runner := s.Ctl.Runner
+	if src.Password != "" {
+		path, cleanup, err := s.tempPassFile(src.User, src.Password)
+		if err != nil {
+			return rep, err
+		}
+		defer cleanup()
+		passFile = path
+	}
+	if passFile != "" {
+		runner.Env = append(slices.Clone(runner.Env), "PGPASSFILE="+passFile)
+	}
+	restoreLog, err := s.holdLogDir()
+	if err != nil {
+		return rep, err
+	}
+	defer func() {
+		if rerr := restoreLog(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	src.Password = ""
+	out, runErr := runner.Run(ctx, s.Ctl.Bin(s.Flavor.RewindBinary),
+		"--target-pgdata="+s.Ctl.DataDir, "--source-server="+connString(src), "--progress")
+	rep = ParseRewindOutput(string(out))
+	if runErr != nil {
+		// pg_rewind may have copied part of the upstream's files: the node's
+		// own configuration goes back whatever happens next.
+		if rerr := kept.restore(s.Ctl.DataDir); rerr != nil {
+			s.logger().Warn("rejoin: restoring the node's files after a failed rewind", "node", s.Name, "err", rerr)
+		}
+		return rep, fmt.Errorf("%s: %w", s.Flavor.RewindBinary, runErr)
+	}
+	if err := kept.restore(s.Ctl.DataDir); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// baseBackup moves the data directory aside and copies the upstream into a
+// new one. It returns where the old one went. When the copy fails, the old
+// directory is put back, so that a retry starts from the same place.
+func (s *Server) baseBackup(ctx context.Context, up Upstream, kept keptFiles) (aside, evidence string, err error) {
+	dataDir := s.Ctl.DataDir
+	owner, err := ownerOf(dataDir)
+	if err != nil {
+		return "", "", err
+	}
+	restoreLog, err := s.holdLogDir()
+	if err != nil {
+		return "", "", err
+	}
+	defer func() {
+		if rerr := restoreLog(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	aside, err = unusedPath(dataDir + rejoinSuffix + time.Now().UTC().Format(rejoinStampFormat))
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.Rename(dataDir, aside); err != nil {
+		return "", "", fmt.Errorf("move the data directory aside: %w", err)
+	}
+	s.logger().Info("rejoin: old data directory moved aside", "node", s.Name, "from", dataDir, "to", aside)
+	putBack := func(cause error) error {
+		if rerr := os.RemoveAll(dataDir); rerr != nil {
+			return fmt.Errorf("%w (removing the partial copy %s failed too: %v; the old data directory is %s)", cause, dataDir, rerr, aside)
+		}
+		if rerr := os.Rename(aside, dataDir); rerr != nil {
+			return fmt.Errorf("%w (putting the old data directory %s back failed: %v)", cause, aside, rerr)
+		}
+		return cause
+	}
+	// Created here, not by pg_basebackup: the parent may not be writable by
+	// the server's OS user, and the server insists on mode 0700.
+	if err := os.Mkdir(dataDir, 0o700); err != nil {
+		return "", "", putBack(fmt.Errorf("create %s: %w", dataDir, err))
+	}
+	if err := chmodChown(dataDir, 0o700, owner); err != nil {
+		return "", "", putBack(err)
+	}
+
+	backup := up
+	backup.ApplicationName = rejoinBackupAppName
+	args := []string{"-D", dataDir, "-X", "stream", "-c", "fast", "-w", "--progress", "-d", backup.Conninfo("")}
+	if up.SlotName != "" {
+		args = append(args, "-S", up.SlotName)
+	}
+	runner := s.Ctl.Runner
+	if up.PassFile != "" {
+		runner.Env = append(slices.Clone(runner.Env), "PGPASSFILE="+up.PassFile)
+	}
+	out, err := runner.Run(ctx, s.Ctl.Bin(s.Flavor.BaseBackupBinary), args...)
+	if err != nil {
+		return "", "", putBack(fmt.Errorf("%s: %w", s.Flavor.BaseBackupBinary, err))
+	}
+	if err := kept.restore(dataDir); err != nil {
+		return aside, "", err
+	}
+	evidence = "copied the upstream"
+	if m := lastMatch(reBackupDone, string(out)); m != nil {
+		evidence = fmt.Sprintf("copied %s kB", m[1])
+	}
+	return aside, evidence, nil
+}
+
+// unusedPath returns path, or path with a counter when path exists.
+func unusedPath(path string) (string, error) {
+	candidate := path
+	for i := 2; i < 100; i++ {
+		if _, err := os.Lstat(candidate); errors.Is(err, fs.ErrNotExist) {
+			return candidate, nil
+		}
+		candidate = fmt.Sprintf("%s-%d", path, i)
+	}
+	return "", fmt.Errorf("no unused name like %s", path)
+}
+
+func chmodChown(path string, mode os.FileMode, owner fileOwner) error {
+	if err := os.Chmod(path, mode); err != nil {
+		return fmt.Errorf("chmod %s: %w", path, err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(path, owner.uid, owner.gid); err != nil {
+			return fmt.Errorf("chown %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// holdLogDir moves the server's log directory (when it lives in the data
+// directory) out of the way: pg_rewind and pg_basebackup copy the
+// upstream's log files over it, and the node's own log is the record of
+// what happened to it. The returned function discards the copies and puts
+// the node's log back.
+func (s *Server) holdLogDir() (restore func() error, err error) {
+	nothing := func() error { return nil }
+	if s.Flavor.LogDir == "" {
+		return nothing, nil
+	}
+	logDir := filepath.Join(s.Ctl.DataDir, s.Flavor.LogDir)
+	fi, err := os.Lstat(logDir)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir()) {
+		return nothing, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look at the log directory: %w", err)
+	}
+	held, err := unusedPath(s.Ctl.DataDir + "-" + s.Flavor.LogDir + rejoinSuffix + time.Now().UTC().Format(rejoinStampFormat))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Rename(logDir, held); err != nil {
+		return nil, fmt.Errorf("move the log directory out of the data directory: %w", err)
+	}
+	return func() error {
+		if _, err := os.Stat(s.Ctl.DataDir); err != nil {
+			return fmt.Errorf("put the log directory back: %w (it is at %s)", err, held)
+		}
+		// What is there now came from the upstream, which still has it.
+		if err := os.RemoveAll(logDir); err != nil {
+			return fmt.Errorf("remove the upstream's log files copied to %s: %w (the node's own log is at %s)", logDir, err, held)
+		}
+		if err := os.Rename(held, logDir); err != nil {
+			return fmt.Errorf("put the log directory back: %w (it is at %s)", err, held)
+		}
+		return nil
+	}, nil
+}
+
+// tempPassFile writes a pgpass file for one command, readable only by the
+// account the server's commands run as. The cleanup removes it.
+func (s *Server) tempPassFile(user, password string) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "vigil-rejoin-")
+	if err != nil {
+		return "", nil, fmt.Errorf("create a directory for the rewind password: %w", err)
+	}
+	cleanup := func() { _ = os.RemoveAll(dir) }
+	path := filepath.Join(dir, "pgpass")
+	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`)
+	line := fmt.Sprintf("*:*:*:%s:%s\n", esc.Replace(user), esc.Replace(password))
+	if err := os.WriteFile(path, []byte(line), 0o600); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("write the rewind password file: %w", err)
+	}
+	if as := s.Ctl.Runner.As; as != nil && uint32(os.Geteuid()) != as.UID {
+		for _, p := range []string{dir, path} {
+			if err := os.Chown(p, int(as.UID), int(as.GID)); err != nil {
+				cleanup()
+				return "", nil, fmt.Errorf("give the rewind password file to %s: %w", as.Name, err)
+			}
+		}
+	}
+	return path, cleanup, nil
+}
+
+// keptFiles are a node's own files, read before a rewind or base backup
+// replaces them with the upstream's.
+type keptFiles struct {
+	owner fileOwner
+	files []keptFile
+}
+
+type keptFile struct {
+	rel  string
+	data []byte
+}
+
+func (k keptFiles) names() []string {
+	names := make([]string, len(k.files))
+	for i, f := range k.files {
+		names[i] = f.rel
+	}
+	return names
+}
+
+func (s *Server) keepNodeFiles(extra []string) (keptFiles, error) {
+	dataDir := s.Ctl.DataDir
+	owner, err := ownerOf(dataDir)
+	if err != nil {
+		return keptFiles{}, err
+	}
+	rels, err := NodeLocalFiles(s.Flavor, dataDir)
+	if err != nil {
+		return keptFiles{}, err
+	}
+	for _, e := range extra {
+		rel, ok := relInside(dataDir, e)
+		if !ok {
+			return keptFiles{}, fmt.Errorf("keep file %q: not inside the data directory %s", e, dataDir)
+		}
+		if !slices.Contains(rels, rel) {
+			rels = append(rels, rel)
+		}
+	}
+	k := keptFiles{owner: owner}
+	for _, rel := range rels {
+		data, err := os.ReadFile(filepath.Join(dataDir, rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return keptFiles{}, fmt.Errorf("keep %s: %w", rel, err)
+		}
+		k.files = append(k.files, keptFile{rel: rel, data: data})
+	}
+	return k, nil
+}
+
+// restore writes the kept files back into dataDir.
+func (k keptFiles) restore(dataDir string) error {
+	for _, f := range k.files {
+		path := filepath.Join(dataDir, f.rel)
+		if err := k.mkdirs(dataDir, filepath.Dir(f.rel)); err != nil {
+			return err
+		}
+		if err := writeOwned(path, f.data, k.owner); err != nil {
+			return fmt.Errorf("put back the node's %s: %w", f.rel, err)
+		}
+	}
+	return nil
+}
+
+// mkdirs creates rel's missing directories inside dataDir for the owner.
+func (k keptFiles) mkdirs(dataDir, rel string) error {
+	if rel == "." || rel == "" {
+		return nil
+	}
+	if err := k.mkdirs(dataDir, filepath.Dir(rel)); err != nil {
+		return err
+	}
+	dir := filepath.Join(dataDir, rel)
+	if err := os.Mkdir(dir, 0o700); errors.Is(err, fs.ErrExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	return chmodChown(dir, 0o700, k.owner)
+}
+
+// NodeLocalFiles lists the files of a data directory that belong to the
+// node rather than to the cluster, relative to the directory: the flavor's
+// configuration, authentication and ident files, and every file the main
+// configuration file includes from inside the data directory. pg_rewind and
+// pg_basebackup replace them with the upstream's copies, which name the
+// upstream's port, address and cluster_name; Rejoin puts them back.
+func NodeLocalFiles(f flavor.Flavor, dataDir string) ([]string, error) {
+	var rels []string
+	add := func(rel string) {
+		if !slices.Contains(rels, rel) {
+			rels = append(rels, rel)
+		}
+	}
+	for _, name := range []string{f.ConfigFile, f.AutoConfigFile, f.HBAFile, f.IdentFile} {
+		if name != "" {
+			add(name)
+		}
+	}
+	var walk func(rel string, depth int) error
+	walk = func(rel string, depth int) error {
+		data, err := os.ReadFile(filepath.Join(dataDir, rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", rel, err)
+		}
+		if depth >= maxConfigIncludeDepth {
+			return fmt.Errorf("%s: configuration includes nested deeper than %d", rel, maxConfigIncludeDepth)
+		}
+		for _, inc := range configIncludes(string(data)) {
+			target := inc.path
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(dataDir, filepath.Dir(rel), target)
+			}
+			incRel, ok := relInside(dataDir, target)
+			if !ok {
+				continue // outside the data directory: neither tool touches it
+			}
+			if inc.dir {
+				entries, err := os.ReadDir(target)
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("read %s: %w", incRel, err)
+				}
+				for _, e := range entries {
+					if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".conf") && !strings.HasPrefix(e.Name(), ".") {
+						add(filepath.Join(incRel, e.Name()))
+					}
+				}
+				continue
+			}
+			if slices.Contains(rels, incRel) {
+				continue
+			}
+			add(incRel)
+			if err := walk(incRel, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(f.ConfigFile, 0); err != nil {
+		return nil, err
+	}
+	var existing []string
+	for _, rel := range rels {
+		if fi, err := os.Stat(filepath.Join(dataDir, rel)); err == nil && fi.Mode().IsRegular() {
+			existing = append(existing, rel)
+		}
+	}
+	return existing, nil
+}
+
+// relInside returns path relative to dir when it lies inside dir.
+func relInside(dir, path string) (string, bool) {
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	rel, err := filepath.Rel(dir, path)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return rel, true
+}
+
+type configInclude struct {
+	path string
+	dir  bool
+}
+
+// configIncludes finds include, include_if_exists and include_dir
+// directives in a postgresql.conf-format file.
+func configIncludes(content string) []configInclude {
+	var out []configInclude
+	for _, line := range strings.Split(content, "\n") {
+		line = strings.TrimSpace(line)
+		end := strings.IndexFunc(line, func(r rune) bool { return r == ' ' || r == '\t' || r == '=' })
+		if end < 0 {
+			continue
+		}
+		key := strings.ToLower(line[:end])
+		if key != "include" && key != "include_if_exists" && key != "include_dir" {
+			continue
+		}
+		rest := strings.TrimSpace(line[end:])
+		rest = strings.TrimSpace(strings.TrimPrefix(rest, "="))
+		value, ok := confValue(rest)
+		if !ok || value == "" {
+			continue
+		}
+		out = append(out, configInclude{path: value, dir: key == "include_dir"})
+	}
+	return out
+}
+
+// confValue reads a bare or single-quoted configuration value; inside quotes
+// a quote is doubled or escaped with a backslash.
+func confValue(s string) (string, bool) {
+	if !strings.HasPrefix(s, "'") {
+		if i := strings.IndexAny(s, " \t#"); i >= 0 {
+			s = s[:i]
+		}
+		return s, true
+	}
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && i+1 < len(s):
+			i++
+			b.WriteByte(s[i])
+		case c == '\'' && i+1 < len(s) && s[i+1] == '\'':
+			i++
+			b.WriteByte('\'')
+		case c == '\'':
+			return b.String(), true
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return "", false
+}
+
+// TimelineSwitch is one line of a timeline history file: Timeline ended at
+// SwitchPoint, where its child began.
+type TimelineSwitch struct {
+	Timeline    uint32 `json:"timeline"`
+	SwitchPoint LSN    `json:"switch_point"`
+}
+
+// ParseTimelineHistory reads a timeline history file ("1\t0/30224F8\treason").
+func ParseTimelineHistory(content string) ([]TimelineSwitch, error) {
+	var out []TimelineSwitch
+	for n, line := range strings.Split(content, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			return nil, fmt.Errorf("line %d %q: want a timeline and an LSN", n+1, line)
+		}
+		tli, err := strconv.ParseUint(fields[0], 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: timeline %q: %w", n+1, fields[0], err)
+		}
+		lsn, err := ParseLSN(fields[1])
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n+1, err)
+		}
+		out = append(out, TimelineSwitch{Timeline: uint32(tli), SwitchPoint: lsn})
+	}
+	return out, nil
+}
+
+// DivergenceVerdict says whether a server's WAL left the upstream's history.
+type DivergenceVerdict string
+
+// Divergence verdicts.
+const (
+	// Diverged: the server has WAL the upstream's history does not; it
+	// needs a rewind or a base backup before it can follow.
+	Diverged DivergenceVerdict = "diverged"
+	// NotDiverged: the server's WAL is a prefix of the upstream's history;
+	// it can follow as it is.
+	NotDiverged DivergenceVerdict = "not_diverged"
+	// Unknown: the control file does not say where the server's WAL ends
+	// (it crashed, or stopped as a standby).
+	Unknown DivergenceVerdict = "unknown"
+)
+
+// Divergence compares a stopped server's control file with the upstream's
+// timeline history.
+type Divergence struct {
+	Verdict          DivergenceVerdict `json:"verdict"`
+	Reason           string            `json:"reason"`
+	TargetState      string            `json:"target_state"`
+	TargetTimeline   uint32            `json:"target_timeline"`
+	TargetCheckpoint LSN               `json:"target_checkpoint"`
+	UpstreamTimeline uint32            `json:"upstream_timeline"`
+	UpstreamLSN      LSN               `json:"upstream_lsn"`
+	// SwitchPoint is where the upstream's history left the server's
+	// timeline; zero when both are on the same timeline.
+	SwitchPoint LSN `json:"switch_point,omitempty"`
+}
+
+// AssessDivergence decides from the control file of a stopped server and
+// the upstream's timeline, WAL position and history whether the server's
+// WAL diverged. After a clean shutdown the shutdown checkpoint is the last
+// record, so the WAL diverged exactly when that checkpoint lies at or past
+// the point where the upstream left the server's timeline: a standby that
+// received everything switched timelines just after it.
+func AssessDivergence(cd pgctl.ControlData, upstreamTLI uint32, upstreamLSN LSN, history []TimelineSwitch) Divergence {
+	d := Divergence{TargetState: cd.State, TargetTimeline: cd.Timeline, UpstreamTimeline: upstreamTLI, UpstreamLSN: upstreamLSN}
+	verdict := func(v DivergenceVerdict, format string, args ...any) Divergence {
+		d.Verdict = v
+		d.Reason = fmt.Sprintf(format, args...)
+		return d
+	}
+	cp, err := ParseLSN(cd.CheckpointLSN)
+	if err != nil || cd.Timeline == 0 {
+		return verdict(Unknown, "control file without a checkpoint location or timeline (%q, %d)", cd.CheckpointLSN, cd.Timeline)
+	}
+	d.TargetCheckpoint = cp
+	clean := cd.State == cleanShutdownState
+	switch {
+	case cd.Timeline > upstreamTLI:
+		return verdict(Diverged, "server on timeline %d, newer than the upstream's %d", cd.Timeline, upstreamTLI)
+	case cd.Timeline == upstreamTLI:
+		if cp >= upstreamLSN {
+			return verdict(Diverged, "server's checkpoint %s on timeline %d is past the upstream's WAL end %s on the same timeline", cp, cd.Timeline, upstreamLSN)
+		}
+		if !clean {
+			return verdict(Unknown, "same timeline %d, but the server is %q: where its WAL ends is known only after recovery", cd.Timeline, cd.State)
+		}
+		return verdict(NotDiverged, "same timeline %d, server's WAL ends at its shutdown checkpoint %s, upstream at %s", cd.Timeline, cp, upstreamLSN)
+	}
+	i := slices.IndexFunc(history, func(h TimelineSwitch) bool { return h.Timeline == cd.Timeline })
+	if i < 0 {
+		return verdict(Diverged, "server's timeline %d is not in the upstream's history (timeline %d)", cd.Timeline, upstreamTLI)
+	}
+	d.SwitchPoint = history[i].SwitchPoint
+	if cp >= d.SwitchPoint {
+		return verdict(Diverged, "server wrote timeline %d up to at least %s; the upstream left that timeline at %s", cd.Timeline, cp, d.SwitchPoint)
+	}
+	if !clean {
+		return verdict(Unknown, "upstream left timeline %d at %s; the server is %q, its last checkpoint at %s: where its WAL ends is known only after recovery", cd.Timeline, d.SwitchPoint, cd.State, cp)
+	}
+	return verdict(NotDiverged, "server's WAL on timeline %d ends at its shutdown checkpoint %s, before the upstream left that timeline at %s", cd.Timeline, cp, d.SwitchPoint)
+}
+
+// RewindReport is what pg_rewind said.
+type RewindReport struct {
+	// Required is false when pg_rewind found nothing to rewind.
+	Required         bool   `json:"required"`
+	DivergedAt       LSN    `json:"diverged_at,omitempty"`
+	DivergedTimeline uint32 `json:"diverged_timeline,omitempty"`
+	// CommonCheckpoint is where the rewound server's recovery starts.
+	CommonCheckpoint LSN `json:"common_checkpoint,omitempty"`
+	// CopiedKB is how much pg_rewind copied from the upstream.
+	CopiedKB int64 `json:"copied_kb,omitempty"`
+	// Errors are pg_rewind's error messages, when it failed.
+	Errors []string `json:"errors,omitempty"`
+	// Summary is one line for people.
+	Summary string `json:"summary"`
+}
+
+var (
+	reDiverged     = regexp.MustCompile(`servers diverged at WAL location ([0-9A-Fa-f]+/[0-9A-Fa-f]+) on timeline (\d+)`)
+	reCommonCkpt   = regexp.MustCompile(`last common checkpoint at ([0-9A-Fa-f]+/[0-9A-Fa-f]+) on timeline (\d+)`)
+	reRewindCopied = regexp.MustCompile(`(\d+)/(\d+) kB \(100%\) copied`)
+	reNoRewind     = regexp.MustCompile(`no rewind required`)
+	reRewindError  = regexp.MustCompile(`(?m)^\S*rewind: error: (.*)$`)
+	reBackupDone   = regexp.MustCompile(`(\d+)/(\d+) kB \(100%\)`)
+)
+
+// ParseRewindOutput reads pg_rewind's (or sys_rewind's) messages, as
+// printed with --progress.
+func ParseRewindOutput(out string) RewindReport {
+	out = strings.ReplaceAll(out, "\r", "\n")
+	var r RewindReport
+	var parts []string
+	if m := reDiverged.FindStringSubmatch(out); m != nil {
+		r.DivergedAt, _ = ParseLSN(m[1])
+		tli, _ := strconv.ParseUint(m[2], 10, 32)
+		r.DivergedTimeline = uint32(tli)
+		parts = append(parts, fmt.Sprintf("diverged at %s on timeline %d", r.DivergedAt, r.DivergedTimeline))
+	}
+	if m := reCommonCkpt.FindStringSubmatch(out); m != nil {
+		r.CommonCheckpoint, _ = ParseLSN(m[1])
+		parts = append(parts, fmt.Sprintf("rewound to the common checkpoint %s", r.CommonCheckpoint))
+	}
+	if m := lastMatch(reRewindCopied, out); m != nil {
+		r.CopiedKB, _ = strconv.ParseInt(m[1], 10, 64)
+		parts = append(parts, fmt.Sprintf("copied %d kB", r.CopiedKB))
+	}
+	switch {
+	case reNoRewind.MatchString(out):
+		parts = append(parts, "no rewind required")
+	case r.DivergedAt != 0 && r.CommonCheckpoint != 0:
+		r.Required = true
+	}
+	for _, m := range reRewindError.FindAllStringSubmatch(out, -1) {
+		r.Errors = append(r.Errors, strings.TrimSpace(m[1]))
+		parts = append(parts, "error: "+strings.TrimSpace(m[1]))
+	}
+	r.Summary = strings.Join(parts, "; ")
+	return r
+}
+
+func lastMatch(re *regexp.Regexp, s string) []string {
+	all := re.FindAllStringSubmatch(s, -1)
+	if len(all) == 0 {
+		return nil
+	}
+	return all[len(all)-1]
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
