@@ -262,12 +262,6 @@ func (r *runner) run(ctx context.Context, res Result) (Result, error) {
 	if err := r.crash(ctx, primary, &res); err != nil {
 		return res, err
 	}
-	if r.o.Scenario != Switchover {
-		// The node is dead once the kill returns; a write that started
-		// between the two clock readings may still have committed on it,
-		// and must not count as the first write after the failover.
-		res.CrashAt = time.Now()
-	}
 	wctx, cancel = context.WithTimeout(ctx, 3*time.Minute)
 	newPrimary, err := labcluster.WaitWritablePrimary(wctx, store, r.writable(ctx), primary)
 	cancel()

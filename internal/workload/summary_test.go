@@ -26,10 +26,11 @@ func TestOutageMeasures(t *testing.T) {
 		wantSinceFrom float64
 	}{
 		{"no failure", writes(OK, OK, OK, OK), at(150), 0, 0.05},
-		{"a gap after the request", writes(OK, OK, OK, Connection, Connection, OK, OK), at(50), 300 * time.Millisecond, 0.05},
-		{"failures before the request do not count", writes(OK, Connection, OK, OK, Other, OK), at(250), 200 * time.Millisecond, 0.05},
-		{"no write after the failures", writes(OK, OK, Connection, Connection), at(50), 0, 0.05},
+		{"a gap after the request", writes(OK, OK, OK, Connection, Connection, OK, OK), at(50), 300 * time.Millisecond, 0.45},
+		{"failures before the request do not count", writes(OK, Connection, OK, OK, Other, OK), at(250), 200 * time.Millisecond, 0.25},
+		{"no write after the failures", writes(OK, OK, Connection, Connection), at(50), 0, 0},
 		{"read-only errors are part of the gap", writes(OK, ReadOnly, ReadOnly, OK), at(50), 300 * time.Millisecond, 0.25},
+		{"a write in flight at the crash does not end the outage", writes(OK, OK, Connection, Connection, OK), at(50), 300 * time.Millisecond, 0.35},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -193,10 +193,21 @@ type Summary struct {
 	LastServer   string    `json:"last_server,omitempty"`
 }
 
-// Summarize counts the outcomes and measures the outage after crash.
+// Summarize counts the outcomes and measures the outage after crash: up to
+// the first write committed after the first failure that follows the
+// crash. A write already in flight when the crash was ordered may still
+// commit on the dying server; it is counted (and checked for loss) but does
+// not end the outage.
 func (r Result) Summarize(crash time.Time) Summary {
 	s := Summary{Writes: len(r.Writes)}
-	for _, w := range r.Writes {
+	firstFail := len(r.Writes)
+	for i, w := range r.Writes {
+		if w.Outcome != OK && w.At.After(crash) {
+			firstFail = i
+			break
+		}
+	}
+	for i, w := range r.Writes {
 		switch w.Outcome {
 		case OK:
 			s.OK++
@@ -204,9 +215,10 @@ func (r Result) Summarize(crash time.Time) Summary {
 				s.FirstServer = w.Server
 			}
 			s.LastServer = w.Server
-			if !w.At.After(crash) {
+			switch {
+			case i < firstFail && (firstFail < len(r.Writes) || !w.At.After(crash)):
 				s.LastOKBefore = w.At
-			} else if s.FirstOKAfter.IsZero() {
+			case s.FirstOKAfter.IsZero():
 				s.FirstOKAfter = w.At
 			}
 		case ReadOnly:
