@@ -152,7 +152,40 @@ func (a *Agent) leaderHousekeeping(ctx context.Context, view dcs.View, local dec
 		return fmt.Errorf("record leader position: %w", err)
 	}
 	a.ensureSlots(ctx, view)
+	a.keepEtcdLeaderAway(ctx)
 	return nil
+}
+
+// etcdLeaderCheckEvery spaces the leader's etcd leadership checks: a
+// transfer is rare (after an etcd election lands on this node), and each
+// check costs two etcd requests.
+const etcdLeaderCheckEvery = 5 * time.Second
+
+// keepEtcdLeaderAway hands etcd's raft leadership to another member when
+// this node's embedded member holds it, so that a crash of this node costs
+// no etcd election on top of the lease expiry.
+func (a *Agent) keepEtcdLeaderAway(ctx context.Context) {
+	if a.o.EmbeddedEtcd == "" || a.o.LegacyOrder {
+		return
+	}
+	a.mu.Lock()
+	due := time.Since(a.etcdLeaderCheckedAt) >= etcdLeaderCheckEvery
+	if due {
+		a.etcdLeaderCheckedAt = time.Now()
+	}
+	a.mu.Unlock()
+	if !due {
+		return
+	}
+	mctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
+	defer cancel()
+	to, err := a.o.Store.MoveEtcdLeaderFrom(mctx, a.o.EmbeddedEtcd)
+	switch {
+	case err != nil:
+		a.log.Warn("keep etcd leadership off the primary's node", "err", err)
+	case to != "":
+		a.log.Info("etcd leadership handed over, so that a crash of this node costs no etcd election", "to", to)
+	}
 }
 
 func (a *Agent) ensureSlots(ctx context.Context, view dcs.View) {

@@ -75,6 +75,11 @@ type Options struct {
 	OnRoleChange    []string
 	CallbackTimeout time.Duration
 
+	// EmbeddedEtcd is the client URL of the etcd member embedded in this
+	// agent ("" with an external etcd). The leader keeps etcd's raft
+	// leadership off its own node (see dcs.Store.MoveEtcdLeaderFrom).
+	EmbeddedEtcd string
+
 	// RejoinMethod is how a former primary becomes a standby again:
 	// "auto" (pg_rewind, else a base backup), "rewind" or "basebackup".
 	RejoinMethod string
@@ -109,6 +114,8 @@ type Agent struct {
 	status     Status
 	// lastRole is the role last reported to on_role_change.
 	lastRole string
+	// etcdLeaderCheckedAt rate-limits the etcd leadership check.
+	etcdLeaderCheckedAt time.Time
 	// rejoinFailedAt is when the last rejoin failed (see rejoinRetryAfter).
 	rejoinFailedAt time.Time
 }

@@ -86,6 +86,7 @@ func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, legac
 		return err
 	}
 	endpoints := cfg.DCS.Endpoints
+	embeddedURL := ""
 	if cfg.DCS.Embedded.Enabled {
 		member, err := startEmbedded(cfg, log)
 		if err != nil {
@@ -93,6 +94,7 @@ func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, legac
 		}
 		defer member.Close(5 * time.Second)
 		endpoints = []string{member.ClientURL()}
+		embeddedURL = member.ClientURL()
 	}
 	store, err := openStore(cfg, endpoints, log)
 	if err != nil {
@@ -160,6 +162,7 @@ func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, legac
 		OnRoleChange:        cfg.Callbacks.OnRoleChange,
 		CallbackTimeout:     cfg.Callbacks.Timeout,
 		RejoinMethod:        cfg.Rejoin.Method,
+		EmbeddedEtcd:        embeddedURL,
 		LegacyOrder:         legacy,
 		ConfigDigest:        configDigest(cfg),
 		Version:             version,

@@ -277,3 +277,43 @@ func TestOpenDoesNotWaitForEtcd(t *testing.T) {
 		t.Errorf("took %s", d)
 	}
 }
+
+// TestMoveEtcdLeaderFrom: the member that leads hands leadership to another
+// live member; asked of a member that does not lead, nothing moves.
+func TestMoveEtcdLeaderFrom(t *testing.T) {
+	_, urls := startCluster(t, 3)
+	ctx := ctxT(t)
+	leaderURL := func() string {
+		t.Helper()
+		s := openStore(t, urls, 3*time.Second)
+		for _, u := range urls {
+			st, err := s.client.Status(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Leader == st.Header.MemberId {
+				return u
+			}
+		}
+		t.Fatal("no member leads")
+		return ""
+	}
+	lead := leaderURL()
+	for _, u := range urls {
+		if u == lead {
+			continue
+		}
+		s := openStore(t, []string{u}, 3*time.Second)
+		if to, err := s.MoveEtcdLeaderFrom(ctx, u); err != nil || to != "" {
+			t.Errorf("a follower moved leadership: %q, %v", to, err)
+		}
+	}
+	s := openStore(t, []string{lead}, 3*time.Second)
+	to, err := s.MoveEtcdLeaderFrom(ctx, lead)
+	if err != nil || to == "" {
+		t.Fatalf("the leader did not hand over: %q, %v", to, err)
+	}
+	if now := leaderURL(); now == lead {
+		t.Errorf("leadership still at %s after moving it to %s", lead, to)
+	}
+}
