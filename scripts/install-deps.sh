@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # haproxy: the e2e test that proves proxy routing runs its own HAProxy.
-packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates haproxy)
+# openssh-server: the SSH fencing tests run their own sshd in a namespace.
+packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates haproxy openssh-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,6 +28,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   # this run installed it, so an HAProxy already in use is left alone.
   if [[ " ${missing[*]} " == *" haproxy "* ]] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl disable --now haproxy.service >/dev/null 2>&1 || true
+  fi
+  # Likewise sshd: the tests start their own, with generated keys, inside
+  # namespaces; a host sshd that this run did not install is left alone.
+  if [[ " ${missing[*]} " == *" openssh-server "* ]] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
   fi
 fi
 
