@@ -31,6 +31,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/isolation"
 	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/proc"
+	"github.com/vigil-ha/vigil/internal/remote"
 	"github.com/vigil-ha/vigil/internal/vip"
 )
 
@@ -121,9 +122,32 @@ func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, legac
 		steps = f
 	}
 
-	var fencer agent.Fencer
+	var fencers fence.All
 	if len(cfg.Failover.FenceCommand) > 0 {
-		fencer = fence.Command{Argv: cfg.Failover.FenceCommand}
+		fencers = append(fencers, fence.Command{Argv: cfg.Failover.FenceCommand})
+	}
+	if ssh := cfg.Failover.FenceSSH; ssh.User != "" {
+		stop := fence.StopArgv(cfg.Flavor(), cfg.Database.BinDir, cfg.Database.DataDir)
+		if ssh.User == "root" {
+			// The control binary refuses root: switch to the server's
+			// account, as this agent does locally.
+			owner := cfg.Database.OSUser
+			if as := node.Ctl.Runner.As; as != nil {
+				owner = as.Name
+			}
+			if owner == "" {
+				owner = "postgres"
+			}
+			stop = append([]string{"runuser", "-u", owner, "--"}, stop...)
+		}
+		fencers = append(fencers, fence.SSH{
+			Config:      remote.Config{User: ssh.User, KeyFile: ssh.KeyFile, KnownHostsFile: ssh.KnownHostsFile, Port: ssh.Port, Timeout: cfg.Timing.DCSTimeout * 4},
+			StopCommand: stop, VIP: cfg.VIP.Address, Interface: cfg.VIP.Interface, Sudo: ssh.User != "root",
+		})
+	}
+	var fencer agent.Fencer
+	if len(fencers) > 0 {
+		fencer = fencers
 	}
 	var routers []agent.Router
 	if cfg.VIP.Address != "" {

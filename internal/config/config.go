@@ -139,6 +139,17 @@ type Failover struct {
 	RestartTimeout time.Duration `yaml:"restart_timeout"`
 	// FenceCommand stops the old primary from outside before a promotion.
 	FenceCommand []string `yaml:"fence_command"`
+	// FenceSSH stops the old primary's server and deletes the VIP on its
+	// host over SSH before a promotion; an empty User means off.
+	FenceSSH FenceSSH `yaml:"fence_ssh"`
+}
+
+// FenceSSH is how the new leader reaches the old primary's host.
+type FenceSSH struct {
+	User           string `yaml:"user"`
+	KeyFile        string `yaml:"key_file"`
+	KnownHostsFile string `yaml:"known_hosts_file"`
+	Port           int    `yaml:"port"`
 }
 
 // Rejoin says how a former primary comes back as a standby of the new one.

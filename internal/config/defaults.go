@@ -96,6 +96,7 @@ func Defaults() Config {
 			// crash recovery after an ordinary crash; after that the leader
 			// gives up and a standby takes over.
 			RestartTimeout: 30 * time.Second,
+			FenceSSH:       FenceSSH{Port: 22},
 		},
 		Rejoin: Rejoin{
 			// pg_rewind when it can (it copies only what diverged), a base

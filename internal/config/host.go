@@ -39,6 +39,8 @@ func (c *Config) hostProblems() Problems {
 		{"api.cert_file", c.API.CertFile},
 		{"api.key_file", c.API.KeyFile},
 		{"api.token_file", c.API.TokenFile},
+		{"failover.fence_ssh.key_file", c.Failover.FenceSSH.KeyFile},
+		{"failover.fence_ssh.known_hosts_file", c.Failover.FenceSSH.KnownHostsFile},
 	} {
 		if filepath.IsAbs(f.path) {
 			if msg := readableFileProblem(f.path); msg != "" {

@@ -445,6 +445,18 @@ func (c *Config) failoverProblems() Problems {
 	default:
 		ps = append(ps, c.at("failover.primary_crash", "%q is not a policy: use failover or restart", f.PrimaryCrash))
 	}
+	if ssh := f.FenceSSH; ssh.User != "" {
+		for _, k := range []struct{ field, path string }{
+			{"failover.fence_ssh.key_file", ssh.KeyFile}, {"failover.fence_ssh.known_hosts_file", ssh.KnownHostsFile},
+		} {
+			if !filepath.IsAbs(k.path) {
+				ps = append(ps, c.at(k.field, "required with failover.fence_ssh.user, as an absolute path (host keys are always verified)"))
+			}
+		}
+		if ssh.Port < 1 || ssh.Port > 65535 {
+			ps = append(ps, c.at("failover.fence_ssh.port", "%d is out of range: use 1 to 65535", ssh.Port))
+		}
+	}
 	return ps
 }
 

@@ -207,6 +207,15 @@ func TestValidateSettings(t *testing.T) {
 			[]string{"failover.restart_timeout: must be positive (the default is 30s)"}},
 		{"restart timeout unused by failover", func(c *Config) { c.Failover.RestartTimeout = 0 }, nil},
 
+		// SSH fencing.
+		{"SSH fence without key files", func(c *Config) { c.Failover.FenceSSH.User = "root" }, []string{
+			"failover.fence_ssh.key_file: required with failover.fence_ssh.user, as an absolute path (host keys are always verified)",
+			"failover.fence_ssh.known_hosts_file: required with failover.fence_ssh.user, as an absolute path (host keys are always verified)",
+		}},
+		{"SSH fence complete", func(c *Config) {
+			c.Failover.FenceSSH = FenceSSH{User: "root", KeyFile: "/etc/vigil/k", KnownHostsFile: "/etc/vigil/kh", Port: 2222}
+		}, nil},
+
 		// Rejoin, API, callbacks.
 		{"unknown rejoin method", func(c *Config) { c.Rejoin.Method = "rsync" },
 			[]string{`rejoin.method: "rsync" is not a method: use auto, rewind or basebackup`}},

@@ -40,3 +40,25 @@ func (c Command) Fence(ctx context.Context, old dcs.Member) (string, error) {
 	}
 	return fmt.Sprintf("fence command %s exited 0: %s", argv[0], msg), nil
 }
+
+// All fences with each fencer in turn (a command, then SSH, ...); every
+// one must succeed, since each closes a different way the old primary
+// could still accept writes.
+type All []interface {
+	Fence(ctx context.Context, old dcs.Member) (string, error)
+}
+
+// Fence runs the fencers in order and stops at the first failure.
+func (a All) Fence(ctx context.Context, old dcs.Member) (string, error) {
+	var evidence []string
+	for _, f := range a {
+		ev, err := f.Fence(ctx, old)
+		if ev != "" {
+			evidence = append(evidence, ev)
+		}
+		if err != nil {
+			return strings.Join(evidence, "; "), err
+		}
+	}
+	return strings.Join(evidence, "; "), nil
+}

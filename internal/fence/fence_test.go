@@ -2,6 +2,7 @@ package fence
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -21,5 +22,34 @@ func TestCommand(t *testing.T) {
 	}
 	if _, err := (Command{}).Fence(context.Background(), old); err == nil {
 		t.Error("empty command succeeded")
+	}
+}
+
+type fakeFencer struct {
+	evidence string
+	err      error
+	called   *int
+}
+
+func (f fakeFencer) Fence(context.Context, dcs.Member) (string, error) {
+	*f.called++
+	return f.evidence, f.err
+}
+
+func TestAllStopsAtTheFirstFailure(t *testing.T) {
+	var calls [3]int
+	all := All{
+		fakeFencer{evidence: "power cut", called: &calls[0]},
+		fakeFencer{evidence: "ssh: host unreachable", err: errors.New("dial: no route"), called: &calls[1]},
+		fakeFencer{evidence: "never", called: &calls[2]},
+	}
+	ev, err := all.Fence(context.Background(), dcs.Member{})
+	if err == nil || ev != "power cut; ssh: host unreachable" || calls != [3]int{1, 1, 0} {
+		t.Errorf("evidence %q, err %v, calls %v", ev, err, calls)
+	}
+	calls = [3]int{}
+	ev, err = All{all[0], all[2]}.Fence(context.Background(), dcs.Member{})
+	if err != nil || ev != "power cut; never" {
+		t.Errorf("evidence %q, err %v", ev, err)
 	}
 }
