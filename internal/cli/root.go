@@ -108,6 +108,7 @@ clients to a node only after that node has proved it can commit a write.`,
 		newBenchCmd(),
 		newCtlCmd(),
 		newAnalyzeCmd(),
+		newFailoverCommandCmd(), newFollowCommandCmd(),
 	)
 	return root
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
@@ -212,7 +213,7 @@ func ParsePgpool(data []byte) (*Pgpool, error) {
 	if len(w.problems) > 0 {
 		return nil, w.problems
 	}
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&p); err != nil {
 		return nil, yamlProblems(data, err)
@@ -254,6 +255,28 @@ func (p *Pgpool) Validate() error {
 	ps = append(ps, p.vipProblems()...)
 	ps = append(ps, p.choiceProblems()...)
 	ps = append(ps, p.timingProblems()...)
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+// HostProblems checks what the commands will read on this host: the SSH
+// key, the known_hosts file and the password files. A failover that finds
+// one missing half-way would stop at the fence; found first, nothing is done.
+func (p *Pgpool) HostProblems() error {
+	var ps Problems
+	for _, f := range []struct{ field, path string }{
+		{"ssh.key_file", p.SSH.KeyFile},
+		{"ssh.known_hosts_file", p.SSH.KnownHostsFile},
+		{"database.superuser.password_file", p.Database.Superuser.PasswordFile},
+	} {
+		if filepath.IsAbs(f.path) {
+			if msg := readableFileProblem(f.path); msg != "" {
+				ps = append(ps, p.at(f.field, "%s", msg))
+			}
+		}
+	}
 	if len(ps) == 0 {
 		return nil
 	}
