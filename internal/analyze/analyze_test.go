@@ -155,6 +155,25 @@ func TestSeedClusterLogAlone(t *testing.T) {
 	}
 }
 
+// TestAbortedFailover: a failover_stream.sh log that stops before the
+// promotion (the trusted-IP check failed, or the log is cut) is reported as
+// such, not as a crash.
+func TestAbortedFailover(t *testing.T) {
+	data, err := os.ReadFile(seedFailover)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	path := filepath.Join(t.TempDir(), "aborted.log")
+	if err := os.WriteFile(path, []byte(strings.Join(lines[:6], "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := run(t, analyze.Options{TZ: shanghai(t)}, path)
+	if f := rep.Findings; f == nil || !strings.Contains(f.Verdict, "No promotion appears in these logs") {
+		t.Fatalf("findings = %+v", rep.Findings)
+	}
+}
+
 func stepLog(t *testing.T, legacy bool, t0 time.Time) string {
 	t.Helper()
 	var b bytes.Buffer

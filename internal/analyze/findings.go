@@ -27,7 +27,12 @@ type Mark struct {
 func (m *Mark) Where() string { return fmt.Sprintf("%s:%d", m.File, m.Line) }
 
 // Short is "lane:line", for prose.
-func (m *Mark) Short() string { return fmt.Sprintf("%s:%d", m.Source, m.Line) }
+func (m *Mark) Short() string {
+	if m == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%s:%d", m.Source, m.Line)
+}
 
 func mark(e event.Event) *Mark {
 	return &Mark{Time: e.Time, Kind: e.Kind, Source: e.Source, File: e.File, Line: e.Line, Text: e.Text, PrecisionS: e.Precision.Seconds()}

@@ -19,6 +19,12 @@ func verdict(f *Findings) {
 	}
 	checks := len(f.ChecksPassedReadOnly)
 	switch {
+	case f.Promote == nil && f.Writable == nil:
+		b.WriteString("No promotion appears in these logs: the failover was aborted before promoting (for example because the trusted IP did not answer), or the logs end before it. ")
+		if f.RouteUp != nil {
+			fmt.Fprintf(&b, "%s nevertheless came up at %s (%s): clients may have reached a server that was never promoted. ", route, clockTime(f.RouteUp), f.RouteUp.Short())
+			f.Advice = append(f.Advice, adviceOrder)
+		}
 	case f.Writable == nil && f.PromotedServer == "":
 		fmt.Fprintf(&b, "A promotion was requested at %s (%s), but no server log in the input shows the database becoming writable. ", clockTime(f.Promote), f.Promote.Short())
 		if f.RouteUp != nil {
