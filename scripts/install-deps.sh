@@ -5,7 +5,10 @@ set -euo pipefail
 
 # haproxy: the e2e test that proves proxy routing runs its own HAProxy.
 # openssh-server: the SSH fencing tests run their own sshd in a namespace.
-packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates haproxy openssh-server)
+# pgpool2: the Pgpool-II e2e test runs its own Pgpool-II, which calls
+# vigil failover-command; iputils-arping: that command's duplicate check and
+# gratuitous ARP, for real, on the test's namespaces.
+packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates haproxy openssh-server pgpool2 iputils-arping)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,7 +25,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/vigil-no-main-cluster.conf
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Without systemd, a package's init script would start its service during
+  # the install (Pgpool-II, HAProxy, sshd): a temporary policy-rc.d stops
+  # that, unless the host has its own policy already.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ] && [ ! -d /run/systemd/system ]; then
+    own_policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\n# written by vigil scripts/install-deps.sh for the length of one install\nexit 101\n' > "$own_policy"
+    chmod 755 "$own_policy"
+    trap 'rm -f "$own_policy"' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [ -n "$own_policy" ]; then
+    rm -f "$own_policy"
+    trap - EXIT
+  fi
   # The tests run HAProxy as their own child process with their own
   # configuration; the package's service is not needed. Stopped only when
   # this run installed it, so an HAProxy already in use is left alone.
@@ -33,6 +50,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   # namespaces; a host sshd that this run did not install is left alone.
   if [[ " ${missing[*]} " == *" openssh-server "* ]] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  fi
+  # Likewise Pgpool-II: the test runs its own (pgpool -n) with its own
+  # configuration; a Pgpool-II this run did not install is left alone.
+  if [[ " ${missing[*]} " == *" pgpool2 "* ]] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now pgpool2.service >/dev/null 2>&1 || true
   fi
 fi
 

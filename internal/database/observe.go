@@ -45,6 +45,11 @@ type Observation struct {
 	SystemIdentifier string `json:"system_identifier"`
 	ServerVersionNum int    `json:"server_version_num"`
 	ServerVersion    string `json:"server_version"`
+	// XLogNames: the server names WAL functions as before PostgreSQL 10
+	// (KingbaseES V8R3); see Catalog.
+	XLogNames bool `json:"xlog_names,omitempty"`
+	// PromoteFunction: the server can be promoted over SQL (pg_promote).
+	PromoteFunction bool `json:"promote_function"`
 }
 
 // WALReceiver is a standby's connection to its upstream.
@@ -88,8 +93,13 @@ func (s *Server) Observe(ctx context.Context) (Observation, error) {
 }
 
 func (s *Server) observe(ctx context.Context, c *pgx.Conn, obs *Observation) error {
+	cat, err := s.catalog(ctx, c)
+	if err != nil {
+		return err
+	}
+	obs.XLogNames, obs.PromoteFunction = cat.XLogNames, cat.PromoteFunction
 	var sysid int64
-	err := c.QueryRow(ctx, s.sql(qServerState)).Scan(
+	err = c.QueryRow(ctx, s.sql(qServerState)).Scan(
 		&obs.InRecovery, &obs.ReadOnly, &obs.ServerVersionNum, &obs.ServerVersion,
 		&sysid, &obs.SynchronousStandbyNames, &obs.SynchronousCommit)
 	if err != nil {
@@ -97,18 +107,18 @@ func (s *Server) observe(ctx context.Context, c *pgx.Conn, obs *Observation) err
 	}
 	obs.SystemIdentifier = strconv.FormatUint(uint64(sysid), 10)
 	if obs.InRecovery {
-		if err := s.observeStandby(ctx, c, obs); err != nil {
+		if err := s.observeStandby(ctx, c, cat, obs); err != nil {
 			return err
 		}
-	} else if err := s.observePrimary(ctx, c, obs); err != nil {
+	} else if err := s.observePrimary(ctx, c, cat, obs); err != nil {
 		return err
 	}
-	return s.observeStandbys(ctx, c, obs)
+	return s.observeStandbys(ctx, c, cat, obs)
 }
 
-func (s *Server) observePrimary(ctx context.Context, c *pgx.Conn, obs *Observation) error {
+func (s *Server) observePrimary(ctx context.Context, c *pgx.Conn, cat Catalog, obs *Observation) error {
 	var lsn, walfile string
-	err := c.QueryRow(ctx, s.sql(qPrimaryPosition)).Scan(&lsn, &walfile)
+	err := c.QueryRow(ctx, s.sqlFor(cat, qPrimaryPosition)).Scan(&lsn, &walfile)
 	if err != nil {
 		return fmt.Errorf("read current WAL position: %w", err)
 	}
@@ -126,12 +136,12 @@ func (s *Server) observePrimary(ctx context.Context, c *pgx.Conn, obs *Observati
 	return nil
 }
 
-func (s *Server) observeStandby(ctx context.Context, c *pgx.Conn, obs *Observation) error {
+func (s *Server) observeStandby(ctx context.Context, c *pgx.Conn, cat Catalog, obs *Observation) error {
 	var received, replayed *string
 	var replayedAt *time.Time
 	var checkpointTLI int64
 	var conninfo string
-	err := c.QueryRow(ctx, s.sql(qRecoveryState)).Scan(
+	err := c.QueryRow(ctx, s.sqlFor(cat, qRecoveryState)).Scan(
 		&received, &replayed, &obs.ReplayPaused, &replayedAt, &checkpointTLI, &conninfo)
 	if err != nil {
 		return fmt.Errorf("read recovery state: %w", err)
@@ -152,7 +162,7 @@ func (s *Server) observeStandby(ctx context.Context, c *pgx.Conn, obs *Observati
 	obs.UpstreamHost = kv["host"]
 	obs.UpstreamPort, _ = strconv.Atoi(kv["port"])
 
-	rows, err := c.Query(ctx, s.sql(qWALReceiver))
+	rows, err := c.Query(ctx, s.sqlFor(cat, qWALReceiver))
 	if err != nil {
 		return fmt.Errorf("read WAL receiver: %w", err)
 	}
@@ -175,8 +185,8 @@ func (s *Server) observeStandby(ctx context.Context, c *pgx.Conn, obs *Observati
 	return nil
 }
 
-func (s *Server) observeStandbys(ctx context.Context, c *pgx.Conn, obs *Observation) error {
-	rows, err := c.Query(ctx, s.sql(qStandbys))
+func (s *Server) observeStandbys(ctx context.Context, c *pgx.Conn, cat Catalog, obs *Observation) error {
+	rows, err := c.Query(ctx, s.sqlFor(cat, qStandbys))
 	if err != nil {
 		return fmt.Errorf("read connected standbys: %w", err)
 	}

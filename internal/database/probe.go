@@ -101,12 +101,16 @@ func (s *Server) ProbeWrite(ctx context.Context) ProbeResult {
 		}
 	}
 	err := s.withConnNotices(ctx, onNotice, func(c *pgx.Conn) error {
-		err := s.writeHeartbeat(ctx, c, &res)
+		cat, err := s.catalog(ctx, c)
+		if err != nil {
+			return err
+		}
+		err = s.writeHeartbeat(ctx, c, cat, &res)
 		if isSQLState(err, sqlStateUndefinedTable, sqlStateInvalidSchema) {
 			// First probe on this cluster: create the table. On a standby
 			// the CREATE is refused like the write, and classified below.
 			if _, err = c.Exec(ctx, heartbeatSchema); err == nil {
-				err = s.writeHeartbeat(ctx, c, &res)
+				err = s.writeHeartbeat(ctx, c, cat, &res)
 			} else {
 				err = fmt.Errorf("create heartbeat table: %w", err)
 			}
@@ -116,7 +120,7 @@ func (s *Server) ProbeWrite(ctx context.Context) ProbeResult {
 			res.Class = ProbeReadOnly
 			var inRecovery bool
 			var received, replayed *string
-			q := s.sql(qRefusalReason)
+			q := s.sqlFor(cat, qRefusalReason)
 			if qerr := c.QueryRow(ctx, q).Scan(&inRecovery, &received, &replayed); qerr == nil && inRecovery {
 				res.Class = ProbeInRecovery
 				rcv, _ := parseOptionalLSN(received)
@@ -150,7 +154,7 @@ func (s *Server) ProbeWrite(ctx context.Context) ProbeResult {
 	return res
 }
 
-func (s *Server) writeHeartbeat(ctx context.Context, c *pgx.Conn, res *ProbeResult) error {
+func (s *Server) writeHeartbeat(ctx context.Context, c *pgx.Conn, cat Catalog, res *ProbeResult) error {
 	// A commit waiting for a synchronous standby that is gone would hang
 	// until the context ends and tell nothing. Cancelling it a little
 	// before the deadline makes the server end the wait itself and say so
@@ -167,7 +171,7 @@ func (s *Server) writeHeartbeat(ctx context.Context, c *pgx.Conn, res *ProbeResu
 		}
 	}
 	var lsn string
-	if err := c.QueryRow(ctx, s.sql(heartbeatWrite), s.Name).Scan(&res.Counter, &lsn); err != nil {
+	if err := c.QueryRow(ctx, s.sqlFor(cat, heartbeatWrite), s.Name).Scan(&res.Counter, &lsn); err != nil {
 		return err
 	}
 	var err error

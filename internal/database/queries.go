@@ -1,8 +1,11 @@
 package database
 
 // Every statement the adapter sends, written once for PostgreSQL with
-// {{pg_name}} placeholders that Server.sql renames for the flavor. Keeping
-// them together lets a test check every one of them for every flavor.
+// {{pg_name}} placeholders that Server.sql renames for the flavor, and
+// Server.sqlFor also for the server's catalog (see Catalog): {{sent_lsn}}
+// marks a column renamed in 10, {{replay_lag}} and {{sender_host}} columns
+// that older servers lack. Keeping them together lets a test check every
+// one of them for every flavor and catalog.
 const (
 	qServerState = `select {{pg_is_in_recovery}}(),
 		current_setting('transaction_read_only')::bool,
@@ -17,13 +20,13 @@ const (
 		{{pg_is_wal_replay_paused}}(),
 		{{pg_last_xact_replay_timestamp}}(),
 		(select timeline_id from {{pg_control_checkpoint}}()),
-		current_setting('primary_conninfo')`
-	qWALReceiver = `select status, coalesce(received_tli, 0), coalesce(sender_host, ''),
-		coalesce(sender_port, 0), coalesce(slot_name, ''),
+		coalesce(current_setting('primary_conninfo', true), '')`
+	qWALReceiver = `select status, coalesce(received_tli, 0), coalesce({{sender_host}}, ''),
+		coalesce({{sender_port}}, 0), coalesce(slot_name, ''),
 		coalesce(extract(epoch from now() - last_msg_receipt_time), -1)::float8 from {{pg_stat_wal_receiver}}`
 	qStandbys = `select application_name, coalesce(client_addr::text, ''), state,
-		sent_lsn::text, write_lsn::text, flush_lsn::text, replay_lsn::text,
-		sync_state, sync_priority, coalesce(extract(epoch from replay_lag), 0)::float8
+		{{sent_lsn}}::text, {{write_lsn}}::text, {{flush_lsn}}::text, {{replay_lsn}}::text,
+		sync_state, sync_priority, coalesce(extract(epoch from {{replay_lag}}), 0)::float8
 		from {{pg_stat_replication}} order by application_name`
 	qRefusalReason = `select {{pg_is_in_recovery}}(), {{pg_last_wal_receive_lsn}}()::text, {{pg_last_wal_replay_lsn}}()::text`
 	qRoleState     = `select {{pg_is_in_recovery}}(), current_setting('server_version_num')::int`
@@ -36,16 +39,18 @@ const (
 // allStatements lists every flavored statement, for tests.
 func allStatements() map[string]string {
 	return map[string]string{
-		"qServerState":     qServerState,
-		"qPrimaryPosition": qPrimaryPosition,
-		"qRecoveryState":   qRecoveryState,
-		"qWALReceiver":     qWALReceiver,
-		"qStandbys":        qStandbys,
-		"qRefusalReason":   qRefusalReason,
-		"qRoleState":       qRoleState,
-		"qPromote":         qPromote,
-		"qReloadConf":      qReloadConf,
-		"qEnsureSlot":      qEnsureSlot,
-		"heartbeatWrite":   heartbeatWrite,
+		"qServerState":             qServerState,
+		"qPrimaryPosition":         qPrimaryPosition,
+		"qRecoveryState":           qRecoveryState,
+		"qWALReceiver":             qWALReceiver,
+		"qStandbys":                qStandbys,
+		"qRefusalReason":           qRefusalReason,
+		"qRoleState":               qRoleState,
+		"qPromote":                 qPromote,
+		"qReloadConf":              qReloadConf,
+		"qEnsureSlot":              qEnsureSlot,
+		"heartbeatWrite":           heartbeatWrite,
+		"qCatalog":                 qCatalog,
+		"qUpstreamControlTimeline": qUpstreamControlTimeline,
 	}
 }

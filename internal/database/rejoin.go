@@ -535,7 +535,11 @@ func (s *Server) checkpointIfStale(ctx context.Context, src ConnConfig, passFile
 		var inRecovery bool
 		var controlTLI int64
 		var walfile string
-		if err := c.QueryRow(ctx, s.sql(qUpstreamControlTimeline)).Scan(&inRecovery, &controlTLI, &walfile); err != nil {
+		cat, err := s.catalog(ctx, c)
+		if err != nil {
+			return err
+		}
+		if err := c.QueryRow(ctx, s.sqlFor(cat, qUpstreamControlTimeline)).Scan(&inRecovery, &controlTLI, &walfile); err != nil {
 			return fmt.Errorf("read the upstream's control file timeline: %w", err)
 		}
 		if inRecovery || len(walfile) < 8 {

@@ -18,7 +18,6 @@ import (
 
 // Server versions where behaviour changed.
 const (
-	versionPgPromote        = 120000 // pg_promote(), standby.signal
 	versionReloadConninfo   = 130000 // primary_conninfo changes apply on reload
 	settingPollInterval     = 50 * time.Millisecond
 	defaultPromoteWait      = 60 * time.Second
@@ -60,8 +59,10 @@ func (s *Server) Promote(ctx context.Context, wait time.Duration) error {
 			viaSQL = true
 			return nil
 		}
-		if st.version < versionPgPromote {
-			return nil
+		// Asked by name, not version: a fork may number its versions its
+		// own way.
+		if cat, err := s.catalog(ctx, c); err != nil || !cat.PromoteFunction {
+			return err
 		}
 		viaSQL = true
 		secs := max(int(wait.Round(time.Second)/time.Second), 1)

@@ -148,3 +148,79 @@ func TestParseSyncStandbyNames(t *testing.T) {
 		}
 	}
 }
+
+// Every statement, rendered for each flavor and each generation of names,
+// must name only what that server has; the ones that differ are spelled out.
+func TestStatementsForEachCatalog(t *testing.T) {
+	pg, kb := flavor.MustLookup(flavor.Postgres), flavor.MustLookup(flavor.Kingbase)
+	pg15 := Catalog{VersionNum: 150004, PromoteFunction: true}
+	pg10 := Catalog{VersionNum: 100023}
+	v8r3 := Catalog{XLogNames: true, VersionNum: 90600}
+	cases := []struct {
+		name   string
+		flavor flavor.Flavor
+		cat    Catalog
+		// absent: substrings no statement may hold.
+		absent []string
+		want   map[string]string
+	}{
+		{"PostgreSQL 15", pg, pg15, []string{"{{", "xlog", "_location", "null::"}, map[string]string{
+			"qPrimaryPosition": "select pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn())",
+			"qRefusalReason":   "select pg_is_in_recovery(), pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text",
+		}},
+		{"PostgreSQL 10: no sender_host yet", pg, pg10, []string{"{{", "xlog", "sender_host", "sender_port"}, map[string]string{
+			"qWALReceiver": "select status, coalesce(received_tli, 0), coalesce(null::text, ''),\n\t\tcoalesce(null::int, 0), coalesce(slot_name, ''),\n\t\tcoalesce(extract(epoch from now() - last_msg_receipt_time), -1)::float8 from pg_stat_wal_receiver",
+		}},
+		{"KingbaseES V8R6", kb, pg15, []string{"{{", "pg_", "xlog", "null::"}, map[string]string{
+			"qPrimaryPosition": "select sys_current_wal_lsn()::text, sys_walfile_name(sys_current_wal_lsn())",
+			"qCatalog":         "select to_regproc('sys_current_wal_lsn') is null, current_setting('server_version_num')::int,\n\tto_regproc('sys_promote') is not null",
+		}},
+		{"KingbaseES V8R3 (9.6 names)", kb, v8r3, []string{"{{", "pg_", "wal_lsn", "wal_replay", "walfile", "sent_lsn", "write_lsn", "flush_lsn", "replay_lsn", "replay_lag", "sender_host"}, map[string]string{
+			"qPrimaryPosition": "select sys_current_xlog_location()::text, sys_xlogfile_name(sys_current_xlog_location())",
+			"qRefusalReason":   "select sys_is_in_recovery(), sys_last_xlog_receive_location()::text, sys_last_xlog_replay_location()::text",
+			"qStandbys":        "select application_name, coalesce(client_addr::text, ''), state,\n\t\tsent_location::text, write_location::text, flush_location::text, replay_location::text,\n\t\tsync_state, sync_priority, coalesce(extract(epoch from null::interval), 0)::float8\n\t\tfrom sys_stat_replication order by application_name",
+			"heartbeatWrite":   "INSERT INTO vigil.heartbeat AS h (node, written_at, counter) VALUES ($1, now(), 1)\nON CONFLICT (node) DO UPDATE SET written_at = excluded.written_at, counter = h.counter + 1\nRETURNING h.counter, sys_current_xlog_location()::text",
+			"qRecoveryState":   "select sys_last_xlog_receive_location()::text,\n\t\tsys_last_xlog_replay_location()::text,\n\t\tsys_is_xlog_replay_paused(),\n\t\tsys_last_xact_replay_timestamp(),\n\t\t(select timeline_id from sys_control_checkpoint()),\n\t\tcoalesce(current_setting('primary_conninfo', true), '')",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Server{Flavor: tc.flavor}
+			for name, stmt := range allStatements() {
+				got := s.sqlFor(tc.cat, stmt)
+				for _, a := range tc.absent {
+					if strings.Contains(got, a) {
+						t.Errorf("%s holds %q: %s", name, a, got)
+					}
+				}
+				if want, ok := tc.want[name]; ok && got != want {
+					t.Errorf("%s:\n got %q\nwant %q", name, got, want)
+				}
+			}
+			for name := range tc.want {
+				if _, ok := allStatements()[name]; !ok {
+					t.Errorf("no statement %s", name)
+				}
+			}
+		})
+	}
+}
+
+func TestXLogName(t *testing.T) {
+	for in, want := range map[string]string{
+		"pg_current_wal_lsn": "pg_current_xlog_location", "pg_last_wal_receive_lsn": "pg_last_xlog_receive_location",
+		"pg_last_wal_replay_lsn": "pg_last_xlog_replay_location", "pg_is_wal_replay_paused": "pg_is_xlog_replay_paused",
+		"pg_walfile_name": "pg_xlogfile_name", "pg_wal_lsn_diff": "pg_xlog_location_diff",
+		"pg_wal_replay_pause": "pg_xlog_replay_pause", "pg_wal_replay_resume": "pg_xlog_replay_resume",
+		"sent_lsn": "sent_location", "replay_lsn": "replay_location",
+	} {
+		if got, ok := XLogName(in); !ok || got != want {
+			t.Errorf("XLogName(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, same := range []string{"pg_is_in_recovery", "pg_promote", "pg_control_checkpoint", "pg_stat_replication", "received_tli"} {
+		if got, ok := XLogName(same); ok {
+			t.Errorf("XLogName(%q) = %q: the name did not change in 10", same, got)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/lab"
 	"github.com/vigil-ha/vigil/internal/workload"
+	"github.com/vigil-ha/vigil/internal/workload/workloadtest"
 )
 
 // haproxyBin is HAProxy from Debian's haproxy package, which
@@ -165,7 +164,7 @@ func TestHAProxyRoutesWritesOnlyToAWritablePrimary(t *testing.T) {
 		t.Fatalf("after the failover: %v", err)
 	}
 
-	res := wl.stop(t)
+	res := wl.Stop(t)
 	samples, sampleErrs := sampler.stop()
 	sum := res.Summarize(crashAt)
 	t.Logf("through HAProxy: %s; %d samples of HAProxy's view (%d reads failed)", sum, len(samples), sampleErrs)
@@ -556,59 +555,10 @@ func (s *haproxySampler) stop() ([]haproxySample, int) {
 	return s.samples, s.errs
 }
 
-// haproxyClient is `vigil workload` in the client's namespace, writing
-// through HAProxy's frontend on 127.0.0.1 there.
-type haproxyClient struct {
-	cmd     *exec.Cmd
-	out     bytes.Buffer
-	errb    bytes.Buffer
-	done    chan struct{}
-	stopped bool
-}
-
-func startThroughHAProxy(t *testing.T, c *cluster, client lab.Client, user string) *haproxyClient {
+// startThroughHAProxy runs the client in its namespace, writing through
+// HAProxy's frontend on 127.0.0.1 there.
+func startThroughHAProxy(t *testing.T, c *cluster, client lab.Client, user string) *workloadtest.Client {
 	t.Helper()
-	w := &haproxyClient{done: make(chan struct{})}
-	w.cmd = exec.Command("nsenter", "--net=/run/netns/"+client.Netns, "--", vigilBin, "workload",
-		"--host", "127.0.0.1", "--port", strconv.Itoa(haproxyWritePort), "--user", user,
-		"--password-file", c.lab.SuperuserPasswordFile(), "--database", c.lab.Flavor().DefaultDatabase,
-		"--rate", "50", "--duration", "10m", "--timeout", "300ms")
-	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.errb
-	w.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := w.cmd.Start(); err != nil {
-		t.Fatalf("start the client: %v", err)
-	}
-	go func() {
-		w.cmd.Wait()
-		close(w.done)
-	}()
-	t.Cleanup(func() {
-		if !w.stopped {
-			w.cmd.Process.Kill()
-			<-w.done
-		}
-	})
-	return w
-}
-
-// stop ends the client with SIGTERM, on which it prints its record.
-func (w *haproxyClient) stop(t *testing.T) workload.Result {
-	t.Helper()
-	w.stopped = true
-	w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.done:
-	case <-time.After(30 * time.Second):
-		w.cmd.Process.Kill()
-		<-w.done
-		t.Fatalf("the client did not exit within 30 s of SIGTERM: %s", w.errb.String())
-	}
-	if !w.cmd.ProcessState.Success() {
-		t.Fatalf("client: %v: %s", w.cmd.ProcessState, w.errb.String())
-	}
-	var res workload.Result
-	if err := json.Unmarshal(w.out.Bytes(), &res); err != nil {
-		t.Fatalf("client output: %v: %q", err, tail(w.out.String(), 5))
-	}
-	return res
+	return workloadtest.Start(t, vigilBin, workloadtest.Target{Netns: client.Netns, Host: "127.0.0.1", Port: haproxyWritePort,
+		User: user, PasswordFile: c.lab.SuperuserPasswordFile(), Database: c.lab.Flavor().DefaultDatabase})
 }

@@ -142,6 +142,12 @@ func (f Flavor) Ident(pgName string) string {
 // Placeholders of the form {{pg_name}} are replaced with Ident(pg_name); the
 // braces make the renaming explicit, so no accidental substring is touched.
 func (f Flavor) SQL(stmt string) string {
+	return f.SQLRenamed(stmt, func(name string) string { return name })
+}
+
+// SQLRenamed is SQL with every placeholder's name first passed through
+// rename: for names that differ between server versions, not flavors.
+func (f Flavor) SQLRenamed(stmt string, rename func(string) string) string {
 	var b strings.Builder
 	for {
 		start := strings.Index(stmt, "{{")
@@ -155,7 +161,7 @@ func (f Flavor) SQL(stmt string) string {
 			return b.String()
 		}
 		b.WriteString(stmt[:start])
-		b.WriteString(f.Ident(stmt[start+2 : start+end]))
+		b.WriteString(f.Ident(rename(stmt[start+2 : start+end])))
 		stmt = stmt[start+end+2:]
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vigil-ha/vigil/internal/proc"
 )
 
 // isServerOf reports whether pid is a live server process (postmaster or
@@ -58,21 +60,9 @@ func (l *Lab) matchProcess(pid string, dataDirs []string) bool {
 // including ones the lab did not start (a test restarted a node through
 // pgctl) and the children of a killed postmaster.
 func (l *Lab) serverProcesses(dataDirs []string) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if l.matchProcess(e.Name(), dataDirs) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return proc.Processes(func(pid int) bool {
+		return pid != os.Getpid() && l.matchProcess(strconv.Itoa(pid), dataDirs)
+	})
 }
 
 func killPID(pid int) error {

@@ -18,6 +18,13 @@ import (
 	"github.com/vigil-ha/vigil/internal/flavor"
 )
 
+// What the fake servers have by version, as PostgreSQL: the post-10 WAL
+// names from 10, pg_promote from 12.
+const (
+	versionWALNames  = 100000
+	versionPgPromote = 120000
+)
+
 // fakeCluster models the nodes in memory: the fake runner and the fake
 // servers act on it, and it records, in order, everything done to it.
 type fakeCluster struct {
@@ -201,6 +208,7 @@ func (s *fakeServer) Observe(ctx context.Context) (database.Observation, error) 
 		return database.Observation{}, s.down()
 	}
 	obs := database.Observation{Node: n.name, Reachable: true, InRecovery: n.inRecovery, ServerVersionNum: n.version,
+		XLogNames: n.version < versionWALNames, PromoteFunction: n.version >= versionPgPromote,
 		SynchronousStandbyNames: n.syncNames, Timeline: 1}
 	if n.inRecovery {
 		obs.ReplayBacklogBytes = n.backlog

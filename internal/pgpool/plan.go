@@ -90,9 +90,6 @@ const (
 	MethodSSH  = "ssh"
 )
 
-// versionPgPromote is the first server version with pg_promote().
-const versionPgPromote = 120000
-
 // Target is one node as the plan refers to it.
 type Target struct {
 	ID      int    `json:"id"`
@@ -167,10 +164,13 @@ func (a Args) Failed(d Defaults) Target {
 
 // Candidate is what a read-only look at the node to promote showed.
 type Candidate struct {
-	Reachable  bool   `json:"reachable"`
-	InRecovery bool   `json:"in_recovery"`
-	VersionNum int    `json:"server_version_num"`
-	Backlog    uint64 `json:"replay_backlog_bytes"`
+	Reachable  bool `json:"reachable"`
+	InRecovery bool `json:"in_recovery"`
+	VersionNum int  `json:"server_version_num"`
+	// PromoteFunction: the server has pg_promote (sys_promote), asked by
+	// name: PostgreSQL 12 or later, KingbaseES V8R6, not V8R3.
+	PromoteFunction bool   `json:"promote_function"`
+	Backlog         uint64 `json:"replay_backlog_bytes"`
 	// Writable: a write probe committed (probed only out of recovery).
 	Writable bool `json:"writable"`
 	// HasVIP: the VIP is on the candidate's interface already.
@@ -259,10 +259,10 @@ func Decide(in Input) Plan {
 		switch {
 		case in.PromoteMethod == MethodSSH:
 			p.PromoteVia = ViaSSH
-		case c.VersionNum >= versionPgPromote:
+		case c.PromoteFunction:
 			p.PromoteVia = ViaSQL
 		case in.PromoteMethod == MethodSQL:
-			return stop(CaseInvalid, ExitUsage, "promote.method is sql but %s runs server version %d, which has no promote function (12 or later): use auto or ssh; nothing fenced", p.New, c.VersionNum)
+			return stop(CaseInvalid, ExitUsage, "promote.method is sql but %s (server version %d) has no promote function (PostgreSQL 12 or later, KingbaseES V8R6): use auto or ssh; nothing fenced", p.New, c.VersionNum)
 		default:
 			p.PromoteVia = ViaSSH
 		}

@@ -25,10 +25,12 @@ const (
 )
 
 func standbyOK() Candidate {
-	return Candidate{Reachable: true, InRecovery: true, VersionNum: pg15, Backlog: 1 << 20}
+	return Candidate{Reachable: true, InRecovery: true, VersionNum: pg15, PromoteFunction: true, Backlog: 1 << 20}
 }
 func standbyV8() Candidate { return Candidate{Reachable: true, InRecovery: true, VersionNum: v8r3} }
-func promoted() Candidate  { return Candidate{Reachable: true, Writable: true, VersionNum: pg15} }
+func promoted() Candidate {
+	return Candidate{Reachable: true, Writable: true, VersionNum: pg15, PromoteFunction: true}
+}
 
 func TestDecide(t *testing.T) {
 	fullSteps := []Action{ActFence, ActPromote, ActGate, ActSync, ActCheckpoint, ActVIP}

@@ -336,7 +336,8 @@ func (f *failover) observeCandidate(ctx context.Context, t Target) Candidate {
 	if err != nil {
 		return Candidate{Error: err.Error()}
 	}
-	c := Candidate{Reachable: true, InRecovery: obs.InRecovery, VersionNum: obs.ServerVersionNum, Backlog: obs.ReplayBacklogBytes}
+	c := Candidate{Reachable: true, InRecovery: obs.InRecovery, VersionNum: obs.ServerVersionNum,
+		PromoteFunction: obs.PromoteFunction, Backlog: obs.ReplayBacklogBytes}
 	if !obs.InRecovery {
 		pctx, cancel := context.WithTimeout(ctx, f.o.DBTimeout)
 		c.Writable = srv.ProbeWrite(pctx).Writable()

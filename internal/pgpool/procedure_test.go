@@ -57,14 +57,7 @@ func newE2E(t *testing.T) *e2e {
 	for _, n := range []lab.Node{e.n1, e.n2} {
 		e.sshd[n.Host] = sshdtest.Start(t, n.Netns, n.Host)
 	}
-	vip, err := l.AddressIn(100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.vip = netip.PrefixFrom(vip, 24)
-	if e.bridge, err = l.BridgeAddress(); err != nil {
-		t.Fatal(err)
-	}
+	e.vip, e.bridge = labAddresses(t, l)
 	e.stubDir = t.TempDir()
 	if err := os.WriteFile(filepath.Join(e.stubDir, "arping"), []byte(arpingStub), 0o755); err != nil {
 		t.Fatal(err)

@@ -161,40 +161,17 @@ func (s *Server) stop(t testing.TB, cmd *exec.Cmd, exited <-chan struct{}, mntns
 	if mntns == "" {
 		return
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		left := processesIn(mntns)
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("processes of the test's sshd still run: %v", left)
-			return
-		}
-		for _, pid := range left {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if left := proc.KillUntilGone(func() []int { return processesIn(mntns) }, 10*time.Second); len(left) > 0 {
+		t.Errorf("processes of the test's sshd still run: %v", left)
 	}
 }
 
 // processesIn lists the processes in mount namespace ns ("mnt:[inode]").
 func processesIn(ns string) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); err == nil && link == ns {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return proc.Processes(func(pid int) bool {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+		return err == nil && link == ns
+	})
 }
 
 // Addr is host:port.
