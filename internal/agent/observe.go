@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/vigil-ha/vigil/internal/database"
@@ -25,7 +24,7 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 		a.log.Warn("server status", "err", err)
 	}
 	l.Running = running
-	l.StandbyConfigured = fileExists(filepath.Join(srv.Ctl.DataDir, srv.Flavor.StandbySignal))
+	l.StandbyConfigured = fileExists(database.StandbyMarker(srv.Flavor, srv.Ctl.DataDir))
 
 	var probe *database.ProbeResult
 	if running {

@@ -18,6 +18,7 @@ import (
 
 // Server versions where behaviour changed.
 const (
+	versionStandbySignal    = 120000 // standby.signal, primary_conninfo a server setting
 	versionReloadConninfo   = 130000 // primary_conninfo changes apply on reload
 	settingPollInterval     = 50 * time.Millisecond
 	defaultPromoteWait      = 60 * time.Second
@@ -252,6 +253,16 @@ func (s *Server) follow(ctx context.Context, up Upstream) error {
 		return errors.New("server is a running primary: stop it and rewind it before it can follow another primary")
 	}
 
+	if st.version < versionStandbySignal {
+		// recovery.conf, read only at start.
+		if err := s.writeStandbyConfig(conninfo, up.SlotName); err != nil {
+			return err
+		}
+		if err := s.Ctl.Stop(ctx, pgctl.Fast, 0); err != nil {
+			return err
+		}
+		return s.Ctl.Start(ctx, s.StartOptions)
+	}
 	err = s.withConn(ctx, func(c *pgx.Conn) error {
 		for _, p := range [][2]string{{"primary_conninfo", conninfo}, {"primary_slot_name", up.SlotName}} {
 			if _, err := c.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET %s = %s", p[0], quoteLiteral(p[1]))); err != nil {
@@ -278,30 +289,31 @@ func (s *Server) follow(ctx context.Context, up Upstream) error {
 
 // writeStandbyConfig configures a stopped server as a standby: the settings
 // go into the auto configuration file (where ALTER SYSTEM would put them) and
-// the standby signal file is created.
+// the standby signal file is created; before 12, into recovery.conf.
 func (s *Server) writeStandbyConfig(conninfo, slot string) error {
 	dataDir := s.Ctl.DataDir
 	owner, err := ownerOf(dataDir)
 	if err != nil {
 		return err
 	}
+	old, err := usesRecoveryConf(dataDir)
+	if err != nil {
+		return err
+	}
+	if old {
+		path := filepath.Join(dataDir, recoveryConfFile)
+		current, err := os.ReadFile(path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		return writeOwned(path, []byte(recoveryConf(string(current), conninfo, slot)), owner)
+	}
 	autoConf := filepath.Join(dataDir, s.Flavor.AutoConfigFile)
-	old, err := os.ReadFile(autoConf)
+	current, err := os.ReadFile(autoConf)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("read %s: %w", autoConf, err)
 	}
-	var kept []string
-	for _, line := range strings.SplitAfter(string(old), "\n") {
-		key := strings.TrimSpace(strings.SplitN(strings.TrimSpace(line), "=", 2)[0])
-		if key == "primary_conninfo" || key == "primary_slot_name" || line == "" {
-			continue
-		}
-		kept = append(kept, line)
-	}
-	body := strings.Join(kept, "")
-	if body != "" && !strings.HasSuffix(body, "\n") {
-		body += "\n"
-	}
+	body := keepSettings(string(current), map[string]bool{"primary_conninfo": true, "primary_slot_name": true})
 	body += fmt.Sprintf("primary_conninfo = %s\nprimary_slot_name = %s\n", quoteLiteral(conninfo), quoteLiteral(slot))
 	if err := writeOwned(autoConf, []byte(body), owner); err != nil {
 		return err

@@ -224,3 +224,69 @@ func TestXLogName(t *testing.T) {
 		}
 	}
 }
+
+// A data directory of a server before 12 (PG_VERSION 9.6: KingbaseES V8R3)
+// is made a standby by recovery.conf, keeping its other settings; writing
+// standby.signal there would start it as a primary.
+func TestWriteStandbyConfigBefore12WritesRecoveryConf(t *testing.T) {
+	for _, name := range flavor.Names() {
+		t.Run(name, func(t *testing.T) {
+			f := flavor.MustLookup(flavor.Name(name))
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("9.6\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rc := filepath.Join(dir, "recovery.conf")
+			old := "restore_command = 'cp /archive/%f %p'\nstandby_mode = 'off'\nprimary_conninfo = 'host=old'\nrecovery_target_timeline = '2'\n"
+			if err := os.WriteFile(rc, []byte(old), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s := &Server{Name: "node2", Flavor: f, Ctl: pgctl.Ctl{Flavor: f, DataDir: dir}}
+			if err := s.writeStandbyConfig("host=new port=54321", "node2"); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(rc)
+			want := "restore_command = 'cp /archive/%f %p'\nstandby_mode = 'on'\nprimary_conninfo = 'host=new port=54321'\nprimary_slot_name = 'node2'\nrecovery_target_timeline = 'latest'\n"
+			if string(got) != want {
+				t.Errorf("recovery.conf =\n%s\nwant\n%s", got, want)
+			}
+			for _, absent := range []string{f.StandbySignal, f.AutoConfigFile} {
+				if _, err := os.Stat(filepath.Join(dir, absent)); !os.IsNotExist(err) {
+					t.Errorf("%s written for a 9.6 data directory: %v", absent, err)
+				}
+			}
+			if m := StandbyMarker(f, dir); m != rc {
+				t.Errorf("StandbyMarker = %s, want %s", m, rc)
+			}
+			// Without a slot, no primary_slot_name (9.6 refuses an empty one).
+			if err := s.writeStandbyConfig("host=new", ""); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(rc); strings.Contains(string(got), "primary_slot_name") {
+				t.Errorf("recovery.conf without a slot:\n%s", got)
+			}
+		})
+	}
+}
+
+func TestUsesRecoveryConf(t *testing.T) {
+	for _, tc := range []struct {
+		content string // "" no PG_VERSION file
+		want    bool
+		wantErr bool
+	}{
+		{"9.6\n", true, false}, {"10\n", true, false}, {"11", true, false},
+		{"12\n", false, false}, {"15\n", false, false}, {"", false, false}, {"V8R3\n", false, true},
+	} {
+		dir := t.TempDir()
+		if tc.content != "" {
+			if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := usesRecoveryConf(dir)
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("PG_VERSION %q: %v, %v; want %v, error %v", tc.content, got, err, tc.want, tc.wantErr)
+		}
+	}
+}

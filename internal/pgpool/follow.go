@@ -59,13 +59,10 @@ const (
 	FollowByRemote = "remote_vigil" // vigil follow-command --local on the standby's host
 )
 
-// Server versions that change how a standby is re-pointed: standby.signal
-// and primary_conninfo in the server's configuration (12), re-read on
-// reload (13).
-const (
-	versionStandbySignal  = 120000
-	versionReloadConninfo = 130000
-)
+// versionReloadConninfo is the first server version that re-reads
+// primary_conninfo on reload; before it a standby is re-pointed by a
+// restart on its host (recovery.conf before 12, see database.Follow).
+const versionReloadConninfo = 130000
 
 // FollowPlan is what to do about one follow_primary_command call.
 type FollowPlan struct {
@@ -98,8 +95,6 @@ func DecideFollow(in FollowInput) FollowPlan {
 		return stop(CaseFollowDone, ExitOK, "%s streams from %s already", p.Standby, p.Primary)
 	case s.Reachable && !s.InRecovery:
 		return stop(CaseFollowRefuse, ExitFailed, "%s runs as a primary: its WAL may have diverged; rewind it first (vigil ctl rejoin, or pg_rewind); not re-pointed", p.Standby)
-	case s.Reachable && s.VersionNum < versionStandbySignal:
-		return stop(CaseFollowRefuse, ExitFailed, "%s runs server version %d, configured as a standby by recovery.conf, which Vigil does not write: keep re-pointing it with your old follow script", p.Standby, s.VersionNum)
 	case !s.Reachable && !in.Settings.Forced:
 		return stop(CaseFollowSkip, ExitOK, "%s does not answer (%s): left detached, as Pgpool-II's sample script does; start it as a standby and attach it by hand", p.Standby, s.Error)
 	}
@@ -112,7 +107,7 @@ func DecideFollow(in FollowInput) FollowPlan {
 	case in.Settings.RemoteVigil != "":
 		p.Method = FollowByRemote
 	default:
-		return stop(CaseFollowRefuse, ExitFailed, "%s runs server version %d, which reads primary_conninfo only at start: set follow.remote_vigil so that vigil restarts it on its host", p.Standby, s.VersionNum)
+		return stop(CaseFollowRefuse, ExitFailed, "%s runs server version %d, which reads primary_conninfo (recovery.conf before 12) only at start: set follow.remote_vigil so that vigil restarts it on its host", p.Standby, s.VersionNum)
 	}
 	p.Reason = fmt.Sprintf("re-point %s at %s (%s)", p.Standby, p.Primary, p.Method)
 	return p

@@ -299,7 +299,9 @@ func TestDecideFollow(t *testing.T) {
 		{"down, --local: configure and start it here", args, FollowSettings{Local: true, Forced: true}, StandbyState{Error: "refused"}, CaseFollow, ExitOK, FollowLocally},
 		{"server 12, remote vigil configured: restart there", args, FollowSettings{RemoteVigil: "/usr/local/bin/vigil"}, StandbyState{Reachable: true, InRecovery: true, VersionNum: 120004}, CaseFollow, ExitOK, FollowByRemote},
 		{"server 12, no way to restart it", args, FollowSettings{}, StandbyState{Reachable: true, InRecovery: true, VersionNum: 120004}, CaseFollowRefuse, ExitFailed, ""},
-		{"KingbaseES V8R3 (recovery.conf): not Vigil's to write", args, FollowSettings{RemoteVigil: "/usr/local/bin/vigil", Local: true}, StandbyState{Reachable: true, InRecovery: true, VersionNum: v8r3}, CaseFollowRefuse, ExitFailed, ""},
+		{"KingbaseES V8R3 here: recovery.conf and a restart", args, FollowSettings{RemoteVigil: "/usr/local/bin/vigil", Local: true}, StandbyState{Reachable: true, InRecovery: true, VersionNum: v8r3}, CaseFollow, ExitOK, FollowLocally},
+		{"KingbaseES V8R3 elsewhere: restart there", args, FollowSettings{RemoteVigil: "/usr/local/bin/vigil"}, StandbyState{Reachable: true, InRecovery: true, VersionNum: v8r3}, CaseFollow, ExitOK, FollowByRemote},
+		{"KingbaseES V8R3, no way to restart it", args, FollowSettings{}, StandbyState{Reachable: true, InRecovery: true, VersionNum: v8r3}, CaseFollowRefuse, ExitFailed, ""},
 		{"the new primary itself", []string{"1", "192.168.1.202", "5432", "/data", "1", "192.168.1.202", "0", "0", "5432", "/data", "", ""}, FollowSettings{}, streaming, CaseFollowDone, ExitOK, ""},
 		{"no new primary", []string{"2", "192.168.1.203", "5432", "/data", "-1", "", "0", "0", "", "", "", ""}, FollowSettings{}, streaming, CaseNoCandidate, ExitNoCandidate, ""},
 	}
