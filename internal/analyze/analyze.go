@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -53,7 +55,10 @@ type File struct {
 	Warnings   []string `json:"warnings,omitempty"`
 	// Problem is why nothing could be read from the file.
 	Problem string `json:"problem,omitempty"`
-	tool    bool
+	// Tool: the file is a failover tool's log (failover_stream.sh, Vigil's
+	// steps, Pgpool-II), drawn in the cluster's lanes rather than as a
+	// database server.
+	Tool bool `json:"-"`
 }
 
 // ErrorSummary is one kind of client error in one file.
@@ -173,7 +178,7 @@ func parseSource(ctx context.Context, src input.Source, label string, forced *fo
 		f.Problem = "empty file"
 		return parsed{file: f}
 	}
-	lines := input.NewLines(r, o.MaxLine)
+	lines := input.NewLinesContext(ctx, r, o.MaxLine)
 	var fm format
 	if forced != nil {
 		fm = *forced
@@ -185,7 +190,7 @@ func parseSource(ctx context.Context, src input.Source, label string, forced *fo
 			return parsed{file: f}
 		}
 	}
-	f.Format, f.tool = fm.name, fm.tool
+	f.Format, f.Tool = fm.name, fm.tool
 	sink := event.NewSink(src.Name, label, fm.name)
 	sink.Since, sink.Until = o.Since, o.Until
 	res := clock.NewResolver(o.TZ, o.Local)
@@ -193,7 +198,7 @@ func parseSource(ctx context.Context, src input.Source, label string, forced *fo
 		f.Problem = fmt.Sprintf("stopped: %v", err)
 		return parsed{file: f}
 	}
-	for _, z := range sortedKeys(res.Guesses) {
+	for _, z := range slices.Sorted(maps.Keys(res.Guesses)) {
 		sink.Warnf("%s", res.Guesses[z])
 	}
 	f.Lines, f.Timed, f.Unknown, f.LongCut = lines.Line(), sink.Timed, sink.Unparsed, lines.Long()
@@ -250,7 +255,7 @@ func assemble(results []parsed, o Options) *Report {
 		} else {
 			p.file.Zone = zoneList(s.Zones)
 		}
-		tools[s.Source] = p.file.tool
+		tools[s.Source] = p.file.Tool
 		p.file.First, p.file.Last = s.First, s.Last
 		for _, e := range s.Events {
 			if inRange(e.Time, o) {
@@ -355,7 +360,7 @@ func floatingZone(results []parsed, o Options) (*time.Location, string) {
 
 func zoneList(z map[string]int64) string {
 	var out string
-	for _, k := range sortedKeys(z) {
+	for _, k := range slices.Sorted(maps.Keys(z)) {
 		if out != "" {
 			out += ", "
 		}
@@ -394,7 +399,7 @@ func zoneWarnings(results []parsed, o Options, floatLoc *time.Location) []string
 	}
 	if len(offsets) > 1 {
 		var parts string
-		for _, off := range sortedInts(offsets) {
+		for _, off := range slices.Sorted(maps.Keys(offsets)) {
 			parts += fmt.Sprintf("; UTC%s: %v", clock.FormatOffset(off), offsets[off])
 		}
 		out = append(out, "the files were written in different time zones"+parts+": all times are converted, but check the servers' log_timezone")
@@ -402,14 +407,5 @@ func zoneWarnings(results []parsed, o Options, floatLoc *time.Location) []string
 	if floating > 0 && len(offsets) > 1 && o.TZ == nil {
 		out = append(out, fmt.Sprintf("%d file(s) have no time zone and the other logs disagree: they were read in %s; name the zone with --tz", floating, floatLoc))
 	}
-	return out
-}
-
-func sortedInts[V any](m map[int]V) []int {
-	out := make([]int, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Ints(out)
 	return out
 }

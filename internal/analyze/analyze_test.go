@@ -406,3 +406,30 @@ func TestLanesAreUnique(t *testing.T) {
 		t.Errorf("lanes %q %q", rep.Files[0].Source, rep.Files[1].Source)
 	}
 }
+
+// TestPgpoolZone: a Pgpool-II log stamped CST says which zone the
+// failover script's zone-less log is in, as a server log would.
+func TestPgpoolZone(t *testing.T) {
+	const pgpoolLog = `2023-09-19 15:11:55 CST: pid 12345: LOG:  health check failed on node 0 (timeout:0)
+2023-09-19 15:11:56 CST: pid 12300: LOG:  starting degeneration. shutdown host 192.168.1.201(54321)
+2023-09-19 15:12:02 CST: pid 12300: LOG:  failover done. shutdown host 192.168.1.201(54321)
+`
+	failover, err := os.Open(seedFailover)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer failover.Close()
+	rep := runSources(t, analyze.Options{},
+		input.FromReader("pgpool.log", strings.NewReader(pgpoolLog)),
+		input.FromReader("failover.log", failover))
+	pg, fo := rep.Files[0], rep.Files[1]
+	if pg.Format != "pgpool" || pg.Zone != "CST" || !pg.Tool {
+		t.Errorf("pgpool file: %+v", pg)
+	}
+	if fo.Format != "kingbase-failover" || !strings.Contains(fo.Zone, "CST (UTC+08:00)") || !fo.Tool {
+		t.Errorf("failover file: %+v", fo)
+	}
+	if want := time.Date(2023, 9, 19, 7, 11, 57, 0, time.UTC); !fo.First.Equal(want) {
+		t.Errorf("failover log starts at %s, want %s", fo.First.UTC(), want)
+	}
+}

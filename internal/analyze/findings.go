@@ -34,6 +34,18 @@ func (m *Mark) Short() string {
 	return fmt.Sprintf("%s:%d", m.Source, m.Line)
 }
 
+// Clock is the time of day, to the millisecond when the log wrote that
+// much ("?" for no mark).
+func (m *Mark) Clock() string {
+	if m == nil {
+		return "?"
+	}
+	if m.PrecisionS >= 1 {
+		return m.Time.Format("15:04:05")
+	}
+	return m.Time.Format("15:04:05.000")
+}
+
 func mark(e event.Event) *Mark {
 	return &Mark{Time: e.Time, Kind: e.Kind, Source: e.Source, File: e.File, Line: e.Line, Text: e.Text, PrecisionS: e.Precision.Seconds()}
 }
@@ -199,7 +211,7 @@ func episode(rep *Report, tools map[string]bool, p, lo, hi time.Time) *Findings 
 		f.Failure = mark(fs[0])
 	}
 
-	end := hi
+	var end time.Time
 	if f.Writable != nil {
 		end = f.Writable.Time
 	} else {
@@ -231,8 +243,7 @@ func episode(rep *Report, tools map[string]bool, p, lo, hi time.Time) *Findings 
 		f.ReplayS = &f.Replay.S
 	}
 	// Checks that passed while the database could not write.
-	checkEnd := end
-	for _, e := range ev(kinds(event.LivenessCheckOK, event.CheckpointDone), lo, checkEnd) {
+	for _, e := range ev(kinds(event.LivenessCheckOK, event.CheckpointDone), lo, end) {
 		if f.Writable == nil || !e.Time.Add(e.Precision).After(f.Writable.Time) {
 			f.ChecksPassedReadOnly = append(f.ChecksPassedReadOnly, mark(e))
 		}

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/vigil-ha/vigil/internal/analyze/clock"
@@ -22,7 +21,10 @@ import (
 	"github.com/vigil-ha/vigil/internal/analyze/steplog"
 )
 
-// parseFunc reads one file into a sink.
+// parseFunc reads one file into a sink. Cancellation comes through lines
+// (input.NewLinesContext): a parser returns lines.Canceled() when its read
+// was cut short. The context argument is there for parsers that need one
+// beyond reading lines.
 type parseFunc func(ctx context.Context, lines *input.Lines, sink *event.Sink, res *clock.Resolver) error
 
 type format struct {
@@ -132,14 +134,5 @@ func labels(names []string) []string {
 			out[i] = fmt.Sprintf("%s#%d", l, seen[l])
 		}
 	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }

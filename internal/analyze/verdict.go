@@ -22,13 +22,13 @@ func verdict(f *Findings) {
 	case f.Promote == nil && f.Writable == nil:
 		b.WriteString("No promotion appears in these logs: the failover was aborted before promoting (for example because the trusted IP did not answer), or the logs end before it. ")
 		if f.RouteUp != nil {
-			fmt.Fprintf(&b, "%s nevertheless came up at %s (%s): clients may have reached a server that was never promoted. ", route, clockTime(f.RouteUp), f.RouteUp.Short())
+			fmt.Fprintf(&b, "%s nevertheless came up at %s (%s): clients may have reached a server that was never promoted. ", route, f.RouteUp.Clock(), f.RouteUp.Short())
 			f.Advice = append(f.Advice, adviceOrder)
 		}
 	case f.Writable == nil && f.PromotedServer == "":
-		fmt.Fprintf(&b, "A promotion was requested at %s (%s), but no server log in the input shows the database becoming writable. ", clockTime(f.Promote), f.Promote.Short())
+		fmt.Fprintf(&b, "A promotion was requested at %s (%s), but no server log in the input shows the database becoming writable. ", f.Promote.Clock(), f.Promote.Short())
 		if f.RouteUp != nil {
-			fmt.Fprintf(&b, "%s came up at %s. ", route, clockTime(f.RouteUp))
+			fmt.Fprintf(&b, "%s came up at %s. ", route, f.RouteUp.Clock())
 		}
 		if checks > 0 {
 			fmt.Fprintf(&b, "The failover tool's checks passed %d times, but a SELECT or CHECKPOINT passes on a read-only server, so they do not prove it. ", checks)
@@ -36,14 +36,14 @@ func verdict(f *Findings) {
 		b.WriteString("Add the promoted server's log to see when it could really write.")
 		f.Advice = append(f.Advice, "Give `vigil analyze` the new primary's server log (stderr, csvlog, jsonlog or sys_log) with the cluster log.")
 	case f.Writable == nil:
-		fmt.Fprintf(&b, "%s was asked to promote at %s, and its log never shows it ready for writes: it was still read-only when the logs end. ", server, clockTime(f.Promote))
+		fmt.Fprintf(&b, "%s was asked to promote at %s, and its log never shows it ready for writes: it was still read-only when the logs end. ", server, f.Promote.Clock())
 		if f.ReadOnlyWindowS != nil {
-			fmt.Fprintf(&b, "%s had been up since %s: clients reached a read-only server for at least %s, and %d statements failed as read-only. ", route, clockTime(f.RouteUp), secs(*f.ReadOnlyWindowS), f.ReadOnlyErrors)
+			fmt.Fprintf(&b, "%s had been up since %s: clients reached a read-only server for at least %s, and %d statements failed as read-only. ", route, f.RouteUp.Clock(), secs(*f.ReadOnlyWindowS), f.ReadOnlyErrors)
 		}
 		f.Advice = append(f.Advice, adviceOrder, adviceRecovery)
 	case f.ReadOnlyWindowS != nil && *f.ReadOnlyWindowS > 0:
-		fmt.Fprintf(&b, "%s came up at %s (%s), %s before %s could write (%s at %s, %s). ", route, clockTime(f.RouteUp), f.RouteUp.Short(),
-			secs(*f.ReadOnlyWindowS), server, writableWhat(f.Writable), clockTime(f.Writable), f.Writable.Short())
+		fmt.Fprintf(&b, "%s came up at %s (%s), %s before %s could write (%s at %s, %s). ", route, f.RouteUp.Clock(), f.RouteUp.Short(),
+			secs(*f.ReadOnlyWindowS), server, writableWhat(f.Writable), f.Writable.Clock(), f.Writable.Short())
 		fmt.Fprintf(&b, "For those %s clients reached a server that accepted connections and queries but refused every write: ", secs(*f.ReadOnlyWindowS))
 		fmt.Fprintf(&b, "%d statements failed as read-only transactions", f.ReadOnlyErrors)
 		if f.ConnectionErrors > 0 {
@@ -57,7 +57,7 @@ func verdict(f *Findings) {
 			fmt.Fprintf(&b, "The server spent %s replaying WAL after the promote request: %s. ", secs(f.Replay.S), f.Replay.Cause)
 		}
 		if f.WriteOutageS != nil {
-			fmt.Fprintf(&b, "Writes were impossible for %s in all, from the first sign of failure at %s (%s).", secs(*f.WriteOutageS), clockTime(f.Failure), f.Failure.Short())
+			fmt.Fprintf(&b, "Writes were impossible for %s in all, from the first sign of failure at %s (%s).", secs(*f.WriteOutageS), f.Failure.Clock(), f.Failure.Short())
 		}
 		f.Advice = append(f.Advice, adviceOrder, adviceWriteCheck)
 		if f.Replay != nil && f.Replay.S > 5 {
@@ -66,16 +66,16 @@ func verdict(f *Findings) {
 		f.Advice = append(f.Advice, adviceVigil)
 	default:
 		if f.RouteUp != nil {
-			fmt.Fprintf(&b, "%s came up at %s, %s after %s could write (%s at %s): clients never reached a read-only primary. ", route, clockTime(f.RouteUp),
-				secs(f.RouteUp.Time.Sub(f.Writable.Time).Seconds()), server, writableWhat(f.Writable), clockTime(f.Writable))
+			fmt.Fprintf(&b, "%s came up at %s, %s after %s could write (%s at %s): clients never reached a read-only primary. ", route, f.RouteUp.Clock(),
+				secs(f.RouteUp.Time.Sub(f.Writable.Time).Seconds()), server, writableWhat(f.Writable), f.Writable.Clock())
 		} else {
-			fmt.Fprintf(&b, "No VIP or route change is in these logs. %s could write at %s (%s). ", server, clockTime(f.Writable), f.Writable.Short())
+			fmt.Fprintf(&b, "No VIP or route change is in these logs. %s could write at %s (%s). ", server, f.Writable.Clock(), f.Writable.Short())
 		}
 		if f.ReadOnlyErrors > 0 {
 			fmt.Fprintf(&b, "%d statements that reached %s directly between the promotion and then were refused as read-only. ", f.ReadOnlyErrors, server)
 		}
 		if f.WriteOutageS != nil {
-			fmt.Fprintf(&b, "Write outage: %s from the first sign of failure at %s (%s)", secs(*f.WriteOutageS), clockTime(f.Failure), f.Failure.Short())
+			fmt.Fprintf(&b, "Write outage: %s from the first sign of failure at %s (%s)", secs(*f.WriteOutageS), f.Failure.Clock(), f.Failure.Short())
 			if f.Promote != nil {
 				fmt.Fprintf(&b, ": %s until the promotion, %s promoting", secs(f.Promote.Time.Sub(f.Failure.Time).Seconds()), secs(f.Writable.Time.Sub(f.Promote.Time).Seconds()))
 			}
@@ -130,16 +130,6 @@ func checkNames(f *Findings) string {
 		}
 	}
 	return strings.Join(out, ", ")
-}
-
-func clockTime(m *Mark) string {
-	if m == nil {
-		return "?"
-	}
-	if m.PrecisionS >= 1 {
-		return m.Time.Format("15:04:05")
-	}
-	return m.Time.Format("15:04:05.000")
 }
 
 func secs(s float64) string {

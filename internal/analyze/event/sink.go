@@ -47,17 +47,16 @@ type Sink struct {
 	Floating bool
 	// Zones counts the zone names the file's timestamps carried.
 	Zones map[string]int64
-	// Lines read, lines with a timestamp, and lines the format did not
-	// recognise (with the first such line number).
-	Lines, Timed, Unparsed int64
-	FirstUnparsed          int64
-	First, Last            time.Time
-	Precision              time.Duration
-	Events                 []Event
-	Dropped                int64
-	perKind                map[Kind]int
-	Errors                 map[Kind]*ErrorStats
-	Warnings               []string
+	// Lines with a timestamp, and lines the format did not recognise (with
+	// the first such line number).
+	Timed, Unparsed int64
+	FirstUnparsed   int64
+	First, Last     time.Time
+	Events          []Event
+	Dropped         int64
+	perKind         map[Kind]int
+	Errors          map[Kind]*ErrorStats
+	Warnings        []string
 	// Since and Until bound what is kept (zero: unbounded). Floating files
 	// are bounded loosely here and exactly once placed.
 	Since, Until time.Time
@@ -86,22 +85,20 @@ func (s *Sink) inRange(t time.Time) bool {
 	return true
 }
 
-// Seen records a timestamped line (time range, precision).
-func (s *Sink) Seen(t time.Time, prec time.Duration) {
+// Seen records a timestamped line: it is counted, and widens the file's
+// time range.
+func (s *Sink) Seen(t time.Time) {
 	s.Timed++
-	s.Extend(t, prec)
+	s.Extend(t)
 }
 
 // Extend widens the file's time range without counting a line.
-func (s *Sink) Extend(t time.Time, prec time.Duration) {
+func (s *Sink) Extend(t time.Time) {
 	if s.First.IsZero() || t.Before(s.First) {
 		s.First = t
 	}
 	if t.After(s.Last) {
 		s.Last = t
-	}
-	if prec > s.Precision {
-		s.Precision = prec
 	}
 }
 

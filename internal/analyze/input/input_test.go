@@ -3,12 +3,14 @@ package input
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
@@ -182,4 +184,51 @@ func FuzzPrepareLines(f *testing.F) {
 			t.Fatalf("returned %d lines, Line() = %d", n, l.Line())
 		}
 	})
+}
+
+// TestLinesContext: a context that ends stops the reading within a few
+// thousand lines, and says so apart from read errors.
+func TestLinesContext(t *testing.T) {
+	data := bytes.Repeat([]byte("line\n"), 10000)
+	count := func(l *Lines, cancelAt int64, cancel func()) int64 {
+		var n int64
+		for {
+			if _, ok := l.Next(); !ok {
+				return n
+			}
+			n++
+			if n == cancelAt {
+				cancel()
+			}
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := NewLinesContext(ctx, bytes.NewReader(data), 0)
+	if n := count(l, 10, cancel); n != checkEvery || l.Line() != checkEvery {
+		t.Errorf("cancelled at line 10: read %d lines (Line %d), want %d", n, l.Line(), checkEvery)
+	}
+	if !errors.Is(l.Err(), context.Canceled) || !errors.Is(l.Canceled(), context.Canceled) {
+		t.Errorf("Err %v, Canceled %v", l.Err(), l.Canceled())
+	}
+	if _, ok := l.Next(); ok {
+		t.Error("a line after the context ended")
+	}
+
+	l = NewLinesContext(ctx, bytes.NewReader(data), 0)
+	if n := count(l, 0, nil); n != 0 || !errors.Is(l.Canceled(), context.Canceled) {
+		t.Errorf("ended context: %d lines, Canceled %v", n, l.Canceled())
+	}
+
+	l = NewLinesContext(context.Background(), bytes.NewReader(data), 0)
+	if n := count(l, 0, nil); n != 10000 || l.Err() != nil || l.Canceled() != nil {
+		t.Errorf("read %d lines, Err %v, Canceled %v", n, l.Err(), l.Canceled())
+	}
+
+	boom := errors.New("boom")
+	l = NewLinesContext(context.Background(), io.MultiReader(bytes.NewReader(data[:50]), iotest.ErrReader(boom)), 0)
+	if n := count(l, 0, nil); n != 10 || !errors.Is(l.Err(), boom) || l.Canceled() != nil {
+		t.Errorf("read error: %d lines, Err %v, Canceled %v", n, l.Err(), l.Canceled())
+	}
 }

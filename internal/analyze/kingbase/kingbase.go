@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,7 +73,8 @@ type parser struct {
 
 // Parse reads a failover log into sink. Its times are floating: the script
 // prints no zone.
-func Parse(ctx context.Context, lines *input.Lines, sink *event.Sink, _ *clock.Resolver) error {
+// Cancellation comes through lines (input.NewLinesContext).
+func Parse(_ context.Context, lines *input.Lines, sink *event.Sink, _ *clock.Resolver) error {
 	sink.Floating = true
 	p := &parser{sink: sink, start: -1}
 	for {
@@ -80,10 +82,10 @@ func Parse(ctx context.Context, lines *input.Lines, sink *event.Sink, _ *clock.R
 		if !ok {
 			break
 		}
-		if lines.Line()%4096 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
 		p.line(string(b), lines.Line())
+	}
+	if err := lines.Canceled(); err != nil {
+		return err
 	}
 	if p.check != "" {
 		sink.Warnf("line %d: the liveness check %q has no verdict in the log", p.checkAt, p.check)
@@ -96,7 +98,7 @@ func (p *parser) line(s string, n int64) {
 	own := false
 	if st, _, ok := clock.Find([]byte(s)); ok {
 		p.last, p.haveT, own = st.Wall, true, true
-		p.sink.Seen(st.Wall, time.Second)
+		p.sink.Seen(st.Wall)
 		p.sink.Zone("")
 	}
 	add := func(kind event.Kind, attrs map[string]string) {
@@ -164,7 +166,7 @@ func (p *parser) line(s string, n int64) {
 	case strings.Contains(s, "select 33333") || strings.Contains(s, "select 3333"):
 		p.check, p.checkAt = checkSQL(s), n
 	case p.check != "" && (strings.Contains(lower, " is ok") || strings.Contains(lower, "status is ok")):
-		add(event.LivenessCheckOK, map[string]string{"check": p.check, "check_line": itoa(p.checkAt)})
+		add(event.LivenessCheckOK, map[string]string{"check": p.check, "check_line": strconv.FormatInt(p.checkAt, 10)})
 		p.check = ""
 	case p.check != "" && (strings.Contains(lower, "not ok") || strings.Contains(lower, "fail")):
 		add(event.StepFailed, map[string]string{"check": p.check})
@@ -230,18 +232,4 @@ func checkSQL(s string) string {
 		return strings.TrimSuffix(q, ";")
 	}
 	return "select 33333"
-}
-
-func itoa(n int64) string {
-	var b [20]byte
-	i := len(b)
-	if n == 0 {
-		return "0"
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/internal/analyze"
+	"github.com/vigil-ha/vigil/internal/analyze/event"
 	"github.com/vigil-ha/vigil/internal/analyze/input"
 	"github.com/vigil-ha/vigil/internal/analyze/synth"
 )
@@ -114,7 +115,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		res.MaxRSSMB = float64(ru.Maxrss) / 1024 // Linux reports KiB
 	}
 	for _, s := range rep.ClientErrors {
-		if s.Kind == "read_only_error" {
+		if s.Kind == event.ReadOnlyError {
 			res.Found += s.Count
 		}
 	}

@@ -51,7 +51,8 @@ func SniffClient(sample []byte) int {
 // ParseClient reads an application's log for the errors it got from the
 // database. Only timestamped lines count; continuation lines (stack
 // traces) are skipped.
-func ParseClient(ctx context.Context, lines *input.Lines, sink *event.Sink, res *clock.Resolver) error {
+// Cancellation comes through lines (input.NewLinesContext).
+func ParseClient(_ context.Context, lines *input.Lines, sink *event.Sink, res *clock.Resolver) error {
 	st := newState(sink, res)
 	for {
 		b, ok := lines.Next()
@@ -59,25 +60,22 @@ func ParseClient(ctx context.Context, lines *input.Lines, sink *event.Sink, res 
 			break
 		}
 		n := lines.Line()
-		if n&4095 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
 		s, _, ok := clock.Find(b)
 		if !ok {
 			continue
 		}
-		st.timed(s)
+		st.Timed(s)
 		for _, p := range clientPatterns {
 			if bytes.Contains(b, p.text) {
-				if t, ok := st.instant(s); ok {
+				if t, ok := st.Instant(s); ok {
 					sink.ClientError(p.kind, t, s.Precision, n, string(b), command(b))
 				}
 				break
 			}
 		}
 	}
-	st.finish(lines, "client log")
-	return nil
+	st.finish("client log")
+	return lines.Canceled()
 }
 
 // command finds "cannot execute X in a read-only transaction" in a line.

@@ -49,7 +49,8 @@ func SniffCSV(sample []byte) int {
 // ParseCSV reads a csvlog into sink. Records are assembled from lines by
 // tracking quotes, so that they stay bounded (encoding/csv keeps a record
 // whole in memory however long it grows).
-func ParseCSV(ctx context.Context, lines *input.Lines, sink *event.Sink, res *clock.Resolver) error {
+// Cancellation comes through lines (input.NewLinesContext).
+func ParseCSV(_ context.Context, lines *input.Lines, sink *event.Sink, res *clock.Resolver) error {
 	st := newState(sink, res)
 	var rec []byte
 	var recLine int64
@@ -70,9 +71,6 @@ func ParseCSV(ctx context.Context, lines *input.Lines, sink *event.Sink, res *cl
 			break
 		}
 		n := lines.Line()
-		if n&4095 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
 		if open {
 			// A line that starts like a new record ends a broken one.
 			if _, k, ok := clock.Parse(b); ok && k < len(b) && b[k] == ',' {
@@ -109,8 +107,8 @@ func ParseCSV(ctx context.Context, lines *input.Lines, sink *event.Sink, res *cl
 		sink.Unrecognised(recLine)
 		sink.Warnf("line %d: the file ends inside a quoted field (truncated?)", recLine)
 	}
-	st.finish(lines, "csvlog")
-	return nil
+	st.finish("csvlog")
+	return lines.Canceled()
 }
 
 func csvRecord(st *state, f [][]byte, line int64, raw []byte) {
@@ -128,7 +126,7 @@ func csvRecord(st *state, f [][]byte, line int64, raw []byte) {
 		st.sink.Unrecognised(line)
 		return
 	}
-	st.timed(s)
+	st.Timed(s)
 	before := st.lastError.line
 	st.message(s, sev, f[csvMessage], string(f[csvState]), line, raw)
 	if st.lastError.line == line && st.lastError.line != before && len(f) > csvQuery && len(f[csvQuery]) > 0 {

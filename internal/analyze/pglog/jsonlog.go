@@ -33,7 +33,8 @@ type jsonLine struct {
 
 // ParseJSON reads a jsonlog into sink. Every line's time and severity are
 // read in place; only lines that may matter are decoded in full.
-func ParseJSON(ctx context.Context, lines *input.Lines, sink *event.Sink, res *clock.Resolver) error {
+// Cancellation comes through lines (input.NewLinesContext).
+func ParseJSON(_ context.Context, lines *input.Lines, sink *event.Sink, res *clock.Resolver) error {
 	st := newState(sink, res)
 	for {
 		b, ok := lines.Next()
@@ -41,9 +42,6 @@ func ParseJSON(ctx context.Context, lines *input.Lines, sink *event.Sink, res *c
 			break
 		}
 		n := lines.Line()
-		if n&4095 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
 		b = bytes.TrimSpace(b)
 		if len(b) == 0 {
 			continue
@@ -56,7 +54,7 @@ func ParseJSON(ctx context.Context, lines *input.Lines, sink *event.Sink, res *c
 			sink.Unrecognised(n)
 			continue
 		}
-		st.timed(s)
+		st.Timed(s)
 		switch sev {
 		case sevLog, sevInfo, sevNotice, sevWarning, sevError, sevFatal, sevPanic:
 		default:
@@ -77,8 +75,8 @@ func ParseJSON(ctx context.Context, lines *input.Lines, sink *event.Sink, res *c
 			st.statement(n, []byte(l.Statement))
 		}
 	}
-	st.finish(lines, "jsonlog")
-	return nil
+	st.finish("jsonlog")
+	return lines.Canceled()
 }
 
 // rawField returns a string field's raw (still escaped) value, up to its

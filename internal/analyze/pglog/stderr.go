@@ -153,7 +153,8 @@ func sampleLines(sample []byte) [][]byte {
 }
 
 // ParseStderr reads a stderr (or sys_log) server log into sink.
-func ParseStderr(ctx context.Context, lines *input.Lines, sink *event.Sink, res *clock.Resolver) error {
+// Cancellation comes through lines (input.NewLinesContext).
+func ParseStderr(_ context.Context, lines *input.Lines, sink *event.Sink, res *clock.Resolver) error {
 	st := newState(sink, res)
 	for {
 		b, ok := lines.Next()
@@ -161,9 +162,6 @@ func ParseStderr(ctx context.Context, lines *input.Lines, sink *event.Sink, res 
 			break
 		}
 		n := lines.Line()
-		if n&4095 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
 		if len(b) == 0 || b[0] == '\t' {
 			continue // blank, or the continuation of a multi-line message
 		}
@@ -181,7 +179,7 @@ func ParseStderr(ctx context.Context, lines *input.Lines, sink *event.Sink, res 
 			st.untimed++
 			continue
 		}
-		st.timed(l.Stamp)
+		st.Timed(l.Stamp)
 		switch sev {
 		case sevStatement:
 			st.statement(n, l.Message)
@@ -194,6 +192,6 @@ func ParseStderr(ctx context.Context, lines *input.Lines, sink *event.Sink, res 
 			st.message(l.Stamp, sev, l.Message, code, n, b)
 		}
 	}
-	st.finish(lines, "server log")
-	return nil
+	st.finish("server log")
+	return lines.Canceled()
 }

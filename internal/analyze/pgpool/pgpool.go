@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"regexp"
-	"time"
 
 	"github.com/vigil-ha/vigil/internal/analyze/clock"
 	"github.com/vigil-ha/vigil/internal/analyze/event"
@@ -59,29 +58,17 @@ func Sniff(sample []byte) int {
 	return score
 }
 
-// Parse reads a Pgpool-II log into sink.
-func Parse(ctx context.Context, lines *input.Lines, sink *event.Sink, res *clock.Resolver) error {
-	decided, floating := false, false
-	place := func(s clock.Stamp) (time.Time, bool) {
-		if !decided {
-			decided, floating = true, s.Zone == ""
-			sink.Floating = floating
-		}
-		if floating {
-			return s.Wall, true
-		}
-		t, ok, err := res.Resolve(s)
-		return t, ok && err == nil
-	}
+// Parse reads a Pgpool-II log into sink. Its times are placed as a server
+// log's are (pglog.Placer). Cancellation comes through lines
+// (input.NewLinesContext).
+func Parse(_ context.Context, lines *input.Lines, sink *event.Sink, res *clock.Resolver) error {
+	pl := pglog.NewPlacer(sink, res)
 	for {
 		b, ok := lines.Next()
 		if !ok {
 			break
 		}
 		n := lines.Line()
-		if n&4095 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
 		if len(b) == 0 || b[0] == '\t' {
 			continue
 		}
@@ -90,21 +77,21 @@ func Parse(ctx context.Context, lines *input.Lines, sink *event.Sink, res *clock
 			sink.Unrecognised(n)
 			continue
 		}
-		t, ok := place(l.Stamp)
-		if !ok {
-			continue
-		}
-		sink.Seen(t, l.Stamp.Precision)
+		pl.Timed(l.Stamp)
 		for _, r := range rules {
-			if bytes.Contains(l.Message, r.text) {
+			if !bytes.Contains(l.Message, r.text) {
+				continue
+			}
+			if t, ok := pl.Place(l.Stamp); ok {
 				var attrs map[string]string
 				if r.step != "" {
 					attrs = map[string]string{"step": r.step}
 				}
 				sink.Add(event.Event{Time: t, Kind: r.kind, Line: n, Text: string(b), Precision: l.Stamp.Precision, Attrs: attrs})
-				break
 			}
+			break
 		}
 	}
-	return nil
+	pl.Finish()
+	return lines.Canceled()
 }

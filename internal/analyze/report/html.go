@@ -30,7 +30,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return m.Where()
 	},
-	"mark":  func(m *analyze.Mark) string { return stampS(m) },
+	"mark":  (*analyze.Mark).Clock,
 	"deref": func(p *float64) float64 { return *p },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>vigil analyze</title>
@@ -110,10 +110,9 @@ func SVG(rep *analyze.Report, f *analyze.Findings) string {
 			continue
 		}
 		seen[file.Source] = true
-		switch file.Format {
-		case "kingbase-failover", "vigil-steps", "pgpool":
+		if file.Tool {
 			tools = append(tools, file.Source)
-		default:
+		} else {
 			servers = append(servers, file.Source)
 		}
 	}

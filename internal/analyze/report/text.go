@@ -96,7 +96,7 @@ func writeFindings(b *strings.Builder, f *analyze.Findings, n int, c palette) {
 		}
 		v := fmt.Sprintf("%.1f s", *f.ReadOnlyWindowS)
 		if f.RouteUp != nil && f.Writable != nil {
-			v += fmt.Sprintf("  %s %s (%s) -> writable %s (%s)", f.RouteUp.Kind, stampS(f.RouteUp), f.RouteUp.Where(), stampS(f.Writable), f.Writable.Where())
+			v += fmt.Sprintf("  %s %s (%s) -> writable %s (%s)", f.RouteUp.Kind, f.RouteUp.Clock(), f.RouteUp.Where(), f.Writable.Clock(), f.Writable.Where())
 		}
 		if f.WindowOpen {
 			v += "  (still read-only when the logs end)"
@@ -114,14 +114,14 @@ func writeFindings(b *strings.Builder, f *analyze.Findings, n int, c palette) {
 		row("connections refused or cut", fmt.Sprint(f.ConnectionErrors), c.red)
 	}
 	if f.WriteOutageS != nil {
-		row("write outage", fmt.Sprintf("%.1f s  %s %s (%s) -> writable %s", *f.WriteOutageS, f.Failure.Kind, stampS(f.Failure), f.Failure.Where(), stampS(f.Writable)), "")
+		row("write outage", fmt.Sprintf("%.1f s  %s %s (%s) -> writable %s", *f.WriteOutageS, f.Failure.Kind, f.Failure.Clock(), f.Failure.Where(), f.Writable.Clock()), "")
 	} else {
 		row("write outage", "unknown (no failure or no writable line in the logs)", c.dim)
 	}
 	if f.Replay != nil {
 		v := fmt.Sprintf("%.1f s", f.Replay.S)
 		if f.Replay.From != nil && f.Replay.To != nil {
-			v += fmt.Sprintf("  %s (%s) -> %s (%s)", stampS(f.Replay.From), f.Replay.From.Where(), stampS(f.Replay.To), f.Replay.To.Where())
+			v += fmt.Sprintf("  %s (%s) -> %s (%s)", f.Replay.From.Clock(), f.Replay.From.Where(), f.Replay.To.Clock(), f.Replay.To.Where())
 		}
 		row("replay after promote", v, "")
 		row("  likely cause", f.Replay.Cause, c.dim)
@@ -129,7 +129,7 @@ func writeFindings(b *strings.Builder, f *analyze.Findings, n int, c palette) {
 	if len(f.ChecksPassedReadOnly) > 0 {
 		row("checks passed while read-only", fmt.Sprint(len(f.ChecksPassedReadOnly)), c.yellow)
 		for _, m := range f.ChecksPassedReadOnly {
-			fmt.Fprintf(b, "    %s  %s  %s\n", stampS(m), m.Where(), trim(m.Text, 90))
+			fmt.Fprintf(b, "    %s  %s  %s\n", m.Clock(), m.Where(), trim(m.Text, 90))
 		}
 	}
 	fmt.Fprintf(b, "\n%sVerdict%s\n%s\n", c.bold, c.reset, wrap(f.Verdict, 78, "  "))
@@ -183,16 +183,6 @@ func stamp(t time.Time, prec time.Duration) string {
 		return t.Format("2006-01-02 15:04:05    ")
 	}
 	return t.Format("2006-01-02 15:04:05.000")
-}
-
-func stampS(m *analyze.Mark) string {
-	if m == nil {
-		return "?"
-	}
-	if m.PrecisionS >= 1 {
-		return m.Time.Format("15:04:05")
-	}
-	return m.Time.Format("15:04:05.000")
 }
 
 func dur(s float64) string {

@@ -76,7 +76,8 @@ type record struct {
 const maxRecords = 1000
 
 // Parse reads step lines into sink.
-func Parse(ctx context.Context, lines *input.Lines, sink *event.Sink, _ *clock.Resolver) error {
+// Cancellation comes through lines (input.NewLinesContext).
+func Parse(_ context.Context, lines *input.Lines, sink *event.Sink, _ *clock.Resolver) error {
 	records := map[string]*record{}
 	var order []string
 	for {
@@ -85,9 +86,6 @@ func Parse(ctx context.Context, lines *input.Lines, sink *event.Sink, _ *clock.R
 			break
 		}
 		n := lines.Line()
-		if n%4096 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
 		b = bytes.TrimSpace(b)
 		if len(b) == 0 {
 			continue
@@ -101,7 +99,7 @@ func Parse(ctx context.Context, lines *input.Lines, sink *event.Sink, _ *clock.R
 			sink.Unrecognised(n)
 			continue
 		}
-		sink.Seen(l.Time, time.Microsecond)
+		sink.Seen(l.Time)
 		sink.Zone(zoneName(l.Time))
 		if l.Msg == "starting failover" {
 			sink.Add(event.Event{Time: l.Time, Kind: event.FailureDetected, Line: n, Text: string(b), Precision: time.Microsecond,
@@ -136,7 +134,7 @@ func Parse(ctx context.Context, lines *input.Lines, sink *event.Sink, _ *clock.R
 			sink.Add(r.end)
 		}
 	}
-	return nil
+	return lines.Canceled()
 }
 
 func steps(sink *event.Sink, l line, n int64, text string, rec *record) {

@@ -120,7 +120,7 @@ func TestContextCancels(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	data := bytes.Repeat([]byte("{}\n"), 10000)
-	err := Parse(ctx, input.NewLines(bytes.NewReader(data), 0), event.NewSink("x", "x", Format), clock.NewResolver(nil, time.UTC))
+	err := Parse(ctx, input.NewLinesContext(ctx, bytes.NewReader(data), 0), event.NewSink("x", "x", Format), clock.NewResolver(nil, time.UTC))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v", err)
 	}
