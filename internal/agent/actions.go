@@ -97,9 +97,8 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 		}
 		return nil
 	case decision.ClearRequest:
-		wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
-		defer cancel()
-		return a.o.Store.ClearRequest(wctx)
+		a.clearRequest(ctx, view)
+		return nil
 	case decision.Switchover:
 		a.runSwitchover(ctx, view, act.Target, reason)
 		return nil

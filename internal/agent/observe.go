@@ -24,7 +24,7 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 		a.log.Warn("server status", "err", err)
 	}
 	l.Running = running
-	l.StandbyConfigured = fileExists(database.StandbyMarker(srv.Flavor, srv.Ctl.DataDir))
+	l.StandbyConfigured = fileExists(srv.StandbyMarker())
 
 	var probe *database.ProbeResult
 	if running {

@@ -18,8 +18,8 @@ const rejoinRetryAfter = time.Minute
 
 // runRejoin makes this node a standby of leader (pg_rewind, or a base
 // backup when a rewind is impossible), records the steps in the history
-// and clears the operator's request, whatever the outcome: a failed rejoin
-// is reported, not retried every loop.
+// and clears the operator's rejoin request, whatever the outcome: a failed
+// rejoin is reported, not retried every loop.
 func (a *Agent) runRejoin(ctx context.Context, view dcs.View, leader, reason string) error {
 	a.mu.Lock()
 	wait := time.Until(a.rejoinFailedAt.Add(rejoinRetryAfter))
@@ -52,7 +52,9 @@ func (a *Agent) runRejoin(ctx context.Context, view dcs.View, leader, reason str
 	}
 	record := rec.Finish(err == nil, reason+"; "+summary)
 	a.appendHistory(ctx, record)
-	a.clearRequest(ctx)
+	if rejoinRequestedHere(view, a.o.Node) { // an automatic rejoin leaves others' requests alone
+		a.clearRequest(ctx, view)
+	}
 	if err != nil {
 		a.mu.Lock()
 		a.rejoinFailedAt = time.Now()

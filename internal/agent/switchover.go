@@ -2,11 +2,13 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/decision"
 	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/timeline"
 )
@@ -45,7 +47,7 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 	targetMember, ok := view.Members[target]
 	if !ok {
 		rec.Add(timeline.Step{Name: StepRoutesDown, Start: time.Now(), End: time.Now(), Error: "target " + target + " is not a member"})
-		a.clearRequest(ctx)
+		a.clearRequest(ctx, view)
 		return false
 	}
 	_ = rec.Run(StepRoutesDown, func() (string, error) {
@@ -77,7 +79,7 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 		return fmt.Sprintf("stopped cleanly (%s), shutdown checkpoint at %s", cd.State, final), nil
 	})
 	if err != nil {
-		a.resumeAsPrimary(ctx, "clean stop failed")
+		a.resumeAsPrimary(ctx, view, "clean stop failed")
 		return false
 	}
 
@@ -103,7 +105,7 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 		}
 	})
 	if err != nil {
-		a.resumeAsPrimary(ctx, "target did not catch up")
+		a.resumeAsPrimary(ctx, view, "target did not catch up")
 		return false
 	}
 
@@ -112,6 +114,9 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 	err = rec.Run(StepFollowTarget, func() (string, error) {
 		fctx, cancel := context.WithTimeout(ctx, a.o.PromoteTimeout)
 		defer cancel()
+		// No slot name: the target, still a standby, holds no slot for this
+		// node yet, and a walreceiver asking for one would not stream
+		// across the promotion.
 		up := database.Upstream{Host: targetMember.Host, Port: targetMember.Port, User: a.o.ReplicationUser, PassFile: a.o.ReplicationPassFile}
 		if err := srv.Follow(fctx, up); err != nil {
 			return "", err
@@ -119,14 +124,14 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 		return fmt.Sprintf("restarted as a standby of %s:%d", up.Host, up.Port), nil
 	})
 	if err != nil {
-		a.resumeAsPrimary(ctx, "could not follow the target")
+		a.resumeAsPrimary(ctx, view, "could not follow the target")
 		return false
 	}
 
 	err = rec.Run(StepHandOver, func() (string, error) {
 		wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 		defer cancel()
-		r := dcs.Request{Kind: "switchover", From: a.o.Node, To: target, Created: time.Now(), HandedOver: true}
+		r := dcs.Request{Kind: decision.RequestSwitchover, From: a.o.Node, To: target, Created: time.Now(), HandedOver: true}
 		if err := a.o.Store.SetRequest(wctx, r); err != nil {
 			return "", err
 		}
@@ -139,20 +144,26 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 // resumeAsPrimary undoes a switchover that could not complete: the server
 // starts again (it stopped cleanly, so it is the same primary) and the
 // request is dropped. The key was never released.
-func (a *Agent) resumeAsPrimary(ctx context.Context, why string) {
+func (a *Agent) resumeAsPrimary(ctx context.Context, view dcs.View, why string) {
 	a.log.Error("switchover abandoned; restarting as the primary", "reason", why)
 	sctx, cancel := context.WithTimeout(ctx, a.o.PromoteTimeout)
 	defer cancel()
 	if err := a.o.Server.Start(sctx); err != nil {
 		a.log.Error("restart after an abandoned switchover", "err", err)
 	}
-	a.clearRequest(ctx)
+	a.clearRequest(ctx, view)
 }
 
-func (a *Agent) clearRequest(ctx context.Context) {
+// clearRequest removes the request this agent acted on, read in view; one
+// written since is left for its own turn.
+func (a *Agent) clearRequest(ctx context.Context, view dcs.View) {
 	wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 	defer cancel()
-	if err := a.o.Store.ClearRequest(wctx); err != nil {
+	err := a.o.Store.ClearRequest(wctx, view.RequestRevision)
+	switch {
+	case errors.Is(err, dcs.ErrRequestChanged):
+		a.log.Info("request not cleared: a newer one was written", "err", err)
+	case err != nil:
 		a.log.Warn("clear request", "err", err)
 	}
 }

@@ -61,12 +61,16 @@ func XLogName(name string) (string, bool) {
 	return "", false
 }
 
-// catalog asks the server on c which names it has.
+// catalog asks the server on c which names it has, the first time only.
 func (s *Server) catalog(ctx context.Context, c *pgx.Conn) (Catalog, error) {
+	if seen := s.catalogSeen.Load(); seen != nil {
+		return *seen, nil
+	}
 	var cat Catalog
 	if err := c.QueryRow(ctx, s.sql(qCatalog)).Scan(&cat.XLogNames, &cat.VersionNum, &cat.PromoteFunction); err != nil {
 		return cat, fmt.Errorf("read the server's catalog names: %w", err)
 	}
+	s.catalogSeen.Store(&cat)
 	return cat, nil
 }
 

@@ -390,7 +390,7 @@ func (s *Server) startStandby(ctx context.Context, up Upstream, timeout time.Dur
 		if err := s.writeStandbyConfig(up.Conninfo(s.Name), up.SlotName); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%s and primary_conninfo for %s, slot %q", filepath.Base(StandbyMarker(s.Flavor, s.Ctl.DataDir)), res.Upstream, up.SlotName), nil
+		return fmt.Sprintf("%s and primary_conninfo for %s, slot %q", filepath.Base(s.StandbyMarker()), res.Upstream, up.SlotName), nil
 	}); err != nil {
 		return err
 	}

@@ -18,7 +18,6 @@ import (
 
 // Server versions where behaviour changed.
 const (
-	versionStandbySignal    = 120000 // standby.signal, primary_conninfo a server setting
 	versionReloadConninfo   = 130000 // primary_conninfo changes apply on reload
 	settingPollInterval     = 50 * time.Millisecond
 	defaultPromoteWait      = 60 * time.Second
@@ -253,7 +252,11 @@ func (s *Server) follow(ctx context.Context, up Upstream) error {
 		return errors.New("server is a running primary: stop it and rewind it before it can follow another primary")
 	}
 
-	if st.version < versionStandbySignal {
+	old, err := s.recoveryConf()
+	if err != nil {
+		return err
+	}
+	if old {
 		// recovery.conf, read only at start.
 		if err := s.writeStandbyConfig(conninfo, up.SlotName); err != nil {
 			return err
@@ -296,7 +299,7 @@ func (s *Server) writeStandbyConfig(conninfo, slot string) error {
 	if err != nil {
 		return err
 	}
-	old, err := usesRecoveryConf(dataDir)
+	old, err := s.recoveryConf()
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,6 +43,13 @@ type Server struct {
 	// StartOptions are used by Start and by restarts inside Follow.
 	StartOptions pgctl.StartOptions
 	Logger       *slog.Logger
+
+	// catalogSeen is what the server said of its names (see Catalog), asked
+	// once: the names change only with the server's major version, and the
+	// agent's loop and the readiness gate call in every few milliseconds.
+	catalogSeen atomic.Pointer[Catalog]
+	// recoveryConfSeen caches recoveryConf.
+	recoveryConfSeen atomic.Pointer[bool]
 }
 
 func (s *Server) logger() *slog.Logger {

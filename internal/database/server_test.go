@@ -164,8 +164,7 @@ func TestObserveRolesTimelineAndLSNOrder(t *testing.T) {
 	}
 
 	// An unreachable server is reported as such, with an error that says so.
-	down := *primary
-	down.Conn.Port = freePortForTest(t)
+	down := variant(primary, func(c *database.ConnConfig) { c.Port = freePortForTest(t) })
 	o, err := down.Observe(ctx)
 	var ce *database.ConnectError
 	if o.Reachable || err == nil || !asConnectError(err, &ce) {
@@ -223,14 +222,12 @@ func TestProbeWriteClassifiesEveryOutcome(t *testing.T) {
 		t.Errorf("after SetAsync: %v", r)
 	}
 
-	closed := *primary
-	closed.Conn.Port = freePortForTest(t)
+	closed := variant(primary, func(c *database.ConnConfig) { c.Port = freePortForTest(t) })
 	if r := closed.ProbeWrite(ctx); r.Class != database.ProbeConnectionFailure {
 		t.Errorf("probe of a closed port = %s (%v), want connection_failure", r.Class, r.Err)
 	}
 
-	badAuth := *primary
-	badAuth.Conn.Password = "wrong"
+	badAuth := variant(primary, func(c *database.ConnConfig) { c.Password = "wrong" })
 	if r := badAuth.ProbeWrite(ctx); r.Class != database.ProbeConnectionFailure || strings.Contains(r.Error, "wrong") {
 		t.Errorf("probe with a wrong password = %s (%s), want connection_failure without the password in the message", r.Class, r.Error)
 	}
@@ -417,4 +414,12 @@ func TestFollowNewPrimary(t *testing.T) {
 			t.Errorf("%s after follow: in_recovery=%v timeline=%d, want a standby on timeline 2", s.Name, o.InRecovery, o.Timeline)
 		}
 	}
+}
+
+// variant is s reached with other connection settings: a new Server (a
+// Server holds what it learnt of its server, which must not be copied).
+func variant(s *database.Server, change func(*database.ConnConfig)) *database.Server {
+	v := &database.Server{Name: s.Name, Flavor: s.Flavor, Conn: s.Conn, Ctl: s.Ctl, StartOptions: s.StartOptions, Logger: s.Logger}
+	change(&v.Conn)
+	return v
 }

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/vigil-ha/vigil/internal/flavor"
 )
 
 // Before PostgreSQL 12 (KingbaseES V8R3 included) a standby is configured
@@ -44,13 +42,30 @@ func usesRecoveryConf(dataDir string) (bool, error) {
 	return major < majorStandbySignal, nil
 }
 
-// StandbyMarker is the file whose presence makes the server in dataDir start
-// as a standby: recovery.conf before 12, the flavor's standby.signal after.
-func StandbyMarker(f flavor.Flavor, dataDir string) string {
-	if old, err := usesRecoveryConf(dataDir); err == nil && old {
-		return filepath.Join(dataDir, recoveryConfFile)
+// recoveryConf is usesRecoveryConf for the server's data directory, read
+// once it has a PG_VERSION: the agent asks every loop, and a directory's
+// major version never changes (a rebuilt one is of the same server).
+func (s *Server) recoveryConf() (bool, error) {
+	if seen := s.recoveryConfSeen.Load(); seen != nil {
+		return *seen, nil
 	}
-	return filepath.Join(dataDir, f.StandbySignal)
+	old, err := usesRecoveryConf(s.Ctl.DataDir)
+	if err != nil {
+		return false, err
+	}
+	if _, statErr := os.Stat(filepath.Join(s.Ctl.DataDir, dataDirVersionFile)); statErr == nil {
+		s.recoveryConfSeen.Store(&old)
+	}
+	return old, nil
+}
+
+// StandbyMarker is the file whose presence makes the server start as a
+// standby: recovery.conf before 12, the flavor's standby.signal after.
+func (s *Server) StandbyMarker() string {
+	if old, err := s.recoveryConf(); err == nil && old {
+		return filepath.Join(s.Ctl.DataDir, recoveryConfFile)
+	}
+	return filepath.Join(s.Ctl.DataDir, s.Flavor.StandbySignal)
 }
 
 // recoveryConf renders recovery.conf for a standby of conninfo: old is the

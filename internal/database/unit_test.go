@@ -255,7 +255,7 @@ func TestWriteStandbyConfigBefore12WritesRecoveryConf(t *testing.T) {
 					t.Errorf("%s written for a 9.6 data directory: %v", absent, err)
 				}
 			}
-			if m := StandbyMarker(f, dir); m != rc {
+			if m := s.StandbyMarker(); m != rc {
 				t.Errorf("StandbyMarker = %s, want %s", m, rc)
 			}
 			// Without a slot, no primary_slot_name (9.6 refuses an empty one).

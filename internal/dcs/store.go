@@ -479,10 +479,20 @@ func (s *Store) ReplaceRequest(ctx context.Context, r Request, revision int64) e
 	return nil
 }
 
-// ClearRequest removes the pending request.
-func (s *Store) ClearRequest(ctx context.Context) error {
-	if _, err := s.client.Delete(ctx, s.key("request")); err != nil {
+// ClearRequest removes the pending request if it is still the one read at
+// revision (View.RequestRevision): a request written since (an operator's
+// new one, a switchover's hand-over) is left alone and ErrRequestChanged
+// returned.
+func (s *Store) ClearRequest(ctx context.Context, revision int64) error {
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(s.key("request")), "=", revision)).
+		Then(clientv3.OpDelete(s.key("request"))).
+		Commit()
+	if err != nil {
 		return fmt.Errorf("clear request: %w", err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("clear request: %w", ErrRequestChanged)
 	}
 	return nil
 }

@@ -317,3 +317,36 @@ func TestMoveEtcdLeaderFrom(t *testing.T) {
 		t.Errorf("leadership still at %s after moving it to %s", lead, to)
 	}
 }
+
+// Clearing a request removes only the one that was read: a request written
+// in between (an operator's next one) survives.
+func TestClearRequestOnlyTheOneRead(t *testing.T) {
+	_, urls := startCluster(t, 1)
+	ctx := ctxT(t)
+	s := openStore(t, urls, 5*time.Second)
+	first := Request{Kind: "rejoin", To: "node1", Created: time.Now()}
+	if err := s.SetRequest(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	read, err := s.Snapshot(ctx)
+	if err != nil || read.Request == nil || read.RequestRevision == 0 {
+		t.Fatalf("snapshot: %+v, %v", read.Request, err)
+	}
+	next := Request{Kind: "switchover", From: "node2", To: "node3", Created: time.Now()}
+	if err := s.SetRequest(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClearRequest(ctx, read.RequestRevision); !errors.Is(err, ErrRequestChanged) {
+		t.Errorf("clear of a request replaced since: %v, want ErrRequestChanged", err)
+	}
+	v, err := s.Snapshot(ctx)
+	if err != nil || v.Request == nil || v.Request.Kind != "switchover" {
+		t.Fatalf("the newer request: %+v, %v", v.Request, err)
+	}
+	if err := s.ClearRequest(ctx, v.RequestRevision); err != nil {
+		t.Fatalf("clear of the request read: %v", err)
+	}
+	if v, err := s.Snapshot(ctx); err != nil || v.Request != nil {
+		t.Errorf("after clearing: %+v, %v", v.Request, err)
+	}
+}

@@ -97,12 +97,24 @@ func decideAsLeader(in Input, out outFunc) Output {
 				Action{Kind: WithdrawWritable}, Action{Kind: Demote}, Action{Kind: ReleaseLeader})
 		}
 	} else if req != nil && !req.active(in.Now) {
-		out2 := decideAsLeaderNoRequest(in, out)
-		out2.Actions = append(out2.Actions, Action{Kind: ClearRequest})
-		out2.Reason += "; an expired request was cleared"
-		return out2
+		return withRequestDone(decideAsLeaderNoRequest(in, out), "; an expired request was cleared")
 	}
 	return decideAsLeaderNoRequest(in, out)
+}
+
+// sortCandidates puts the best candidate first: the most WAL, then the
+// highest priority, then the name, so that every agent picks the same one.
+func sortCandidates(cands []candidate) {
+	sort.SliceStable(cands, func(i, j int) bool {
+		a, b := cands[i], cands[j]
+		if a.wal != b.wal {
+			return a.wal > b.wal
+		}
+		if a.priority != b.priority {
+			return a.priority > b.priority
+		}
+		return a.name < b.name
+	})
 }
 
 func withRequestDone(o Output, note string) Output {
@@ -313,16 +325,7 @@ func isBestCandidate(in Input) (bool, string) {
 		cands = slices.DeleteFunc(cands, func(c candidate) bool { return !slices.Contains(sync, c.name) })
 	}
 
-	sort.SliceStable(cands, func(i, j int) bool {
-		a, b := cands[i], cands[j]
-		if a.wal != b.wal {
-			return a.wal > b.wal
-		}
-		if a.priority != b.priority {
-			return a.priority > b.priority
-		}
-		return a.name < b.name
-	})
+	sortCandidates(cands)
 	if best := cands[0]; best.name != self.Name {
 		return false, fmt.Sprintf("%s is a better candidate (WAL %s, priority %d; this node %s, priority %d)",
 			best.name, lsnString(best.wal), best.priority, self.WAL, self.Priority)
@@ -465,15 +468,6 @@ func switchoverTarget(in Input, named string) (string, string) {
 		}
 		return "", strings.Join(refusals, "; ")
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		a, b := cands[i], cands[j]
-		if a.wal != b.wal {
-			return a.wal > b.wal
-		}
-		if a.priority != b.priority {
-			return a.priority > b.priority
-		}
-		return a.name < b.name
-	})
+	sortCandidates(cands)
 	return cands[0].name, fmt.Sprintf("%s streams from this leader, %d bytes behind", cands[0].name, self.WAL.Sub(database.LSN(cands[0].wal)))
 }

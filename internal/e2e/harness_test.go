@@ -9,9 +9,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,30 +22,21 @@ import (
 	"github.com/vigil-ha/vigil/internal/lab"
 	"github.com/vigil-ha/vigil/internal/lab/labtest"
 	"github.com/vigil-ha/vigil/internal/labcluster"
+	"github.com/vigil-ha/vigil/internal/testbin"
 )
 
 // vigilBin is the binary under test, built once by TestMain.
 var vigilBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "vigil-e2e-bin-")
+	bin, remove, err := testbin.Build()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	os.Chmod(dir, 0o755)
-	vigilBin = filepath.Join(dir, "vigil")
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	build := exec.Command("go", "build", "-o", vigilBin, "./cmd/vigil")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build vigil:", err)
-		os.Exit(1)
-	}
+	vigilBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 

@@ -60,9 +60,13 @@ func (l *Lab) matchProcess(pid string, dataDirs []string) bool {
 // including ones the lab did not start (a test restarted a node through
 // pgctl) and the children of a killed postmaster.
 func (l *Lab) serverProcesses(dataDirs []string) []int {
-	return proc.Processes(func(pid int) bool {
+	pids, err := proc.Processes(func(pid int) bool {
 		return pid != os.Getpid() && l.matchProcess(strconv.Itoa(pid), dataDirs)
 	})
+	if err != nil {
+		l.log().Warn("list server processes", "err", err)
+	}
+	return pids
 }
 
 func killPID(pid int) error {

@@ -341,19 +341,22 @@ func kingbaseE2E(t *testing.T, v8r3 bool) {
 		return &database.Server{Name: n.Name, Flavor: kb, Conn: database.ConnConfig{Host: n.Host, Port: kb.DefaultPort,
 			User: kb.DefaultSuperuser, Password: sysPassword, Database: kb.DefaultDatabase, ConnectTimeout: 5 * time.Second}}
 	}
-	s1, s2, s3 := kbServer(n1), kbServer(n2), kbServer(n3)
+	// Waited for with PostgreSQL's names: Vigil's adapter asks a server for
+	// its names once, and a standby must have the wrappers by then.
+	pg1, pg2, pg3 := labtest.Server(t, l, "node1"), labtest.Server(t, l, "node2"), labtest.Server(t, l, "node3")
 	waitFor(t, ctx, "the standbys to replay the sys_ wrappers", func() bool {
-		p, ok := observe(t, ctx, s1)
+		p, ok := observe(t, ctx, pg1)
 		if !ok {
 			return false
 		}
-		for _, s := range []*database.Server{s2, s3} {
+		for _, s := range []*database.Server{pg2, pg3} {
 			if o, ok := observe(t, ctx, s); !ok || o.ReplayedLSN < p.CurrentLSN {
 				return false
 			}
 		}
 		return true
 	})
+	s1, s2, s3 := kbServer(n1), kbServer(n2), kbServer(n3)
 	// node2's commits would wait for node1 once promoted: "sync to async".
 	execSQL(t, ctx, s2, "ALTER SYSTEM SET synchronous_standby_names = 'node1'")
 	execSQL(t, ctx, s2, "SELECT sys_reload_conf()")

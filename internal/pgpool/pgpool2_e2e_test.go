@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +29,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/lab/labtest"
 	"github.com/vigil-ha/vigil/internal/proc"
 	"github.com/vigil-ha/vigil/internal/remote/sshdtest"
+	"github.com/vigil-ha/vigil/internal/testbin"
 	"github.com/vigil-ha/vigil/internal/timeline"
 	"github.com/vigil-ha/vigil/internal/workload"
 	"github.com/vigil-ha/vigil/internal/workload/workloadtest"
@@ -52,16 +52,16 @@ const (
 // The vigil binary the e2e tests run as Pgpool-II would, built on first use
 // and removed by TestMain.
 var vigilBuild struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
+	once   sync.Once
+	path   string
+	remove func()
+	err    error
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if vigilBuild.dir != "" {
-		os.RemoveAll(vigilBuild.dir)
+	if vigilBuild.remove != nil {
+		vigilBuild.remove()
 	}
 	os.Exit(code)
 }
@@ -69,27 +69,7 @@ func TestMain(m *testing.M) {
 // vigilBinary builds cmd/vigil once per test binary.
 func vigilBinary(t *testing.T) string {
 	t.Helper()
-	vigilBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "vigil-pgpool-bin-")
-		if err != nil {
-			vigilBuild.err = err
-			return
-		}
-		vigilBuild.dir = dir
-		if err := os.Chmod(dir, 0o755); err != nil {
-			vigilBuild.err = err
-			return
-		}
-		path := filepath.Join(dir, "vigil")
-		_, file, _, _ := runtime.Caller(0)
-		build := exec.Command("go", "build", "-o", path, "./cmd/vigil")
-		build.Dir = filepath.Join(filepath.Dir(file), "..", "..")
-		if out, err := build.CombinedOutput(); err != nil {
-			vigilBuild.err = fmt.Errorf("go build ./cmd/vigil: %v\n%s", err, out)
-			return
-		}
-		vigilBuild.path = path
-	})
+	vigilBuild.once.Do(func() { vigilBuild.path, vigilBuild.remove, vigilBuild.err = testbin.Build() })
 	if vigilBuild.err != nil {
 		t.Fatal(vigilBuild.err)
 	}
@@ -476,8 +456,8 @@ func (p *pgpoolServer) stop(t *testing.T, pgid int) {
 	}
 	// SIGKILL for the whole group as well: children may have ignored SIGINT.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	if left := proc.KillUntilGone(func() []int { return processGroup(pgid) }, 10*time.Second); len(left) > 0 {
-		t.Errorf("processes of the test's Pgpool-II still run: %v", left)
+	if left, err := proc.KillUntilGone(func() ([]int, error) { return processGroup(pgid) }, 10*time.Second); len(left) > 0 || err != nil {
+		t.Errorf("processes of the test's Pgpool-II still run: %v %v", left, err)
 	}
 	if t.Failed() {
 		t.Logf("pgpool log:\n%s", p.log())
@@ -485,7 +465,7 @@ func (p *pgpoolServer) stop(t *testing.T, pgid int) {
 }
 
 // processGroup lists the processes of process group pgid.
-func processGroup(pgid int) []int {
+func processGroup(pgid int) ([]int, error) {
 	return proc.Processes(func(pid int) bool {
 		g, err := syscall.Getpgid(pid)
 		return err == nil && g == pgid

@@ -161,13 +161,13 @@ func (s *Server) stop(t testing.TB, cmd *exec.Cmd, exited <-chan struct{}, mntns
 	if mntns == "" {
 		return
 	}
-	if left := proc.KillUntilGone(func() []int { return processesIn(mntns) }, 10*time.Second); len(left) > 0 {
-		t.Errorf("processes of the test's sshd still run: %v", left)
+	if left, err := proc.KillUntilGone(func() ([]int, error) { return processesIn(mntns) }, 10*time.Second); len(left) > 0 || err != nil {
+		t.Errorf("processes of the test's sshd still run: %v %v", left, err)
 	}
 }
 
 // processesIn lists the processes in mount namespace ns ("mnt:[inode]").
-func processesIn(ns string) []int {
+func processesIn(ns string) ([]int, error) {
 	return proc.Processes(func(pid int) bool {
 		link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
 		return err == nil && link == ns
