@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/isolation"
 	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/timeline"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 // Router is anything that sends clients to the writable primary: the VIP,
@@ -133,7 +134,7 @@ type Status struct {
 	LastProbe *database.ProbeResult `json:"last_probe,omitempty"`
 	Paused    bool                  `json:"paused"`
 	Timeline  uint32                `json:"timeline"`
-	WAL       database.LSN          `json:"wal"`
+	WAL       wal.LSN               `json:"wal"`
 	// Streaming: a standby whose WAL receiver hears from its upstream.
 	Streaming bool   `json:"streaming"`
 	Upstream  string `json:"upstream,omitempty"`
@@ -320,7 +321,7 @@ func clusterInput(v dcs.View, reachable bool) decision.Cluster {
 		LastLeaderTimeline: v.Status.Timeline,
 		LastLeader:         v.Status.Leader,
 	}
-	if lsn, err := database.ParseLSN(v.Status.WAL); err == nil {
+	if lsn, err := wal.ParseLSN(v.Status.WAL); err == nil {
 		c.LastLeaderWAL = lsn
 	}
 	for name, m := range v.Members {

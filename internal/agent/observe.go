@@ -9,6 +9,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 // observeLocal looks at this node's server: process, SQL state, and for a
@@ -68,7 +69,7 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 		if cd, err := srv.Ctl.ControlData(ctx); err == nil {
 			l.Timeline = cd.Timeline
 			l.SystemID = cd.SystemID
-			if lsn, err := database.ParseLSN(cd.CheckpointLSN); err == nil {
+			if lsn, err := wal.ParseLSN(cd.CheckpointLSN); err == nil {
 				l.WAL = lsn
 			}
 		} else {

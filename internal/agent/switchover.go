@@ -11,6 +11,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/decision"
 	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/timeline"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 // Switchover step names (the old leader's side; the target then runs the
@@ -60,7 +61,7 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 		return "routes down, writable-primary record withdrawn", nil
 	})
 
-	var final database.LSN
+	var final wal.LSN
 	err := rec.Run(StepCleanStop, func() (string, error) {
 		sctx, cancel := context.WithTimeout(ctx, a.o.PromoteTimeout)
 		defer cancel()
@@ -73,7 +74,7 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 		if err != nil {
 			return "", err
 		}
-		if final, err = database.ParseLSN(cd.CheckpointLSN); err != nil {
+		if final, err = wal.ParseLSN(cd.CheckpointLSN); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("stopped cleanly (%s), shutdown checkpoint at %s", cd.State, final), nil

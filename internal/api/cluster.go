@@ -8,9 +8,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 // clusterBody is the answer of /cluster: the DCS as this agent reads it now.
@@ -34,7 +34,7 @@ type memberBody struct {
 	Role      decision.Role `json:"role"`
 	Leader    bool          `json:"leader"`
 	Timeline  uint32        `json:"timeline"`
-	WAL       database.LSN  `json:"wal"`
+	WAL       wal.LSN       `json:"wal"`
 	Writable  bool          `json:"writable"`
 	Reachable bool          `json:"reachable"`
 	Upstream  string        `json:"upstream,omitempty"`

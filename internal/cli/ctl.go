@@ -14,10 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-ha/vigil/internal/control"
-	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
 	"github.com/vigil-ha/vigil/internal/timeline"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 type ctlOptions struct {
@@ -88,7 +88,7 @@ type memberRow struct {
 	Leader   bool          `json:"leader"`
 	Writable bool          `json:"writable"`
 	Timeline uint32        `json:"timeline"`
-	WAL      database.LSN  `json:"wal"`
+	WAL      wal.LSN       `json:"wal"`
 	LagBytes uint64        `json:"lag_bytes"`
 	Sync     bool          `json:"synchronous"`
 	Routes   bool          `json:"holds_routes"`
@@ -108,7 +108,7 @@ type listOutput struct {
 
 func buildList(cluster string, v dcs.View) listOutput {
 	out := listOutput{Cluster: cluster, Leader: v.Leader, Paused: v.Config.Paused, Request: v.Request, Problems: v.Problems}
-	leaderWAL, _ := database.ParseLSN(v.Status.WAL)
+	leaderWAL, _ := wal.ParseLSN(v.Status.WAL)
 	names := make([]string, 0, len(v.Members))
 	for n := range v.Members {
 		names = append(names, n)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 // Observation is what one look at a server shows. A server that cannot be
@@ -21,9 +22,9 @@ type Observation struct {
 	ReadOnly bool   `json:"read_only"`
 	Timeline uint32 `json:"timeline"`
 
-	CurrentLSN  LSN `json:"current_lsn"`  // primary: where it writes
-	ReceivedLSN LSN `json:"received_lsn"` // standby: flushed by the WAL receiver
-	ReplayedLSN LSN `json:"replayed_lsn"` // standby: applied by the startup process
+	CurrentLSN  wal.LSN `json:"current_lsn"`  // primary: where it writes
+	ReceivedLSN wal.LSN `json:"received_lsn"` // standby: flushed by the WAL receiver
+	ReplayedLSN wal.LSN `json:"replayed_lsn"` // standby: applied by the startup process
 	// ReplayPaused is true when replay was paused (pg_wal_replay_pause).
 	ReplayPaused bool `json:"replay_paused"`
 	// ReplayBacklogBytes is received minus replayed: the work a promotion has
@@ -69,10 +70,10 @@ type Standby struct {
 	ApplicationName string  `json:"application_name"`
 	ClientAddr      string  `json:"client_addr"`
 	State           string  `json:"state"`
-	SentLSN         LSN     `json:"sent_lsn"`
-	WriteLSN        LSN     `json:"write_lsn"`
-	FlushLSN        LSN     `json:"flush_lsn"`
-	ReplayLSN       LSN     `json:"replay_lsn"`
+	SentLSN         wal.LSN `json:"sent_lsn"`
+	WriteLSN        wal.LSN `json:"write_lsn"`
+	FlushLSN        wal.LSN `json:"flush_lsn"`
+	ReplayLSN       wal.LSN `json:"replay_lsn"`
 	SyncState       string  `json:"sync_state"`
 	SyncPriority    int     `json:"sync_priority"`
 	ReplayLagSec    float64 `json:"replay_lag_s"`
@@ -122,7 +123,7 @@ func (s *Server) observePrimary(ctx context.Context, c *pgx.Conn, cat Catalog, o
 	if err != nil {
 		return fmt.Errorf("read current WAL position: %w", err)
 	}
-	if obs.CurrentLSN, err = ParseLSN(lsn); err != nil {
+	if obs.CurrentLSN, err = wal.ParseLSN(lsn); err != nil {
 		return err
 	}
 	// The first 8 hex digits of a WAL file name are its timeline.
@@ -199,7 +200,7 @@ func (s *Server) observeStandbys(ctx context.Context, c *pgx.Conn, cat Catalog, 
 		}
 		var err error
 		for _, p := range []struct {
-			dst *LSN
+			dst *wal.LSN
 			src *string
 		}{{&sb.SentLSN, sent}, {&sb.WriteLSN, write}, {&sb.FlushLSN, flush}, {&sb.ReplayLSN, replay}} {
 			if *p.dst, err = parseOptionalLSN(p.src); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 // ProbeClass classifies the outcome of a write probe.
@@ -45,7 +46,7 @@ type ProbeResult struct {
 	Err      error  `json:"-"`
 	Error    string `json:"error,omitempty"`
 	// CommitLSN is the WAL position after the committed write.
-	CommitLSN LSN           `json:"commit_lsn,omitzero"`
+	CommitLSN wal.LSN       `json:"commit_lsn,omitzero"`
 	Counter   int64         `json:"counter,omitempty"`
 	Latency   time.Duration `json:"latency_ns"`
 	// ReplayBacklogBytes is what is left to replay when Class is in_recovery
@@ -175,7 +176,7 @@ func (s *Server) writeHeartbeat(ctx context.Context, c *pgx.Conn, cat Catalog, r
 		return err
 	}
 	var err error
-	res.CommitLSN, err = ParseLSN(lsn)
+	res.CommitLSN, err = wal.ParseLSN(lsn)
 	return err
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/flavor"
 	"github.com/vigil-ha/vigil/internal/pgctl"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 // RejoinMethod says how Rejoin makes a server's data match its new upstream.
@@ -459,7 +460,7 @@ func (s *Server) streamingFrom(ctx context.Context, up Upstream) (bool, string) 
 type upstreamIdentity struct {
 	systemID string
 	timeline uint32
-	lsn      LSN
+	lsn      wal.LSN
 	history  []TimelineSwitch
 }
 
@@ -493,7 +494,7 @@ func (s *Server) identifyUpstream(ctx context.Context, up Upstream) (upstreamIde
 		return id, fmt.Errorf("IDENTIFY_SYSTEM: timeline %q: %w", row[1], err)
 	}
 	id.timeline = uint32(tli)
-	if id.lsn, err = ParseLSN(row[2]); err != nil {
+	if id.lsn, err = wal.ParseLSN(row[2]); err != nil {
 		return id, fmt.Errorf("IDENTIFY_SYSTEM: %w", err)
 	}
 	if id.timeline > 1 {
@@ -1021,8 +1022,8 @@ func confValue(s string) (string, bool) {
 // TimelineSwitch is one line of a timeline history file: Timeline ended at
 // SwitchPoint, where its child began.
 type TimelineSwitch struct {
-	Timeline    uint32 `json:"timeline"`
-	SwitchPoint LSN    `json:"switch_point"`
+	Timeline    uint32  `json:"timeline"`
+	SwitchPoint wal.LSN `json:"switch_point"`
 }
 
 // ParseTimelineHistory reads a timeline history file ("1\t0/30224F8\treason").
@@ -1041,7 +1042,7 @@ func ParseTimelineHistory(content string) ([]TimelineSwitch, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: timeline %q: %w", n+1, fields[0], err)
 		}
-		lsn, err := ParseLSN(fields[1])
+		lsn, err := wal.ParseLSN(fields[1])
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", n+1, err)
 		}
@@ -1073,12 +1074,12 @@ type Divergence struct {
 	Reason           string            `json:"reason"`
 	TargetState      string            `json:"target_state"`
 	TargetTimeline   uint32            `json:"target_timeline"`
-	TargetCheckpoint LSN               `json:"target_checkpoint"`
+	TargetCheckpoint wal.LSN           `json:"target_checkpoint"`
 	UpstreamTimeline uint32            `json:"upstream_timeline"`
-	UpstreamLSN      LSN               `json:"upstream_lsn"`
+	UpstreamLSN      wal.LSN           `json:"upstream_lsn"`
 	// SwitchPoint is where the upstream's history left the server's
 	// timeline; zero when both are on the same timeline.
-	SwitchPoint LSN `json:"switch_point,omitempty"`
+	SwitchPoint wal.LSN `json:"switch_point,omitempty"`
 }
 
 // AssessDivergence decides from the control file of a stopped server and
@@ -1087,14 +1088,14 @@ type Divergence struct {
 // record, so the WAL diverged exactly when that checkpoint lies at or past
 // the point where the upstream left the server's timeline: a standby that
 // received everything switched timelines just after it.
-func AssessDivergence(cd pgctl.ControlData, upstreamTLI uint32, upstreamLSN LSN, history []TimelineSwitch) Divergence {
+func AssessDivergence(cd pgctl.ControlData, upstreamTLI uint32, upstreamLSN wal.LSN, history []TimelineSwitch) Divergence {
 	d := Divergence{TargetState: cd.State, TargetTimeline: cd.Timeline, UpstreamTimeline: upstreamTLI, UpstreamLSN: upstreamLSN}
 	verdict := func(v DivergenceVerdict, format string, args ...any) Divergence {
 		d.Verdict = v
 		d.Reason = fmt.Sprintf(format, args...)
 		return d
 	}
-	cp, err := ParseLSN(cd.CheckpointLSN)
+	cp, err := wal.ParseLSN(cd.CheckpointLSN)
 	if err != nil || cd.Timeline == 0 {
 		return verdict(Unknown, "control file without a checkpoint location or timeline (%q, %d)", cd.CheckpointLSN, cd.Timeline)
 	}
@@ -1129,11 +1130,11 @@ func AssessDivergence(cd pgctl.ControlData, upstreamTLI uint32, upstreamLSN LSN,
 // RewindReport is what pg_rewind said.
 type RewindReport struct {
 	// Required is false when pg_rewind found nothing to rewind.
-	Required         bool   `json:"required"`
-	DivergedAt       LSN    `json:"diverged_at,omitempty"`
-	DivergedTimeline uint32 `json:"diverged_timeline,omitempty"`
+	Required         bool    `json:"required"`
+	DivergedAt       wal.LSN `json:"diverged_at,omitempty"`
+	DivergedTimeline uint32  `json:"diverged_timeline,omitempty"`
 	// CommonCheckpoint is where the rewound server's recovery starts.
-	CommonCheckpoint LSN `json:"common_checkpoint,omitempty"`
+	CommonCheckpoint wal.LSN `json:"common_checkpoint,omitempty"`
 	// CopiedKB is how much pg_rewind copied from the upstream.
 	CopiedKB int64 `json:"copied_kb,omitempty"`
 	// Errors are pg_rewind's error messages, when it failed.
@@ -1158,13 +1159,13 @@ func ParseRewindOutput(out string) RewindReport {
 	var r RewindReport
 	var parts []string
 	if m := reDiverged.FindStringSubmatch(out); m != nil {
-		r.DivergedAt, _ = ParseLSN(m[1])
+		r.DivergedAt, _ = wal.ParseLSN(m[1])
 		tli, _ := strconv.ParseUint(m[2], 10, 32)
 		r.DivergedTimeline = uint32(tli)
 		parts = append(parts, fmt.Sprintf("diverged at %s on timeline %d", r.DivergedAt, r.DivergedTimeline))
 	}
 	if m := reCommonCkpt.FindStringSubmatch(out); m != nil {
-		r.CommonCheckpoint, _ = ParseLSN(m[1])
+		r.CommonCheckpoint, _ = wal.ParseLSN(m[1])
 		parts = append(parts, fmt.Sprintf("rewound to the common checkpoint %s", r.CommonCheckpoint))
 	}
 	if m := lastMatch(reRewindCopied, out); m != nil {

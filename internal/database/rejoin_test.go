@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/lab"
 	"github.com/vigil-ha/vigil/internal/lab/labtest"
 	"github.com/vigil-ha/vigil/internal/pgctl"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 // divergedPair is a 2-node lab after a failover in which both sides wrote:
@@ -319,7 +320,7 @@ func TestRejoinFallsBackToBaseBackupWhenRewindImpossible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkpoint, err := database.ParseLSN(cd.CheckpointLSN)
+	checkpoint, err := wal.ParseLSN(cd.CheckpointLSN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,7 +466,7 @@ func TestRejoinWithoutDivergenceNeedsNoRewind(t *testing.T) {
 var walName = regexp.MustCompile(`^[0-9A-F]{24}$`)
 
 // walSegment names the 16 MB WAL segment holding lsn.
-func walSegment(tli uint32, lsn database.LSN) string {
+func walSegment(tli uint32, lsn wal.LSN) string {
 	return fmt.Sprintf("%08X%08X%08X", tli, uint64(lsn)>>32, (uint64(lsn)&0xFFFFFFFF)>>24)
 }
 
@@ -552,7 +553,7 @@ func TestRejoinAssessesDivergence(t *testing.T) {
 		name    string
 		cd      pgctl.ControlData
 		upTLI   uint32
-		upLSN   database.LSN
+		upLSN   wal.LSN
 		history []database.TimelineSwitch
 		want    database.DivergenceVerdict
 	}{

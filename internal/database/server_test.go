@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/lab"
 	"github.com/vigil-ha/vigil/internal/lab/labtest"
 	"github.com/vigil-ha/vigil/internal/pgctl"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 func testContext(t *testing.T, d time.Duration) context.Context {
@@ -319,8 +320,8 @@ func TestCheckpointAndSynchronousSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	redoAfter := queryString(t, ctx, primary, "select redo_lsn::text from pg_control_checkpoint()")
-	b, _ := database.ParseLSN(redoBefore)
-	a, _ := database.ParseLSN(redoAfter)
+	b, _ := wal.ParseLSN(redoBefore)
+	a, _ := wal.ParseLSN(redoAfter)
 	if a <= b {
 		t.Errorf("redo LSN after CHECKPOINT %s, before %s: want it to advance", a, b)
 	}

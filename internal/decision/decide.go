@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-ha/vigil/internal/database"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 // Decide returns what this node's agent must do now. It is deterministic:
@@ -401,7 +401,7 @@ func subset(a, b []string) bool {
 
 const msRound = time.Millisecond
 
-func lsnString(v uint64) string { return database.LSN(v).String() }
+func lsnString(v uint64) string { return wal.LSN(v).String() }
 
 // rejoinRequested reports whether the operator asked this node to rejoin.
 func rejoinRequested(in Input) bool {
@@ -469,5 +469,5 @@ func switchoverTarget(in Input, named string) (string, string) {
 		return "", strings.Join(refusals, "; ")
 	}
 	sortCandidates(cands)
-	return cands[0].name, fmt.Sprintf("%s streams from this leader, %d bytes behind", cands[0].name, self.WAL.Sub(database.LSN(cands[0].wal)))
+	return cands[0].name, fmt.Sprintf("%s streams from this leader, %d bytes behind", cands[0].name, self.WAL.Sub(wal.LSN(cands[0].wal)))
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/internal/database"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -26,12 +26,12 @@ func primaryLocal(name string) Local {
 	return Local{Name: name, Priority: 100, Running: true, Reachable: true, Timeline: 1, WAL: 0x5000000, Writable: true, SystemID: "7"}
 }
 
-func standbyLocal(name string, wal database.LSN) Local {
+func standbyLocal(name string, wal wal.LSN) Local {
 	return Local{Name: name, Priority: 100, Running: true, Reachable: true, InRecovery: true, StandbyConfigured: true,
 		Timeline: 1, WAL: wal, SystemID: "7", Upstream: "node1"}
 }
 
-func standbyMember(name string, wal database.LSN, priority int) Member {
+func standbyMember(name string, wal wal.LSN, priority int) Member {
 	return Member{Name: name, Role: RoleStandby, Reachable: true, InRecovery: true, Timeline: 1, WAL: wal, Priority: priority, SystemID: "7", Upstream: "node1"}
 }
 

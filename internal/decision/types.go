@@ -3,7 +3,7 @@ package decision
 import (
 	"time"
 
-	"github.com/vigil-ha/vigil/internal/database"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 // SyncMode is the synchronous replication policy.
@@ -80,7 +80,7 @@ type Local struct {
 	Timeline          uint32
 	// WAL is the newest position this server has: the current write position
 	// of a primary, the newest received or replayed position of a standby.
-	WAL database.LSN
+	WAL wal.LSN
 	// Writable: the last write probe committed.
 	Writable bool
 	// ProbeSyncWait: the last write probe waited for a synchronous standby.
@@ -117,17 +117,17 @@ func (l Local) Role() Role {
 
 // Member is what another agent published about its node.
 type Member struct {
-	Name       string       `json:"name"`
-	Role       Role         `json:"role"`
-	Reachable  bool         `json:"reachable"`
-	InRecovery bool         `json:"in_recovery"`
-	Writable   bool         `json:"writable"`
-	Timeline   uint32       `json:"timeline"`
-	WAL        database.LSN `json:"wal"`
-	Priority   int          `json:"priority"`
-	Isolated   bool         `json:"isolated"`
-	SystemID   string       `json:"system_id"`
-	Upstream   string       `json:"upstream,omitempty"`
+	Name       string  `json:"name"`
+	Role       Role    `json:"role"`
+	Reachable  bool    `json:"reachable"`
+	InRecovery bool    `json:"in_recovery"`
+	Writable   bool    `json:"writable"`
+	Timeline   uint32  `json:"timeline"`
+	WAL        wal.LSN `json:"wal"`
+	Priority   int     `json:"priority"`
+	Isolated   bool    `json:"isolated"`
+	SystemID   string  `json:"system_id"`
+	Upstream   string  `json:"upstream,omitempty"`
 }
 
 // Cluster is the DCS as this agent read it this tick.
@@ -148,7 +148,7 @@ type Cluster struct {
 	// LastLeaderWAL and LastLeaderTimeline are the newest position and
 	// timeline a leader published; they outlive the leader. A timeline of
 	// 0 means the cluster has never had a leader.
-	LastLeaderWAL      database.LSN
+	LastLeaderWAL      wal.LSN
 	LastLeaderTimeline uint32
 	// LastLeader is the node that published them.
 	LastLeader string

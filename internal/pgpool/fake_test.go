@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/flavor"
+	"github.com/vigil-ha/vigil/internal/wal"
 )
 
 // What the fake servers have by version, as PostgreSQL: the post-10 WAL
@@ -246,7 +247,7 @@ func (s *fakeServer) ProbeWrite(ctx context.Context) database.ProbeResult {
 		return database.ProbeResult{Node: n.name, Class: database.ProbeSyncWait}
 	}
 	s.c.record("db %s%s: probe committed", host, via)
-	return database.ProbeResult{Node: n.name, Class: database.ProbeOK, CommitLSN: database.LSN(0x3000060), Latency: time.Millisecond}
+	return database.ProbeResult{Node: n.name, Class: database.ProbeOK, CommitLSN: wal.LSN(0x3000060), Latency: time.Millisecond}
 }
 
 func (s *fakeServer) Promote(ctx context.Context, wait time.Duration) error {
