@@ -8,7 +8,6 @@ import (
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
-	"github.com/vigil-ha/vigil/internal/pgctl"
 )
 
 // execute carries out the decision's actions in order. A failed action is
@@ -32,15 +31,22 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 		// adds what a leader publishes each loop.
 		return a.leaderHousekeeping(ctx, view, local)
 	case decision.AcquireLeader:
-		ok, err := a.lease.acquire(ctx)
-		if err != nil {
+		if a.lease.holding() {
+			return nil
+		}
+		if err := a.lease.acquire(ctx); err != nil {
 			return fmt.Errorf("acquire leader key: %w", err)
 		}
-		if ok {
-			a.log.Info("leader key acquired for the running primary")
-		}
+		a.log.Info("leader key acquired", "reason", reason)
 		return nil
 	case decision.ReleaseLeader:
+		if local.Role() != decision.RolePrimary || !local.Writable {
+			// A standby is to replace this server; it must not come back
+			// as a primary if the key is still free a moment from now.
+			a.mu.Lock()
+			a.stayDown = true
+			a.mu.Unlock()
+		}
 		a.lease.release(ctx)
 		a.log.Info("leader key released", "reason", reason)
 		return nil
@@ -54,12 +60,7 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 		a.completePromotion(ctx, view)
 		return nil
 	case decision.Demote:
-		a.routesDown(ctx, reason)
-		if err := a.o.Server.Stop(dbCtx, pgctl.Immediate); err != nil {
-			return fmt.Errorf("demote: %w", err)
-		}
-		a.log.Warn("demoted: database stopped", "reason", reason)
-		return nil
+		return a.demote(ctx, reason)
 	case decision.StartStandby:
 		if act.Target != "" {
 			up, err := a.upstream(view, act.Target)
@@ -270,14 +271,65 @@ func (a *Agent) routesDown(ctx context.Context, reason string) {
 	}
 }
 
-// emergencyDemote is the lease keeper's last resort: the key is lost or about
-// to be, so routes go and the server stops now, whatever the main loop is
-// doing.
-func (a *Agent) emergencyDemote(reason string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+// demote takes the routes away and ends the server within the demotion
+// budget of the lease arithmetic: an immediate shutdown, then SIGKILL of a
+// server that does not stop (hung on a dead disk, or SIGSTOPped).
+func (a *Agent) demote(ctx context.Context, reason string) error {
 	a.routesDown(ctx, reason)
-	if err := a.o.Server.Stop(ctx, pgctl.Immediate); err != nil {
-		a.log.Error("emergency demote: stop server", "err", err)
+	ctx, cancel := context.WithTimeout(ctx, max(a.o.Decision.DemotionBudget(), time.Second)+time.Second)
+	defer cancel()
+	if err := a.o.Server.Halt(ctx, a.o.Decision.StopGrace()); err != nil {
+		return fmt.Errorf("demote: %w", err)
 	}
+	a.log.Warn("demoted: database stopped", "reason", reason)
+	return nil
+}
+
+// leaseLost is the lease keeper's verdict: the key is gone (notLeader) or
+// could not be renewed for DemoteAfter. Without the DCS there is nothing to
+// ask: demote now. When the DCS answered that the lease expired (this agent
+// was paused longer than the TTL, say) and nobody took the key, the key is
+// taken back first, atomically, so that no standby can promote while this
+// agent checks whether its primary may keep the role.
+func (a *Agent) leaseLost(reason string, notLeader bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.o.Decision.LeaseTTL)
+	defer cancel()
+	if notLeader {
+		if err := a.lease.acquire(ctx); err != nil {
+			reason += "; the key cannot be taken back: " + err.Error()
+		} else if keep, why := a.mayKeepKey(ctx); keep {
+			a.log.Warn("leader key taken back after the lease lapsed: nobody replaced this primary", "lapse", reason, "reason", why)
+			return
+		} else {
+			reason += "; " + why
+			defer a.lease.release(ctx)
+		}
+	}
+	a.log.Error("demoting: "+reason, "node", a.o.Node)
+	if err := a.demote(ctx, reason); err != nil {
+		a.log.Error("emergency demote", "err", err)
+	}
+}
+
+// mayKeepKey asks the decision core, with what is true now, whether this
+// node would take a free key: the same rule as for any primary found
+// running without a leader (newest history, running and answering).
+func (a *Agent) mayKeepKey(ctx context.Context) (bool, string) {
+	view, err := a.snapshot(ctx)
+	if err != nil {
+		return false, "DCS: " + err.Error()
+	}
+	local, _ := a.observeLocal(ctx, view)
+	trusted := a.o.Trusted.Check(ctx)
+	a.mu.Lock()
+	stayDown := a.stayDown
+	a.mu.Unlock()
+	cluster := clusterInput(view, true)
+	cluster.Leader = "" // as it was before this agent took the key back
+	out := decision.Decide(decision.Input{Now: time.Now(), Config: a.o.Decision, Self: local,
+		TrustedReachable: trusted.Reachable, Cluster: cluster, StayDown: stayDown})
+	if len(out.Actions) == 1 && out.Actions[0].Kind == decision.AcquireLeader {
+		return true, out.Reason
+	}
+	return false, out.Reason
 }

@@ -119,6 +119,9 @@ type Agent struct {
 	etcdLeaderCheckedAt time.Time
 	// rejoinFailedAt is when the last rejoin failed (see rejoinRetryAfter).
 	rejoinFailedAt time.Time
+	// stayDown: see decision.Input.StayDown. Cleared once another leader
+	// exists: from then on the rejoin rules keep the old server stopped.
+	stayDown bool
 }
 
 // Status is what the agent knows after its last loop, for the API and ctl.
@@ -158,13 +161,16 @@ func New(o Options) (*Agent, error) {
 		return nil, errors.New("agent: node and cluster names are required")
 	case o.Server == nil || o.Store == nil:
 		return nil, errors.New("agent: a database server and a DCS store are required")
-	case o.Decision.LoopInterval <= 0 || o.Decision.LeaseTTL <= 2*o.Decision.LoopInterval:
-		return nil, fmt.Errorf("agent: loop interval %s must be under half the lease TTL %s", o.Decision.LoopInterval, o.Decision.LeaseTTL)
 	}
-	for _, d := range []*time.Duration{&o.DCSTimeout, &o.DBTimeout} {
-		if *d <= 0 || *d > o.Decision.LoopInterval*2 {
-			*d = max(o.Decision.LoopInterval, time.Second)
-		}
+	if o.DCSTimeout <= 0 {
+		o.DCSTimeout = (o.Decision.LeaseTTL/2 - o.Decision.LoopInterval) / 2
+	}
+	o.Decision.DCSTimeout = o.DCSTimeout
+	if p := o.Decision.CheckTiming(); p != nil {
+		return nil, fmt.Errorf("agent: %w", p)
+	}
+	if o.DBTimeout <= 0 || o.DBTimeout > o.Decision.LoopInterval*2 {
+		o.DBTimeout = max(o.Decision.LoopInterval, time.Second)
 	}
 	if o.PromoteTimeout <= 0 {
 		o.PromoteTimeout = time.Minute
@@ -178,7 +184,7 @@ func New(o Options) (*Agent, error) {
 	}
 	log = log.With("node", o.Node, "cluster", o.Cluster)
 	a := &Agent{o: o, log: log, lastDigest: map[string]string{}, slotsMade: map[string]bool{}}
-	a.lease = newLeaseKeeper(o.Store, o.Node, o.Decision, o.DCSTimeout, log, a.emergencyDemote)
+	a.lease = newLeaseKeeper(o.Store, o.Node, o.Decision, log, a.leaseLost)
 	return a, nil
 }
 
@@ -260,7 +266,14 @@ func (a *Agent) tick(ctx context.Context) {
 	trusted := a.o.Trusted.Check(ctx)
 
 	holds, renewedAt := a.lease.state()
+	a.mu.Lock()
+	if view.Leader != "" && view.Leader != a.o.Node {
+		a.stayDown = false
+	}
+	stayDown := a.stayDown
+	a.mu.Unlock()
 	in := decision.Input{
+		StayDown:         stayDown,
 		Now:              time.Now(),
 		Config:           a.o.Decision,
 		Self:             local,

@@ -15,15 +15,19 @@ import (
 // interval, so that a long step of the main loop (a promotion replaying a
 // large backlog, say) never lets the lease lapse. It is also the watchdog
 // of the lease arithmetic (package decision): when renewals have failed for
-// DemoteAfter, or the key turns out to be gone, it demotes at once without
-// waiting for the main loop.
+// DemoteAfter, or the key turns out to be gone, it calls lost at once
+// without waiting for the main loop; lost decides between taking a free key
+// back and demoting.
 type leaseKeeper struct {
-	store   *dcs.Store
-	node    string
-	cfg     decision.Config
-	timeout time.Duration
-	log     *slog.Logger
-	demote  func(reason string)
+	store dcsLeader
+	node  string
+	cfg   decision.Config
+	log   *slog.Logger
+	lost  func(reason string, notLeader bool)
+
+	// acquiring serialises acquire: the main loop and lost may both try to
+	// take the key back at the same moment.
+	acquiring sync.Mutex
 
 	mu        sync.Mutex
 	held      bool
@@ -32,8 +36,15 @@ type leaseKeeper struct {
 	done      chan struct{}
 }
 
-func newLeaseKeeper(store *dcs.Store, node string, cfg decision.Config, timeout time.Duration, log *slog.Logger, demote func(string)) *leaseKeeper {
-	return &leaseKeeper{store: store, node: node, cfg: cfg, timeout: min(timeout, cfg.LoopInterval), log: log, demote: demote}
+// dcsLeader is the part of the DCS the keeper uses.
+type dcsLeader interface {
+	AcquireLeader(ctx context.Context, name string) (bool, time.Time, error)
+	RenewLeader(ctx context.Context, name string) (time.Time, error)
+	ReleaseLeader(ctx context.Context) error
+}
+
+func newLeaseKeeper(store dcsLeader, node string, cfg decision.Config, log *slog.Logger, lost func(string, bool)) *leaseKeeper {
+	return &leaseKeeper{store: store, node: node, cfg: cfg, log: log, lost: lost}
 }
 
 func (k *leaseKeeper) state() (bool, time.Time) {
@@ -47,13 +58,25 @@ func (k *leaseKeeper) holding() bool {
 	return held
 }
 
-// acquire takes the free leader key and starts renewing it.
-func (k *leaseKeeper) acquire(ctx context.Context) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, k.timeout)
+// errKeyTaken: another node holds the leader key.
+var errKeyTaken = errors.New("the leader key is held by another node")
+
+// acquire takes the free leader key atomically and starts renewing it. It
+// is a no-op while the key is held.
+func (k *leaseKeeper) acquire(ctx context.Context) error {
+	k.acquiring.Lock()
+	defer k.acquiring.Unlock()
+	if k.holding() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, k.cfg.RenewalTimeout())
 	defer cancel()
 	ok, grantedAt, err := k.store.AcquireLeader(ctx, k.node)
-	if err != nil || !ok {
-		return false, err
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errKeyTaken
 	}
 	k.mu.Lock()
 	k.held = true
@@ -64,7 +87,7 @@ func (k *leaseKeeper) acquire(ctx context.Context) (bool, error) {
 	done := k.done
 	k.mu.Unlock()
 	go k.run(runCtx, done)
-	return true, nil
+	return nil
 }
 
 func (k *leaseKeeper) run(ctx context.Context, done chan struct{}) {
@@ -77,7 +100,7 @@ func (k *leaseKeeper) run(ctx context.Context, done chan struct{}) {
 			return
 		case <-ticker.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, k.timeout)
+		rctx, cancel := context.WithTimeout(ctx, k.cfg.RenewalTimeout())
 		sent, err := k.store.RenewLeader(rctx, k.node)
 		cancel()
 		if ctx.Err() != nil {
@@ -93,10 +116,10 @@ func (k *leaseKeeper) run(ctx context.Context, done chan struct{}) {
 		k.mu.Unlock()
 		switch {
 		case errors.Is(err, dcs.ErrNotLeader):
-			k.lost("leader key lost: " + err.Error())
+			k.giveUp("leader key lost: "+err.Error(), true)
 			return
 		case elapsed >= k.cfg.DemoteAfter():
-			k.lost("leader lease not renewed for " + elapsed.Round(time.Millisecond).String() + ": " + err.Error())
+			k.giveUp("leader lease not renewed for "+elapsed.Round(time.Millisecond).String()+": "+err.Error(), false)
 			return
 		default:
 			k.log.Warn("leader lease renewal failed; retrying", "err", err, "since_renewal", elapsed.Round(time.Millisecond), "demote_after", k.cfg.DemoteAfter())
@@ -104,13 +127,20 @@ func (k *leaseKeeper) run(ctx context.Context, done chan struct{}) {
 	}
 }
 
-func (k *leaseKeeper) lost(reason string) {
+// giveUp forgets the key and hands the decision to lost. The renewal
+// goroutine ends with it, so a lost that takes the key back starts a new one.
+func (k *leaseKeeper) giveUp(reason string, notLeader bool) {
 	k.mu.Lock()
+	stop := k.stop
 	k.held = false
 	k.renewedAt = time.Time{}
+	k.stop = nil
 	k.mu.Unlock()
-	k.log.Error("demoting: "+reason, "node", k.node)
-	k.demote(reason)
+	if stop != nil {
+		stop() // this goroutine's own context: it returns after lost
+	}
+	k.log.Warn("leader lease lost: "+reason, "node", k.node)
+	k.lost(reason, notLeader)
 }
 
 // release stops renewing and deletes the key.
@@ -125,7 +155,7 @@ func (k *leaseKeeper) release(ctx context.Context) {
 		stop()
 		<-done
 	}
-	rctx, cancel := context.WithTimeout(ctx, k.timeout)
+	rctx, cancel := context.WithTimeout(ctx, k.cfg.RenewalTimeout())
 	defer cancel()
 	if err := k.store.ReleaseLeader(rctx); err != nil {
 		k.log.Warn("release leader key (it expires on its own)", "err", err)

@@ -76,12 +76,10 @@ func (a *Agent) failoverSteps(ctx context.Context, rec *timeline.Recorder, view 
 
 	// 2. Take the leader key atomically: only one candidate proceeds.
 	err = rec.Run(StepAcquireLeader, func() (string, error) {
-		ok, err := a.lease.acquire(ctx)
-		if err != nil {
-			return "", err
-		}
-		if !ok {
+		if err := a.lease.acquire(ctx); errors.Is(err, errKeyTaken) {
 			return "", fmt.Errorf("%w: another candidate took the leader key first", errAborted)
+		} else if err != nil {
+			return "", err
 		}
 		return fmt.Sprintf("leader key taken under a %s lease", a.o.Decision.LeaseTTL), nil
 	})

@@ -268,6 +268,7 @@ func decisionConfig(cfg *config.Config) decision.Config {
 	return decision.Config{
 		LeaseTTL:             cfg.Timing.LeaseTTL,
 		LoopInterval:         cfg.Timing.LoopInterval,
+		DCSTimeout:           cfg.Timing.DCSTimeout,
 		MaximumLagOnFailover: cfg.Failover.MaximumLagOnFailover,
 		SyncMode:             decision.SyncMode(cfg.Failover.SynchronousMode),
 		PrimaryCrash:         decision.CrashPolicy(cfg.Failover.PrimaryCrash),

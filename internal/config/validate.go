@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-ha/vigil/internal/decision"
 	"github.com/vigil-ha/vigil/internal/flavor"
 )
 
@@ -414,17 +415,10 @@ func (c *Config) timingProblems() Problems {
 	if t.LeaseTTL%time.Second != 0 {
 		ps = append(ps, c.at("timing.lease_ttl", "must be a whole number of seconds: etcd grants leases in seconds"))
 	}
-	// The lease arithmetic of package decision: a leader that cannot renew
-	// serves until lease_ttl/2 after its last renewal and demotes at its next
-	// tick. That tick may itself wait dcs_timeout on a hung etcd, and the
-	// demotion must finish before the lease expires and a standby may
-	// promote. Anything at or past lease_ttl/2 leaves no time at all.
-	half := t.LeaseTTL / 2
-	switch {
-	case t.LoopInterval >= half:
-		ps = append(ps, c.at("timing.loop_interval", "must be less than half of timing.lease_ttl (%s): a leader that cannot renew its lease must get to demote itself before the lease expires", half))
-	case t.LoopInterval+t.DCSTimeout >= half:
-		ps = append(ps, c.at("timing.dcs_timeout", "must be less than timing.lease_ttl/2 - timing.loop_interval (%s): a leader whose lease renewal hangs this long must still demote itself before the lease expires", half-t.LoopInterval))
+	// The lease arithmetic is package decision's; it names the setting at fault.
+	lease := decision.Config{LeaseTTL: t.LeaseTTL, LoopInterval: t.LoopInterval, DCSTimeout: t.DCSTimeout}
+	if p := lease.CheckTiming(); p != nil {
+		ps = append(ps, c.at("timing."+p.Field, "%s", strings.NewReplacer("lease_ttl", "timing.lease_ttl", "loop_interval", "timing.loop_interval").Replace(p.Reason)))
 	}
 	if t.ReadinessTimeout <= t.DBTimeout {
 		ps = append(ps, c.at("timing.readiness_timeout", "must be longer than timing.db_timeout (%s): the readiness gate needs time for at least one write probe", t.DBTimeout))

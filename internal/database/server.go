@@ -10,6 +10,7 @@ package database
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/flavor"
 	"github.com/vigil-ha/vigil/internal/pgctl"
+	"github.com/vigil-ha/vigil/internal/proc"
 )
 
 // ConnConfig says how the agent connects to its own server.
@@ -137,6 +139,39 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Stop(ctx context.Context, mode pgctl.StopMode) error {
 	if err := s.Ctl.Stop(ctx, mode, 0); err != nil {
 		return fmt.Errorf("stop %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// Halt ends the server within about grace: an immediate shutdown first,
+// then SIGKILL of the postmaster and all its children for a server that
+// cannot shut down (its processes are stopped or stuck in the kernel). A
+// fence that waits for a hung server fences nothing while the leader key
+// keeps pointing at it. It returns an error only if processes survive.
+func (s *Server) Halt(ctx context.Context, grace time.Duration) error {
+	_, pid, err := s.Ctl.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("halt %s: %w", s.Name, err)
+	}
+	if pid == 0 {
+		return nil
+	}
+	// Children are listed while the postmaster lives: once it dies they
+	// belong to init and nothing names them as the server's any more.
+	tree, err := proc.Tree(pid)
+	if err != nil {
+		return fmt.Errorf("halt %s: %w", s.Name, err)
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, grace)
+	stopErr := s.Ctl.Stop(stopCtx, pgctl.Immediate, grace)
+	cancel()
+	if stopErr == nil && len(proc.Alive(tree)) == 0 {
+		return nil
+	}
+	s.logger().Warn("server did not stop in time: killing its processes", "server", s.Name, "postmaster", pid, "processes", len(tree), "grace", grace, "stop_err", stopErr)
+	left, err := proc.KillUntilGone(func() ([]int, error) { return proc.Alive(tree), nil }, max(grace, time.Second))
+	if err != nil || len(left) > 0 {
+		return fmt.Errorf("halt %s: processes %v survive SIGKILL: %w", s.Name, left, errors.Join(err, stopErr))
 	}
 	return nil
 }

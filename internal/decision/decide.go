@@ -151,7 +151,17 @@ func decideAsLeaderNoRequest(in Input, out outFunc) Output {
 		return out("leader still in recovery: completing the promotion", renew, Action{Kind: WithdrawWritable}, Action{Kind: CompletePromotion})
 	case RoleUnknown:
 		// Running but not answering: starting up, shutting down or hung.
-		// Routes go at once; the key is kept while the crash policy allows.
+		// Routes go at once; the key is kept for a short grace (one slow
+		// probe is not a failure), then the server is killed and the key
+		// released, unless the crash policy restarts in place.
+		downFor := in.Now.Sub(self.DownSince)
+		if self.DownSince.IsZero() {
+			downFor = 0
+		}
+		if grace := in.Config.UnresponsiveGrace(); downFor < grace && !in.Cluster.Paused && in.Config.PrimaryCrash != CrashRestart {
+			return out(fmt.Sprintf("leader's database does not answer for %s: routes withdrawn; it is ended and the key released after %s",
+				downFor.Round(msRound), grace), renew, Action{Kind: WithdrawWritable})
+		}
 		fallthrough
 	default:
 		if in.Cluster.Paused {
@@ -232,29 +242,37 @@ func decideWithoutLeader(in Input, out outFunc) Output {
 		if !self.Reachable {
 			return out("no leader; database not answering")
 		}
-		if in.Cluster.LastLeaderTimeline > self.Timeline {
-			return out(fmt.Sprintf("no leader; this primary is on timeline %d but the cluster reached %d: stopping it", self.Timeline, in.Cluster.LastLeaderTimeline),
+		if newer := newerHistory(in); newer != "" {
+			return out("no leader; this primary must not take the key: "+newer+": stopping it",
 				Action{Kind: WithdrawWritable}, Action{Kind: Demote})
 		}
-		return out("no leader and this node runs the primary: taking the leader key", Action{Kind: AcquireLeader})
+		// The key is taken atomically: a standby that took it first wins and
+		// this primary is stopped at the next loop. This is also how a
+		// leader whose agent was paused past its lease keeps its role when
+		// nobody replaced it.
+		return out("no leader and this node runs the primary with the newest history: taking the leader key", Action{Kind: AcquireLeader})
 	case RoleStopped:
 		if self.StandbyConfigured {
 			return out("no leader; standby stopped: starting it", Action{Kind: StartStandby})
 		}
-		if in.Cluster.LastLeaderTimeline > self.Timeline {
-			return out(fmt.Sprintf("former primary on timeline %d, the cluster reached %d: staying stopped until rejoined", self.Timeline, in.Cluster.LastLeaderTimeline))
+		if in.StayDown {
+			return out("former primary; this agent gave up the key because its server failed: staying stopped while a standby takes over")
 		}
 		if last := in.Cluster.LastLeader; last != "" && last != self.Name {
 			return out(fmt.Sprintf("former primary; the last leader was %s: staying stopped until rejoined", last))
 		}
-		// A standby on this node's timeline cannot be ahead of it: it is a
-		// copy. Only a promotion elsewhere (a newer timeline) can be.
+		if newer := newerHistory(in); newer != "" {
+			return out("former primary; " + newer + ": staying stopped until rejoined")
+		}
 		for _, m := range sortedMembers(in.Cluster.Members) {
-			if m.Name != self.Name && m.Timeline > self.Timeline {
-				return out(fmt.Sprintf("former primary; %s is on a newer timeline (%d > %d): staying stopped", m.Name, m.Timeline, self.Timeline))
+			if m.Name != self.Name && m.Role == RolePrimary && m.Reachable {
+				return out(fmt.Sprintf("former primary; %s runs a primary: staying stopped", m.Name))
 			}
 		}
-		return out("no leader; former primary with the newest history: starting it", Action{Kind: StartPrimary})
+		// The key first: a server started as primary without it would be a
+		// second primary for as long as a promotion elsewhere overlaps.
+		return out("no leader; former primary with the newest history: taking the key, then starting it",
+			Action{Kind: AcquireLeader}, Action{Kind: StartPrimary})
 	case RoleUnknown:
 		return out("no leader; database running but not answering: waiting")
 	}
@@ -269,13 +287,38 @@ func decideWithoutLeader(in Input, out outFunc) Output {
 		}
 	}
 	if self.Streaming {
-		return out(fmt.Sprintf("no leader, but this standby still streams from %q: that server is alive, not promoting", self.Upstream))
+		upstream := self.Upstream
+		if upstream == "" {
+			upstream = "an upstream that is not a member"
+		}
+		return out(fmt.Sprintf("no leader, but this standby still hears from %s: that server is alive, not promoting", upstream))
 	}
 	ok, why := isBestCandidate(in)
 	if !ok {
 		return out("no leader; not promoting: " + why)
 	}
 	return out("no leader; "+why, Action{Kind: Failover})
+}
+
+// newerHistory says why this node's history is not the newest, "" when it
+// is: the cluster's last leader reached a later timeline, or a member runs
+// on one (a promotion happened elsewhere, perhaps while this agent was
+// paused).
+func newerHistory(in Input) string {
+	self := in.Self
+	if in.Cluster.LastLeaderTimeline > self.Timeline {
+		return fmt.Sprintf("this server is on timeline %d but the cluster reached %d", self.Timeline, in.Cluster.LastLeaderTimeline)
+	}
+	// A standby on this node's timeline cannot be ahead of it: it is a
+	// copy. Only a promotion elsewhere (a newer timeline) can be.
+	for _, m := range sortedMembers(in.Cluster.Members) {
+		switch {
+		case m.Name == self.Name:
+		case m.Timeline > self.Timeline:
+			return fmt.Sprintf("%s is on a newer timeline (%d > %d)", m.Name, m.Timeline, self.Timeline)
+		}
+	}
+	return ""
 }
 
 // candidate is a standby that may be promoted.

@@ -191,7 +191,7 @@ func TestDecide(t *testing.T) {
 				self.Streaming = true
 				return orphanInput(self)
 			},
-			wantReason: "still streams from \"node1\"",
+			wantReason: "still hears from node1",
 		},
 		{
 			name: "primary node gone: the standby with less WAL waits",
@@ -434,11 +434,11 @@ func TestDecide(t *testing.T) {
 			want: []ActionKind{WithdrawWritable, Demote},
 		},
 		{
-			name: "cold start: a stopped former primary with the newest history starts",
+			name: "cold start: a stopped former primary with the newest history takes the key, then starts",
 			in: func() Input {
 				return orphanInput(Local{Name: "node1", Priority: 100, Timeline: 1, WAL: 0x5000000}, standbyMember("node2", 0x4000000, 100))
 			},
-			want: []ActionKind{StartPrimary},
+			want: []ActionKind{AcquireLeader, StartPrimary},
 		},
 		{
 			name: "cold start: a stopped former primary behind a member stays stopped",
@@ -465,7 +465,83 @@ func TestDecide(t *testing.T) {
 				in.Cluster.LastLeader = "node1"
 				return in
 			},
-			want: []ActionKind{StartPrimary},
+			want: []ActionKind{AcquireLeader, StartPrimary},
+		},
+		{
+			name: "a former primary whose agent gave the key up after its server failed stays down (no start before a standby takes over)",
+			in: func() Input {
+				in := orphanInput(Local{Name: "node1", Priority: 100, Timeline: 1, WAL: 0x5000000}, standbyMember("node2", 0x5000000, 100))
+				in.Cluster.LastLeader = "node1"
+				in.StayDown = true
+				return in
+			},
+			want:       nil,
+			wantReason: "gave up the key",
+		},
+		{
+			name: "a stopped former primary next to a running primary stays stopped",
+			in: func() Input {
+				m := Member{Name: "node2", Role: RolePrimary, Reachable: true, Timeline: 1, WAL: 0x5000000, Priority: 100, SystemID: "7"}
+				return orphanInput(Local{Name: "node1", Priority: 100, Timeline: 1, WAL: 0x5000000}, m)
+			},
+			want:       nil,
+			wantReason: "node2 runs a primary",
+		},
+		{
+			name: "paused agent back after its lease expired, nobody promoted: its running primary retakes the key",
+			in: func() Input {
+				in := orphanInput(primaryLocal("node1"), standbyMember("node2", 0x5000000, 100), standbyMember("node3", 0x5000000, 100))
+				in.Cluster.LastLeader = "node1"
+				return in
+			},
+			want:       []ActionKind{AcquireLeader},
+			wantReason: "taking the leader key",
+		},
+		{
+			name: "paused agent back after a standby promoted and lost the key again: its primary stops",
+			in: func() Input {
+				m := Member{Name: "node2", Role: RolePrimary, Reachable: true, Timeline: 2, WAL: 0x5000100, Priority: 100, SystemID: "7"}
+				in := orphanInput(primaryLocal("node1"), m)
+				in.Cluster.LastLeader = "node1"
+				return in
+			},
+			want:       []ActionKind{WithdrawWritable, Demote},
+			wantReason: "node2 is on a newer timeline",
+		},
+		{
+			name: "leader whose server stops answering keeps the key for a grace, routes withdrawn",
+			in: func() Input {
+				in := leaderInput()
+				in.Self.Reachable = false
+				in.Self.Writable = false
+				in.Self.DownSince = t0.Add(-in.Config.UnresponsiveGrace() + time.Millisecond)
+				return in
+			},
+			want:       []ActionKind{RenewLeader, WithdrawWritable},
+			wantReason: "does not answer",
+		},
+		{
+			name: "leader whose server is hung past the grace ends it and releases the key",
+			in: func() Input {
+				in := leaderInput()
+				in.Self.Reachable = false
+				in.Self.Writable = false
+				in.Self.DownSince = t0.Add(-in.Config.UnresponsiveGrace())
+				return in
+			},
+			want:       []ActionKind{WithdrawWritable, Demote, ReleaseLeader},
+			wantReason: "releasing the leader key",
+		},
+		{
+			name: "a standby whose upstream is not a member names it plainly",
+			in: func() Input {
+				self := standbyLocal("node2", 0x5000000)
+				self.Upstream = ""
+				self.Streaming = true
+				return orphanInput(self, standbyMember("node3", 0x5000000, 100))
+			},
+			want:       nil,
+			wantReason: "still hears from an upstream that is not a member",
 		},
 		{
 			name: "stopped standby with no leader starts",
@@ -916,6 +992,34 @@ func TestCandidateOrderIsIndependentOfMapOrder(t *testing.T) {
 			standbyMember("node2", 0x5000000, 100), standbyMember("node3", 0x5000000, 100), standbyMember("node5", 0x5000000, 100))
 		if got := Decide(in); got.Has(Failover) || !strings.Contains(got.Reason, "node2 is a better candidate") {
 			t.Fatalf("run %d: %+v", i, got)
+		}
+	}
+}
+
+func TestCheckTiming(t *testing.T) {
+	tests := []struct {
+		ttl, loop, dcs time.Duration
+		wantField      string
+	}{
+		{3 * time.Second, 500 * time.Millisecond, 500 * time.Millisecond, ""},
+		{10 * time.Second, time.Second, time.Second, ""},
+		{0, time.Second, 0, "lease_ttl"},
+		{3 * time.Second, 0, 0, "loop_interval"},
+		{3 * time.Second, 1500 * time.Millisecond, 0, "loop_interval"},
+		{3 * time.Second, time.Second, 500 * time.Millisecond, "dcs_timeout"},
+		{3 * time.Second, 500 * time.Millisecond, -time.Second, "dcs_timeout"},
+	}
+	for _, tt := range tests {
+		c := Config{LeaseTTL: tt.ttl, LoopInterval: tt.loop, DCSTimeout: tt.dcs}
+		p := c.CheckTiming()
+		switch {
+		case tt.wantField == "" && p != nil:
+			t.Errorf("ttl %s loop %s dcs %s: unexpected problem %v", tt.ttl, tt.loop, tt.dcs, p)
+		case tt.wantField != "" && (p == nil || p.Field != tt.wantField):
+			t.Errorf("ttl %s loop %s dcs %s: problem %v, want one with %s", tt.ttl, tt.loop, tt.dcs, p, tt.wantField)
+		}
+		if p == nil && c.DemotionBudget() <= 0 {
+			t.Errorf("ttl %s loop %s dcs %s accepted with no demotion budget", tt.ttl, tt.loop, tt.dcs)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/vigil-ha/vigil/internal/wal"
@@ -38,8 +39,10 @@ const (
 
 // Config is the part of the cluster configuration the decisions depend on.
 type Config struct {
-	LeaseTTL             time.Duration
-	LoopInterval         time.Duration
+	LeaseTTL     time.Duration
+	LoopInterval time.Duration
+	// DCSTimeout bounds one DCS request, a lease renewal included.
+	DCSTimeout           time.Duration
 	MaximumLagOnFailover uint64
 	SyncMode             SyncMode
 	PrimaryCrash         CrashPolicy
@@ -53,6 +56,53 @@ type Config struct {
 // DemoteAfter is how long after its last successful renewal a leader that
 // cannot renew keeps serving (see the package doc for the arithmetic).
 func (c Config) DemoteAfter() time.Duration { return c.LeaseTTL / 2 }
+
+// DemotionBudget is D's bound in the package doc: the time a demotion may
+// take (routes down, server ended) so that it is over before the lease can
+// expire elsewhere.
+func (c Config) DemotionBudget() time.Duration {
+	return c.LeaseTTL/2 - c.LoopInterval - c.RenewalTimeout()
+}
+
+// RenewalTimeout bounds one lease renewal: a DCS request, and never longer
+// than a loop, so that the renewals keep their pace.
+func (c Config) RenewalTimeout() time.Duration { return min(c.DCSTimeout, c.LoopInterval) }
+
+// StopGrace is how long a demotion waits for an immediate shutdown before
+// it kills the server's processes: half the budget, so that the kill fits in
+// the rest.
+func (c Config) StopGrace() time.Duration { return c.DemotionBudget() / 2 }
+
+// UnresponsiveGrace is how long a leader whose server runs but answers no
+// SQL keeps the key (routes already withdrawn) before it kills the server
+// and gives the key up: long enough to ride out one slow probe, short
+// enough that a hung server is replaced within about one lease TTL.
+func (c Config) UnresponsiveGrace() time.Duration { return c.LeaseTTL / 2 }
+
+// TimingProblem names the timing setting that breaks the lease arithmetic.
+type TimingProblem struct {
+	Field  string // lease_ttl, loop_interval or dcs_timeout
+	Reason string
+}
+
+func (p *TimingProblem) Error() string { return p.Field + " " + p.Reason }
+
+// CheckTiming verifies the lease arithmetic of the package doc. Every
+// place that accepts timings (configuration, agent, labs) asks here.
+func (c Config) CheckTiming() *TimingProblem {
+	half := c.LeaseTTL / 2
+	switch {
+	case c.LeaseTTL <= 0:
+		return &TimingProblem{"lease_ttl", "must be positive"}
+	case c.LoopInterval <= 0:
+		return &TimingProblem{"loop_interval", "must be positive"}
+	case c.LoopInterval >= half:
+		return &TimingProblem{"loop_interval", fmt.Sprintf("must be less than half of lease_ttl (%s): a leader that cannot renew its lease must get to demote itself before the lease expires", half)}
+	case c.DCSTimeout < 0 || c.LoopInterval+c.DCSTimeout >= half:
+		return &TimingProblem{"dcs_timeout", fmt.Sprintf("must be less than lease_ttl/2 - loop_interval (%s): a leader whose lease renewal hangs this long must still demote itself before the lease expires", half-c.LoopInterval)}
+	}
+	return nil
+}
 
 // Role is what a node's database currently is.
 type Role string
@@ -203,6 +253,11 @@ type Input struct {
 	// succeeded at LeaseRenewedAt.
 	HoldsLeader    bool
 	LeaseRenewedAt time.Time
+	// StayDown: this agent gave the leader key up because its server could
+	// not write (crashed, hung, read-only). A standby is being promoted in
+	// its place, so the old server must not come back as a primary; it waits
+	// for the new leader and a rejoin.
+	StayDown bool
 }
 
 // ActionKind names what the agent must do.
@@ -212,7 +267,8 @@ type ActionKind string
 const (
 	// RenewLeader refreshes the leader lease.
 	RenewLeader ActionKind = "renew_leader"
-	// AcquireLeader takes a free leader key for a server that already runs as primary.
+	// AcquireLeader takes the free leader key, atomically: it fails when
+	// another node holds it, and the actions after it are then skipped.
 	AcquireLeader ActionKind = "acquire_leader"
 	// ReleaseLeader deletes the leader key so that a standby can take over at once.
 	ReleaseLeader ActionKind = "release_leader"
@@ -223,14 +279,16 @@ const (
 	// CompletePromotion resumes a promotion this leader started (its server
 	// is still in recovery): promote, gate, publish.
 	CompletePromotion ActionKind = "complete_promotion"
-	// Demote stops a primary that must not be one (immediate shutdown).
+	// Demote ends a server that must not be a primary: immediate shutdown,
+	// and SIGKILL of its processes when that does not finish within
+	// Config.StopGrace.
 	Demote ActionKind = "demote"
 	// StartStandby starts a stopped server configured as a standby.
 	StartStandby ActionKind = "start_standby"
 	// RestartPrimary starts the leader's crashed server in place.
 	RestartPrimary ActionKind = "restart_primary"
 	// StartPrimary starts a stopped former primary at a cold start, when
-	// no member is ahead of it.
+	// no member is ahead of it. It always follows AcquireLeader.
 	StartPrimary ActionKind = "start_primary"
 	// Follow points this standby at Target, the leader.
 	Follow ActionKind = "follow"

@@ -249,13 +249,7 @@ func TestSynchronousModeLosesNoAcknowledgedWrite(t *testing.T) {
 func TestNoQuorumNoPromotion(t *testing.T) {
 	c := newCluster(t, clusterOptions{nodes: 3})
 	ctx := testCtx(t, 6*time.Minute)
-	for _, n := range []string{"node1", "node2", "node3"} {
-		c.startAgent(n)
-	}
-	s := c.store()
-	if p := c.waitWritablePrimary(ctx, s); p != "node1" {
-		t.Fatalf("initial primary = %s", p)
-	}
+	s := c.startAgents(ctx)
 	c.killAgent("node2") // its server keeps running as a standby
 	c.crashNode(ctx, "node1")
 	deadline := time.Now().Add(5 * testTTL)

@@ -116,6 +116,20 @@ func (c *cluster) stopAll() {
 	}
 }
 
+// startAgents starts every node's agent, waits until node1 (the lab's first
+// primary) is writable and returns a DCS client.
+func (c *cluster) startAgents(ctx context.Context) *dcs.Store {
+	c.t.Helper()
+	for _, n := range c.lab.Nodes() {
+		c.startAgent(n.Name)
+	}
+	s := c.store()
+	if p := c.waitWritablePrimary(ctx, s); p != "node1" {
+		c.t.Fatalf("initial primary = %s, want node1", p)
+	}
+	return s
+}
+
 // store opens a DCS client on every member.
 func (c *cluster) store() *dcs.Store {
 	c.t.Helper()

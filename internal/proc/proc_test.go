@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -49,5 +51,39 @@ func TestRunDoesNotWaitForDaemons(t *testing.T) {
 func TestLookupUnknownUser(t *testing.T) {
 	if _, err := LookupUser("no-such-user-vigil"); err == nil || !strings.Contains(err.Error(), "no-such-user-vigil") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestTreeFindsChildrenAndKillUntilGoneStopsStoppedOnes(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "sleep 30 & sleep 30 & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	root := cmd.Process.Pid
+	var tree []int
+	for deadline := time.Now().Add(5 * time.Second); len(tree) < 3 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var err error
+		if tree, err = Tree(root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(tree) != 3 || tree[0] != root {
+		t.Fatalf("Tree(%d) = %v, want the shell and its two sleeps", root, tree)
+	}
+	// A stopped process (a hung server) still dies of SIGKILL.
+	for _, pid := range tree {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left, err := KillUntilGone(func() ([]int, error) { return Alive(tree), nil }, 5*time.Second)
+	if err != nil || len(left) > 0 {
+		t.Fatalf("left %v, err %v", left, err)
+	}
+	<-done
+	if got, _ := Tree(root); len(got) != 0 {
+		t.Fatalf("Tree of a reaped process = %v, want none", got)
 	}
 }
