@@ -34,7 +34,7 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 		if a.lease.holding() {
 			return nil
 		}
-		if err := a.lease.acquire(ctx); err != nil {
+		if err := a.acquireLeader(ctx); err != nil {
 			return fmt.Errorf("acquire leader key: %w", err)
 		}
 		a.log.Info("leader key acquired", "reason", reason)

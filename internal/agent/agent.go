@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os/exec"
 	"strings"
 	"sync"
@@ -90,6 +91,13 @@ type Options struct {
 	// write. It exists to measure what Vigil fixes; never use it.
 	LegacyOrder bool
 
+	// APIURL is where the other agents reach this agent's API (published
+	// in the DCS); APIToken is the bearer token of the members' APIs, used
+	// for failsafe pings; HTTPClient makes those calls (nil: the default).
+	APIURL     string
+	APIToken   string
+	HTTPClient *http.Client
+
 	// ConfigDigest identifies the settings that must agree across members.
 	ConfigDigest string
 	Version      string
@@ -122,6 +130,13 @@ type Agent struct {
 	// stayDown: see decision.Input.StayDown. Cleared once another leader
 	// exists: from then on the rejoin rules keep the old server stopped.
 	stayDown bool
+	// Failsafe mode, see failsafe.go: the members a leader must hear from
+	// and when each confirmed; the promise this node gave; whether it is
+	// taking the leader key right now.
+	failsafeMembers map[string]string
+	failsafeAcks    map[string]time.Time
+	promisedUntil   time.Time
+	acquiring       bool
 }
 
 // Status is what the agent knows after its last loop, for the API and ctl.
@@ -183,8 +198,8 @@ func New(o Options) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("node", o.Node, "cluster", o.Cluster)
-	a := &Agent{o: o, log: log, lastDigest: map[string]string{}, slotsMade: map[string]bool{}}
-	a.lease = newLeaseKeeper(o.Store, o.Node, o.Decision, log, a.leaseLost)
+	a := &Agent{o: o, log: log, lastDigest: map[string]string{}, slotsMade: map[string]bool{}, failsafeAcks: map[string]time.Time{}}
+	a.lease = newLeaseKeeper(o.Store, o.Node, o.Decision, log, a.leaseLost, a.failsafeHolds)
 	return a, nil
 }
 
@@ -270,10 +285,17 @@ func (a *Agent) tick(ctx context.Context) {
 	if view.Leader != "" && view.Leader != a.o.Node {
 		a.stayDown = false
 	}
-	stayDown := a.stayDown
+	stayDown, promisedUntil := a.stayDown, a.promisedUntil
 	a.mu.Unlock()
+	if dcsErr == nil {
+		a.rememberMembers(view)
+	}
+	failsafeMembers, failsafeAcks := a.failsafeState()
 	in := decision.Input{
 		StayDown:         stayDown,
+		PromisedUntil:    promisedUntil,
+		FailsafeMembers:  failsafeMembers,
+		FailsafeAcks:     failsafeAcks,
 		Now:              time.Now(),
 		Config:           a.o.Decision,
 		Self:             local,

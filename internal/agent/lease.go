@@ -24,6 +24,9 @@ type leaseKeeper struct {
 	cfg   decision.Config
 	log   *slog.Logger
 	lost  func(reason string, notLeader bool)
+	// failsafe pings the other members after a failed renewal and says
+	// whether the role may be kept without the DCS (decision: Failsafe).
+	failsafe func(ctx context.Context) bool
 
 	// acquiring serialises acquire: the main loop and lost may both try to
 	// take the key back at the same moment.
@@ -43,8 +46,8 @@ type dcsLeader interface {
 	ReleaseLeader(ctx context.Context) error
 }
 
-func newLeaseKeeper(store dcsLeader, node string, cfg decision.Config, log *slog.Logger, lost func(string, bool)) *leaseKeeper {
-	return &leaseKeeper{store: store, node: node, cfg: cfg, log: log, lost: lost}
+func newLeaseKeeper(store dcsLeader, node string, cfg decision.Config, log *slog.Logger, lost func(string, bool), failsafe func(context.Context) bool) *leaseKeeper {
+	return &leaseKeeper{store: store, node: node, cfg: cfg, log: log, lost: lost, failsafe: failsafe}
 }
 
 func (k *leaseKeeper) state() (bool, time.Time) {
@@ -118,6 +121,8 @@ func (k *leaseKeeper) run(ctx context.Context, done chan struct{}) {
 		case errors.Is(err, dcs.ErrNotLeader):
 			k.giveUp("leader key lost: "+err.Error(), true)
 			return
+		case k.cfg.Failsafe && k.failsafe(ctx):
+			k.log.Debug("leader lease renewal failed; failsafe holds", "err", err, "since_renewal", elapsed.Round(time.Millisecond))
 		case elapsed >= k.cfg.DemoteAfter():
 			k.giveUp("leader lease not renewed for "+elapsed.Round(time.Millisecond).String()+": "+err.Error(), false)
 			return

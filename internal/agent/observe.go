@@ -111,7 +111,7 @@ func (a *Agent) memberRecord(l decision.Local, isolated bool) dcs.Member {
 			Writable: l.Writable && a.lease.holding(), Timeline: l.Timeline, WAL: l.WAL,
 			Priority: l.Priority, Isolated: isolated, SystemID: l.SystemID, Upstream: l.Upstream,
 		},
-		Host: a.o.Host, Port: a.o.Port, UpdatedAt: time.Now(),
+		Host: a.o.Host, Port: a.o.Port, APIURL: a.o.APIURL, UpdatedAt: time.Now(),
 		ConfigDigest: a.o.ConfigDigest, Version: a.o.Version,
 	}
 }

@@ -76,7 +76,7 @@ func (a *Agent) failoverSteps(ctx context.Context, rec *timeline.Recorder, view 
 
 	// 2. Take the leader key atomically: only one candidate proceeds.
 	err = rec.Run(StepAcquireLeader, func() (string, error) {
-		if err := a.lease.acquire(ctx); errors.Is(err, errKeyTaken) {
+		if err := a.acquireLeader(ctx); errors.Is(err, errKeyTaken) {
 			return "", fmt.Errorf("%w: another candidate took the leader key first", errAborted)
 		} else if err != nil {
 			return "", err

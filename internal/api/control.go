@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/vigil-ha/vigil/internal/agent"
 )
 
 // maxBodyBytes bounds a request body: the largest legitimate one is a
@@ -169,4 +171,26 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
 		return errors.New("decode JSON request body: data after the first JSON object")
 	}
 	return nil
+}
+
+// handleFailsafe answers a failsafe leader's ping: 200 with the promise,
+// 409 when this node may promote. It runs on every loop of a leader that
+// lost the DCS, so only refusals are logged.
+func (s *Server) handleFailsafe(w http.ResponseWriter, r *http.Request) {
+	if s.o.Failsafe == nil {
+		s.writeError(w, http.StatusNotImplemented, errors.New("this agent does not answer failsafe pings"))
+		return
+	}
+	var req agent.FailsafeRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&req); err != nil {
+		s.writeError(w, http.StatusBadRequest, fmt.Errorf("failsafe request: %w", err))
+		return
+	}
+	promise, err := s.o.Failsafe.ConfirmFailsafe(req.Leader)
+	if err != nil {
+		s.log.Warn("failsafe ping refused", "leader", req.Leader, "err", err)
+		s.writeError(w, http.StatusConflict, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"promise_ms": promise.Milliseconds()})
 }

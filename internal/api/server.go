@@ -45,6 +45,13 @@ type Controller interface {
 	SetPaused(ctx context.Context, paused bool) error
 }
 
+// FailsafeConfirmer is the agent's side of failsafe mode: it promises a
+// leader that lost the DCS not to promote, for the duration it returns, or
+// refuses with an error wrapping agent.ErrWillPromote.
+type FailsafeConfirmer interface {
+	ConfirmFailsafe(leader string) (time.Duration, error)
+}
+
 // ErrConflict is wrapped by a Controller to refuse a request because of the
 // cluster's state (no such standby, a request already pending, ...), so
 // that the operator gets 409 and knows retrying unchanged will not help.
@@ -77,6 +84,9 @@ type Options struct {
 	Cluster ClusterSource
 	// Control may be nil: its endpoints then answer 501.
 	Control Controller
+	// Failsafe answers a failsafe leader's pings (POST /failsafe); nil
+	// answers 501.
+	Failsafe FailsafeConfirmer
 
 	// DefaultMaxLagBytes applies to /replica and /read-only when no ?lag=
 	// is given; 0 means DefaultMaxLagBytes (the package constant).
@@ -191,6 +201,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /failover", s.authorized(s.handleFailover))
 	mux.HandleFunc("POST /pause", s.authorized(s.handlePause(true)))
 	mux.HandleFunc("POST /resume", s.authorized(s.handlePause(false)))
+	mux.HandleFunc("POST "+agent.FailsafePath, s.authorized(s.handleFailsafe))
 	return mux
 }
 

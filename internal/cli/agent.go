@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/user"
@@ -165,7 +166,13 @@ func runAgent(ctx context.Context, cfg *config.Config, stepLogPath string, legac
 		// Watch and report, never promote: the same as priority 0.
 		priority = 0
 	}
+	apiToken, err := cfg.API.Token()
+	if err != nil && cfg.API.Listen != "" {
+		return usageError(fmt.Errorf("api.token_file: %w", err))
+	}
 	a, err := agent.New(agent.Options{
+		APIURL:              apiURL(cfg),
+		APIToken:            apiToken,
 		Cluster:             cfg.Cluster,
 		Node:                cfg.Node.Name,
 		Host:                cfg.Node.Host,
@@ -221,7 +228,7 @@ func newAPIServer(cfg *config.Config, a *agent.Agent, store *dcs.Store, log *slo
 	return api.New(api.Options{
 		Listen: cfg.API.Listen, CertFile: cfg.API.CertFile, KeyFile: cfg.API.KeyFile, Token: token,
 		NodeName: cfg.Node.Name, ClusterName: cfg.Cluster,
-		Agent: a, Cluster: store, Control: apiController{control.Controller{Store: store}},
+		Agent: a, Cluster: store, Control: apiController{control.Controller{Store: store}}, Failsafe: a,
 		DefaultMaxLagBytes: cfg.API.ReplicaMaxLag,
 		// Three lease TTLs without a loop: the agent is stuck, and its
 		// leadership (if any) has lapsed long ago.
@@ -274,14 +281,32 @@ func decisionConfig(cfg *config.Config) decision.Config {
 		PrimaryCrash:         decision.CrashPolicy(cfg.Failover.PrimaryCrash),
 		RestartTimeout:       cfg.Failover.RestartTimeout,
 		AutoRejoin:           cfg.Rejoin.Automatic,
+		Failsafe:             cfg.DCS.Failsafe,
 	}
+}
+
+// apiURL is where the other agents reach this agent's API: the listen
+// address, or the node's host when it listens on every address.
+func apiURL(cfg *config.Config) string {
+	host, port, err := net.SplitHostPort(cfg.API.Listen)
+	if cfg.API.Listen == "" || err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = cfg.Node.Host
+	}
+	scheme := "http"
+	if cfg.API.CertFile != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // configDigest covers the settings every member must share: members that
 // disagree on the lease or synchronous mode break the safety arithmetic.
 func configDigest(cfg *config.Config) string {
 	d := decisionConfig(cfg)
-	s := fmt.Sprintf("%s|%s|%s|%d|%s|%s|%s", cfg.Cluster, d.LeaseTTL, d.LoopInterval, d.MaximumLagOnFailover, d.SyncMode, d.PrimaryCrash, cfg.Database.Flavor)
+	s := fmt.Sprintf("%s|%s|%s|%d|%s|%s|%s|%t", cfg.Cluster, d.LeaseTTL, d.LoopInterval, d.MaximumLagOnFailover, d.SyncMode, d.PrimaryCrash, cfg.Database.Flavor, d.Failsafe)
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:6])
 }

@@ -83,6 +83,10 @@ type DCS struct {
 	TLS       TLS      `yaml:"tls"`
 	Username  string   `yaml:"username"`
 	Secret    `yaml:",inline"`
+	// Failsafe keeps the primary through a DCS outage while every other
+	// member's agent confirms, through its API, that it will not promote.
+	// It needs api.listen and api.token_file on every node.
+	Failsafe bool `yaml:"failsafe"`
 }
 
 // Embedded is an etcd member run inside the agent, named after the node.

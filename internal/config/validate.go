@@ -212,6 +212,9 @@ func (c *Config) dcsProblems() Problems {
 	case len(d.Endpoints) > 0 && d.Embedded.Enabled:
 		ps = append(ps, c.at("dcs", "dcs.endpoints and dcs.embedded are both set: use an external etcd or the embedded member, not both"))
 	}
+	if d.Failsafe && (c.API.Listen == "" || c.API.TokenFile == "") {
+		ps = append(ps, c.at("dcs.failsafe", "needs api.listen and api.token_file: a primary without the DCS keeps its role only while every other member's agent confirms through its API that it will not promote"))
+	}
 	for i, e := range d.Endpoints {
 		field := fmt.Sprintf("dcs.endpoints[%d]", i)
 		if msg := etcdURLProblem(e); msg != "" {

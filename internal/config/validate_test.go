@@ -49,6 +49,9 @@ func TestValidateSettings(t *testing.T) {
 		{"no replication user", func(c *Config) { c.Database.Replication.User = "" },
 			[]string{"database.replication.user: required: the role standbys stream with"}},
 
+		{"failsafe without the API", func(c *Config) { c.DCS.Failsafe = true; c.API.Listen = "" },
+			[]string{"dcs.failsafe: needs api.listen and api.token_file: a primary without the DCS keeps its role only while every other member's agent confirms through its API that it will not promote"}},
+
 		// Names and addresses.
 		{"upper-case node name", func(c *Config) { c.Node.Name = "Node1" },
 			[]string{`node.name: "Node1" may contain only a-z, 0-9, _ and -`}},

@@ -59,6 +59,10 @@ func decideWithoutDCS(in Input, out outFunc) Output {
 	self := in.Self
 	if in.HoldsLeader {
 		elapsed := in.Now.Sub(in.LeaseRenewedAt)
+		if holds, why := in.Config.FailsafeHolds(in.Now, in.FailsafeMembers, in.FailsafeAcks); holds && elapsed >= in.Config.DemoteAfter() {
+			// No action: the lease keeper keeps trying to renew on its own.
+			return out("DCS unreachable; keeping the primary role: " + why)
+		}
 		if elapsed >= in.Config.DemoteAfter() {
 			return out(fmt.Sprintf("DCS unreachable for %s since the last lease renewal (limit %s): demoting before the lease can expire elsewhere",
 				elapsed.Round(msRound), in.Config.DemoteAfter()),
@@ -220,6 +224,10 @@ func decideAsFollower(in Input, out outFunc) Output {
 
 func decideWithoutLeader(in Input, out outFunc) Output {
 	self := in.Self
+	if in.PromisedUntil.After(in.Now) {
+		return out(fmt.Sprintf("no leader, but this node promised the leader in failsafe mode not to take the key for %s more",
+			in.PromisedUntil.Sub(in.Now).Round(msRound)))
+	}
 	if req := in.Cluster.Request; req.active(in.Now) && req.Kind != RequestRejoin && req.To != "" && self.Role() == RoleStandby && self.Reachable {
 		if req.To != self.Name {
 			return out(fmt.Sprintf("no leader; waiting for %s, chosen by the operator's %s", req.To, req.Kind))

@@ -1023,3 +1023,93 @@ func TestCheckTiming(t *testing.T) {
 		}
 	}
 }
+
+func TestFailsafeHolds(t *testing.T) {
+	c := cfg() // T 10 s, L 1 s
+	c.Failsafe = true
+	c.DCSTimeout = time.Second
+	// Deadline = oldest ack + P - L - renewal timeout - demotion budget
+	// = oldest + 10 - 1 - 1 - 3 = oldest + 5 s.
+	others := []string{"node2", "node3"}
+	tests := []struct {
+		name string
+		cfg  func() Config
+		m    []string
+		acks map[string]time.Time
+		want bool
+	}{
+		{"every member confirmed just now", c.copy, others, map[string]time.Time{"node2": t0, "node3": t0}, true},
+		{"the oldest confirmation is still within the promise", c.copy, others, map[string]time.Time{"node2": t0.Add(-4999 * time.Millisecond), "node3": t0}, true},
+		{"the oldest confirmation is too old", c.copy, others, map[string]time.Time{"node2": t0.Add(-5 * time.Second), "node3": t0}, false},
+		{"one member never confirmed", c.copy, others, map[string]time.Time{"node2": t0}, false},
+		{"no other member: nobody can confirm", c.copy, nil, nil, false},
+		{"failsafe off", func() Config { o := c; o.Failsafe = false; return o }, others, map[string]time.Time{"node2": t0, "node3": t0}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, why := tt.cfg().FailsafeHolds(t0, tt.m, tt.acks)
+			if got != tt.want {
+				t.Errorf("FailsafeHolds = %v (%s), want %v", got, why, tt.want)
+			}
+			// Safety: whenever it holds, a demotion started at the next
+			// loop and a ping later ends before any promise expires.
+			if got {
+				oldest := t0
+				for _, a := range tt.acks {
+					if a.Before(oldest) {
+						oldest = a
+					}
+				}
+				c := tt.cfg()
+				if end := t0.Add(c.LoopInterval + c.RenewalTimeout() + c.DemotionBudget()); !end.Before(oldest.Add(c.FailsafePromise())) {
+					t.Errorf("demotion would end at %s, after the earliest promise expires at %s", end, oldest.Add(c.FailsafePromise()))
+				}
+			}
+		})
+	}
+}
+
+func (c Config) copy() Config { return c }
+
+func TestDecideFailsafe(t *testing.T) {
+	withoutDCS := func(acks map[string]time.Time) Input {
+		in := leaderInput()
+		in.Config.Failsafe = true
+		in.Config.DCSTimeout = time.Second
+		in.Cluster = Cluster{}
+		in.LeaseRenewedAt = t0.Add(-in.Config.DemoteAfter())
+		in.FailsafeMembers = []string{"node2", "node3"}
+		in.FailsafeAcks = acks
+		return in
+	}
+	tests := []struct {
+		name       string
+		in         Input
+		want       []ActionKind
+		wantReason string
+	}{
+		{"DCS down, every member confirmed: the primary keeps writing", withoutDCS(map[string]time.Time{"node2": t0, "node3": t0}),
+			nil, "all 2 other members confirmed"},
+		{"DCS down, a member does not answer: demote as without failsafe", withoutDCS(map[string]time.Time{"node2": t0}),
+			[]ActionKind{WithdrawWritable, Demote}, "demoting"},
+		{"a standby that promised does not promote although the key is free", func() Input {
+			in := orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x5000000, 100))
+			in.PromisedUntil = t0.Add(time.Second)
+			return in
+		}(), nil, "promised the leader"},
+		{"once the promise expired it promotes as usual", func() Input {
+			in := orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x5000000, 100))
+			in.Self.Upstream = ""
+			in.PromisedUntil = t0
+			return in
+		}(), []ActionKind{Failover}, "best candidate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Decide(tt.in)
+			if !reflect.DeepEqual(kinds(o), tt.want) || !strings.Contains(o.Reason, tt.wantReason) {
+				t.Errorf("Decide = %v (%s), want %v with %q", kinds(o), o.Reason, tt.want, tt.wantReason)
+			}
+		})
+	}
+}

@@ -47,6 +47,10 @@ type Config struct {
 	SyncMode             SyncMode
 	PrimaryCrash         CrashPolicy
 	RestartTimeout       time.Duration
+	// Failsafe keeps the primary through a DCS outage while every other
+	// member confirms, directly, that it will not promote (see the package
+	// doc, "Failsafe").
+	Failsafe bool
 	// AutoRejoin: a stopped former primary rejoins the writable leader as a
 	// standby by itself (pg_rewind or a base backup) instead of waiting for
 	// `vigil ctl rejoin`.
@@ -78,6 +82,39 @@ func (c Config) StopGrace() time.Duration { return c.DemotionBudget() / 2 }
 // and gives the key up: long enough to ride out one slow probe, short
 // enough that a hung server is replaced within about one lease TTL.
 func (c Config) UnresponsiveGrace() time.Duration { return c.LeaseTTL / 2 }
+
+// FailsafePromise is how long a member that confirmed a failsafe ping
+// promises not to promote, counted from when it received the ping.
+func (c Config) FailsafePromise() time.Duration { return c.LeaseTTL }
+
+// FailsafeHolds says whether a leader without the DCS may keep the primary
+// role at now: members are the other members of its last DCS view, acks the
+// send time of the newest ping each confirmed. The role holds while the
+// earliest of those promises, minus the time to notice (a loop and a ping)
+// and to demote, lies ahead.
+func (c Config) FailsafeHolds(now time.Time, members []string, acks map[string]time.Time) (bool, string) {
+	if !c.Failsafe {
+		return false, "failsafe mode is off"
+	}
+	if len(members) == 0 {
+		return false, "failsafe: no other member is known, so none can confirm"
+	}
+	var oldest time.Time
+	for _, m := range members {
+		at, ok := acks[m]
+		if !ok {
+			return false, "failsafe: " + m + " has not confirmed that it will not promote"
+		}
+		if oldest.IsZero() || at.Before(oldest) {
+			oldest = at
+		}
+	}
+	deadline := oldest.Add(c.FailsafePromise() - c.LoopInterval - c.RenewalTimeout() - c.DemotionBudget())
+	if !now.Before(deadline) {
+		return false, fmt.Sprintf("failsafe: the oldest confirmation was sent %s ago, too long to rely on", now.Sub(oldest).Round(time.Millisecond))
+	}
+	return true, fmt.Sprintf("failsafe: all %d other members confirmed they will not promote (for %s more)", len(members), deadline.Sub(now).Round(time.Millisecond))
+}
 
 // TimingProblem names the timing setting that breaks the lease arithmetic.
 type TimingProblem struct {
@@ -258,6 +295,13 @@ type Input struct {
 	// its place, so the old server must not come back as a primary; it waits
 	// for the new leader and a rejoin.
 	StayDown bool
+	// FailsafeMembers and FailsafeAcks feed Config.FailsafeHolds for a
+	// leader that cannot reach the DCS.
+	FailsafeMembers []string
+	FailsafeAcks    map[string]time.Time
+	// PromisedUntil: this node confirmed a failsafe leader's ping and must
+	// not take the leader key before then.
+	PromisedUntil time.Time
 }
 
 // ActionKind names what the agent must do.

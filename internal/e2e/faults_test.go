@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -125,4 +126,68 @@ func TestFrozenAgentKeepsItsPrimary(t *testing.T) {
 func leaderKey(ctx context.Context, s *dcs.Store) (string, error) {
 	v, err := s.Snapshot(ctx)
 	return v.Leader, err
+}
+
+// TestFailsafeKeepsWritesThroughAnEtcdOutage stops the cluster's only
+// (external) etcd. With dcs.failsafe the primary keeps accepting writes
+// while both standbys' agents confirm they will not promote; once one of
+// them stops answering (its agent is killed) the primary demotes as it
+// would without failsafe.
+func TestFailsafeKeepsWritesThroughAnEtcdOutage(t *testing.T) {
+	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	client := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	etcd, err := dcs.StartMember(dcs.MemberConfig{Name: "etcd1", DataDir: t.TempDir(), PeerURL: peer, ClientURL: client,
+		InitialCluster: map[string]string{"etcd1": peer}, ClusterToken: "e2e-failsafe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopEtcd := sync.OnceFunc(func() { etcd.Close(5 * time.Second) })
+	t.Cleanup(stopEtcd)
+	ctx := testCtx(t, 5*time.Minute)
+	if err := etcd.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, clusterOptions{nodes: 3, endpoints: []string{client}, api: true,
+		edit: func(_ string, cfg map[string]any) { cfg["dcs"].(map[string]any)["failsafe"] = true }})
+	c.startAgents(ctx)
+	checker := c.startSplitBrainChecker()
+	checker.waitCommits(t, "node1")
+	postmaster := c.serverTree(ctx, "node1")[0]
+
+	stopEtcd()
+	outage := time.Now()
+	// Far past the lease: without failsafe node1 would have stopped after
+	// lease_ttl/2.
+	deadline := outage.Add(4 * testTTL)
+	for time.Now().Before(deadline) {
+		if r := c.server("node1").ProbeWrite(ctx); !r.Writable() {
+			t.Fatalf("node1 stopped accepting writes %s into the etcd outage: %v", time.Since(outage).Round(time.Millisecond), r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := c.serverTree(ctx, "node1")[0]; got != postmaster {
+		t.Errorf("node1's postmaster changed from %d to %d during the outage", postmaster, got)
+	}
+	for _, n := range []string{"node2", "node3"} {
+		if v, err := c.queryOn(ctx, n, "select pg_is_in_recovery()::text"); err != nil || v != "true" {
+			t.Errorf("%s in recovery = %q (%v), want true", n, v, err)
+		}
+	}
+
+	// node3 stops answering: node1 can no longer be sure nobody promotes.
+	c.killAgent("node3")
+	n1, _ := c.lab.Node("node1")
+	if err := eventually(ctx, 3*testTTL, func() error {
+		if running, _, err := c.lab.Ctl(n1).Status(ctx); err != nil || running {
+			return fmt.Errorf("node1 running=%v err=%v", running, err)
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("node1 kept its primary although node3 stopped confirming: %v", err)
+	}
+	checker.finish(t)
+	c.stopAll()
+	if logs := readFile(t, c.dir+"/node2.agent.log"); !containsAll(logs, "promised the leader not to promote") {
+		t.Errorf("node2's log does not show its failsafe promise:\n%s", tail(logs, 20))
+	}
 }
