@@ -226,3 +226,50 @@ func TestBearerToken(t *testing.T) {
 		t.Error("tokenEqual is wrong")
 	}
 }
+
+type fakeFailsafe struct {
+	leaders []string
+	err     error
+}
+
+func (f *fakeFailsafe) ConfirmFailsafe(leader string) (time.Duration, error) {
+	f.leaders = append(f.leaders, leader)
+	return 3 * time.Second, f.err
+}
+
+func TestFailsafePing(t *testing.T) {
+	tests := []struct {
+		name     string
+		header   http.Header
+		body     string
+		refuse   error
+		noAnswer bool
+		want     int
+		wantCall bool
+	}{
+		{"confirmed", bearer(testToken), `{"leader":"node1"}`, nil, false, 200, true},
+		{"refused: this node may promote", bearer(testToken), `{"leader":"node1"}`, fmt.Errorf("%w: holds the key", errors.New("may promote")), false, 409, true},
+		{"no token: nobody can silence a member", nil, `{"leader":"node1"}`, nil, false, 401, false},
+		{"malformed body", bearer(testToken), `{`, nil, false, 400, false},
+		{"agent does not answer pings", bearer(testToken), `{"leader":"node1"}`, nil, true, 501, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeFailsafe{err: tt.refuse}
+			s := newServer(t, writablePrimary(), func(o *Options) {
+				o.Token = testToken
+				o.Control = &fakeControl{}
+				if !tt.noAnswer {
+					o.Failsafe = f
+				}
+			})
+			r := do(t, s, http.MethodPost, "/failsafe", tt.body, tt.header)
+			if r.code != tt.want {
+				t.Fatalf("POST /failsafe = %d, want %d: %s", r.code, tt.want, r.body)
+			}
+			if called := len(f.leaders) > 0; called != tt.wantCall || called && f.leaders[0] != "node1" {
+				t.Errorf("confirm calls = %v, want a call: %v", f.leaders, tt.wantCall)
+			}
+		})
+	}
+}
