@@ -34,7 +34,10 @@ line is left out for a key the file does not set), and the command exits
 with status 2. Checks that look at this host (the control binary in bin_dir,
 password and TLS files, the OS account, the VIP interface) are included, so
 run it on the node the file is for. Warnings (for instance a password file
-other accounts can read) are printed the same way but do not fail the check.`,
+other accounts can read) are printed the same way but do not fail the check.
+Notes name the faults the configuration does not survive for want of an
+option (no fence, no failsafe, asynchronous replication); see the README's
+reliability section.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
@@ -54,6 +57,9 @@ other accounts can read) are printed the same way but do not fail the check.`,
 				return usageError(err)
 			}
 			if err := printProblems(stderr, path, "warning: ", cfg.Warnings()); err != nil {
+				return err
+			}
+			if err := printProblems(stderr, path, "note: ", cfg.Limits()); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (cluster %s, node %s, flavor %s)\n", path, cfg.Cluster, cfg.Node.Name, cfg.Database.Flavor)

@@ -36,6 +36,10 @@ func nodeConfig(t *testing.T, extra string) string {
 
 func TestConfigCheck(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	// The defaults' limits, printed as notes by every accepted check.
+	notes := "FILE: note: failover.fence_ssh: no fence: if the primary's agent dies or freezes and its node is then cut off from the other members, its PostgreSQL keeps accepting writes from clients that still reach it while a standby is promoted; set failover.fence_ssh or failover.fence_command so that the old primary is stopped first\n" +
+		"FILE: note: dcs.failsafe: off: while etcd cannot be reached (an upgrade, quorum lost) the primary demotes itself after timing.lease_ttl/2 (1.5s) and no writes are possible until etcd returns; dcs.failsafe keeps the primary while every other member confirms it will not promote\n"
+	asyncNote := "FILE: note: failover.synchronous_mode: off: a failover may lose the last acknowledged commits, up to failover.maximum_lag_on_failover (1 MiB)\n"
 	tests := []struct {
 		name string
 		// setup returns the arguments after "config check" and the path
@@ -46,7 +50,10 @@ func TestConfigCheck(t *testing.T) {
 		wantStderr string
 	}{
 		{"valid", func(t *testing.T) string { return nodeConfig(t, "") },
-			ExitOK, "FILE: OK (cluster main, node node1, flavor postgres)\n", ""},
+			ExitOK, "FILE: OK (cluster main, node node1, flavor postgres)\n", notes + asyncNote},
+		{"valid, fenced and synchronous: one note left", func(t *testing.T) string {
+			return nodeConfig(t, "failover:\n  synchronous_mode: on\n  fence_command: [/bin/true]\n")
+		}, ExitOK, "FILE: OK (cluster main, node node1, flavor postgres)\n", notes[strings.Index(notes, "FILE: note: dcs.failsafe"):]},
 		{"problems, with and without lines", func(t *testing.T) string {
 			return nodeConfig(t, "timing:\n  loop_interval: 5s\nfailover:\n  synchronous_mode: maybe\n")
 		}, ExitUsage, "",
@@ -62,7 +69,7 @@ func TestConfigCheck(t *testing.T) {
 		{"warning only", func(t *testing.T) string {
 			return nodeConfig(t, "vip:\n  interface: lo\n")
 		}, ExitOK, "FILE: OK (cluster main, node node1, flavor postgres)\n",
-			"FILE:12: warning: vip.interface: is set but vip.address is empty: no VIP is managed\n"},
+			"FILE:12: warning: vip.interface: is set but vip.address is empty: no VIP is managed\n" + notes + asyncNote},
 		{"missing file", func(*testing.T) string { return missing },
 			ExitUsage, "", "vigil: read configuration: open FILE: no such file or directory\n"},
 	}
