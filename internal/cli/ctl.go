@@ -271,18 +271,9 @@ func newCtlHistoryCmd(o *ctlOptions) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-			defer cancel()
-			raw, err := s.History(ctx)
+			recs, err := o.records(cmd.Context(), s, 0)
 			if err != nil {
 				return err
-			}
-			var recs []timeline.Record
-			for _, r := range raw {
-				var rec timeline.Record
-				if json.Unmarshal(r, &rec) == nil {
-					recs = append(recs, rec)
-				}
 			}
 			if o.output == "json" {
 				return writeJSON(cmd.OutOrStdout(), recs)
@@ -407,17 +398,14 @@ func requestAndWait(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, req dcs.Req
 }
 
 func reportHandover(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, req dcs.Request) error {
-	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-	defer cancel()
-	raw, err := s.History(ctx)
+	recs, err := o.records(cmd.Context(), s, 0)
 	if err != nil {
 		return err
 	}
 	var down, up time.Time
 	w := cmd.OutOrStdout()
-	for _, r := range raw {
-		var rec timeline.Record
-		if json.Unmarshal(r, &rec) != nil || rec.Start.Before(req.Created) {
+	for _, rec := range recs {
+		if rec.Start.Before(req.Created) {
 			continue
 		}
 		fmt.Fprint(w, timeline.Format(rec))
@@ -448,7 +436,7 @@ func controlError(err error) error {
 }
 
 func newCtlRejoinCmd(o *ctlOptions) *cobra.Command {
-	var wait time.Duration
+	var wait, settle time.Duration
 	cmd := &cobra.Command{
 		Use:   "rejoin NODE",
 		Short: "Bring a former primary back as a standby of the current primary",
@@ -458,7 +446,13 @@ pg_rewind when the timelines diverged, a fresh base backup when a rewind is
 impossible (rejoin.method in its configuration), then it starts the server
 as a standby and waits until it streams. Commits NODE made that never
 reached the new primary are discarded; a base backup keeps the old data
-directory beside the new one.`,
+directory beside the new one.
+
+The command waits until NODE's agent has published, after the rejoin, that
+NODE is a standby of the primary on its timeline, and exits 0 only then. It
+exits 1 when the rejoin failed (its record, with the failed step, is
+printed), when NODE does not stream within --settle of its agent clearing
+the request, or after --wait.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node := args[0]
@@ -467,6 +461,12 @@ directory beside the new one.`,
 				return err
 			}
 			defer s.Close()
+			// The rejoin's records are those written after this view:
+			// etcd revisions, unlike times, need no agreement of clocks.
+			before, err := o.snapshot(cmd.Context(), s)
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			req, err := control.Controller{Store: s}.Rejoin(ctx, node)
 			cancel()
@@ -474,44 +474,99 @@ directory beside the new one.`,
 				return controlError(err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "rejoin of %s requested; waiting until it streams from the primary...\n", node)
-			deadline := time.Now().Add(wait)
-			for {
-				v, err := o.snapshot(cmd.Context(), s)
-				if err == nil {
-					if m, ok := v.Members[node]; ok && m.Role == decision.RoleStandby && m.Upstream == v.Leader && v.Request == nil {
-						return reportRecords(cmd, o, s, req.Created, node)
-					}
-					if v.Request == nil && time.Since(req.Created) > 2*time.Second {
-						_ = reportRecords(cmd, o, s, req.Created, node)
-						return &exitError{code: ExitFailure, err: fmt.Errorf("rejoin of %s did not complete: see the record above and its agent's log", node)}
-					}
-				}
-				if time.Now().After(deadline) {
-					return &exitError{code: ExitFailure, err: fmt.Errorf("%s does not stream from the primary after %s", node, wait)}
-				}
-				select {
-				case <-cmd.Context().Done():
-					return cmd.Context().Err()
-				case <-time.After(250 * time.Millisecond):
-				}
+			werr := waitRejoin(cmd.Context(), o, s, req, before.Revision, wait, settle)
+			if rerr := reportRecords(cmd, o, s, before.Revision, node); rerr != nil && werr == nil {
+				werr = rerr
 			}
+			if werr != nil && cmd.Context().Err() == nil {
+				return &exitError{code: ExitFailure, err: werr}
+			}
+			return werr
 		},
 	}
 	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "how long to wait (a base backup of a large database takes a while)")
+	cmd.Flags().DurationVar(&settle, "settle", time.Minute, "how long NODE may take to show it streams once its agent has cleared the request")
 	return cmd
 }
 
-// reportRecords prints the history records since `since` made by node.
-func reportRecords(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, since time.Time, node string) error {
-	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+// waitRejoin polls the DCS until control.CheckRejoin says the rejoin
+// requested by req is done (nil) or failed, NODE does not stream within
+// settle of its agent finishing, or wait passes. since is the revision
+// read before the request.
+func waitRejoin(ctx context.Context, o *ctlOptions, s *dcs.Store, req dcs.Request, since int64, wait, settle time.Duration) error {
+	deadline := time.Now().Add(wait)
+	var settleBy time.Time
+	last := control.RejoinProgress{Waiting: "no answer from the DCS yet"}
+	for {
+		p, err := rejoinProgress(ctx, o, s, req, since)
+		switch {
+		case err != nil:
+			last.Waiting = err.Error()
+		case p.Done:
+			return nil
+		case p.Failed != "":
+			return fmt.Errorf("%s: see the record above and its agent's log", p.Failed)
+		default:
+			last = p
+			if p.Finished && settleBy.IsZero() {
+				settleBy = time.Now().Add(settle)
+			}
+		}
+		if !settleBy.IsZero() && time.Now().After(settleBy) {
+			return fmt.Errorf("the request to rejoin %s is gone (its agent acted on it, or it expired unanswered), but %s does not stream from the primary %s later: %s; see its agent's log",
+				req.To, req.To, settle, last.Waiting)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not stream from the primary after %s: %s", req.To, wait, last.Waiting)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func rejoinProgress(ctx context.Context, o *ctlOptions, s *dcs.Store, req dcs.Request, since int64) (control.RejoinProgress, error) {
+	// The records are read before the view: a record written in between
+	// then comes with a view at least as new, never the other way round.
+	recs, err := o.records(ctx, s, since)
+	if err != nil {
+		return control.RejoinProgress{}, err
+	}
+	v, err := o.snapshot(ctx, s)
+	if err != nil {
+		return control.RejoinProgress{}, err
+	}
+	return control.CheckRejoin(v, req, recs), nil
+}
+
+// records reads the history records written after revision since (0: all).
+func (o *ctlOptions) records(ctx context.Context, s *dcs.Store, since int64) ([]timeline.Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	raw, err := s.History(ctx)
+	raw, err := s.HistorySince(ctx, since)
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]timeline.Record, 0, len(raw))
+	for _, r := range raw {
+		var rec timeline.Record
+		if json.Unmarshal(r, &rec) == nil {
+			recs = append(recs, rec)
+		}
+	}
+	return recs, nil
+}
+
+// reportRecords prints node's history records written after revision since.
+func reportRecords(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, since int64, node string) error {
+	recs, err := o.records(cmd.Context(), s, since)
 	if err != nil {
 		return err
 	}
-	for _, r := range raw {
-		var rec timeline.Record
-		if json.Unmarshal(r, &rec) == nil && !rec.Start.Before(since) && rec.Node == node {
+	for _, rec := range recs {
+		if rec.Node == node {
 			fmt.Fprint(cmd.OutOrStdout(), timeline.Format(rec))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -58,9 +59,7 @@ veth links and the VIP need CAP_NET_ADMIN and CAP_NET_RAW.`,
 			}
 			fmt.Fprint(cmd.OutOrStdout(), demo.Format(res))
 			if o.Keep {
-				fmt.Fprintf(cmd.OutOrStdout(), "\nThe cluster is still running (--keep). Connect through the VIP from the client host:\n"+
-					"  sudo ip netns exec vigil-<id>-client psql -h %s -U postgres   (password in %s/secrets)\n"+
-					"Inspect it with: sudo vigil lab status --dir %s\nRemove it with:  sudo vigil lab down --dir %s\n", res.VIP, o.Dir, o.Dir, o.Dir)
+				fmt.Fprint(cmd.OutOrStdout(), keepInstructions(res))
 			}
 			return nil
 		},
@@ -76,4 +75,18 @@ veth links and the VIP need CAP_NET_ADMIN and CAP_NET_RAW.`,
 	f.IntVar(&o.Rate, "rate", 50, "client writes per second")
 	f.IntVar(&o.BackgroundTPS, "background-tps", 100, "pgbench transactions per second through the VIP as background load (0: none)")
 	return cmd
+}
+
+// keepInstructions says how to reach and remove a cluster left running by
+// --keep.
+func keepInstructions(res demo.Result) string {
+	connect := make([]string, len(res.Connect))
+	for i, a := range res.Connect {
+		connect[i] = shellQuote(a)
+	}
+	dir := shellQuote(res.LabDir)
+	return fmt.Sprintf("\nThe cluster is still running (--keep). Connect through the VIP from the client host:\n"+
+		"  sudo %s\n"+
+		"Inspect it with: sudo vigil lab status --dir %s\n"+
+		"Remove it with:  sudo vigil lab down --dir %s   (agents included)\n", strings.Join(connect, " "), dir, dir)
 }

@@ -282,7 +282,9 @@ func newLabDownCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "down --dir DIR",
 		Short: "Remove a lab: stop its servers, delete its namespaces, links and directory",
-		Long: `Remove the lab in DIR: stop its servers (immediate shutdown, then SIGKILL of any
+		Long: `Remove the lab in DIR: kill the agents and witnesses started on it (by vigil
+demo, bench or the tests; each recorded with its start time, so a reused
+pid is left alone), stop its servers (immediate shutdown, then SIGKILL of any
 of its server processes still running), delete the veth links, bridge and
 network namespaces it created, release its subnet and delete DIR. Only what
 DIR/lab.json lists is touched. It works on a half-built lab and on servers

@@ -68,9 +68,16 @@ func StartMember(c MemberConfig) (*EmbeddedMember, error) {
 	if c.ElectionMs > 0 {
 		ec.ElectionMs = c.ElectionMs
 	}
+	// Slow-request warnings at etcd's own defaults: the embed package
+	// leaves the unary threshold at zero, which makes every request of a
+	// millisecond a "request stats" warning.
+	ec.WarningApplyDuration = embed.DefaultWarningApplyDuration
+	ec.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
 	// etcd logs a great deal at info; its warnings and errors are what an
-	// operator of an HA agent needs.
-	zl, err := zap.NewProductionConfig().Build(zap.IncreaseLevel(zapcore.WarnLevel))
+	// operator of an HA agent needs, once each rather than 20 times a
+	// second while a peer is down.
+	zl, err := zap.NewProductionConfig().Build(zap.IncreaseLevel(zapcore.WarnLevel),
+		zap.WrapCore(func(core zapcore.Core) zapcore.Core { return newRepeatLimiter(core, repeatInterval, time.Now) }))
 	if err != nil {
 		return nil, fmt.Errorf("start etcd member %s: logger: %w", c.Name, err)
 	}

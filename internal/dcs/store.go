@@ -504,7 +504,18 @@ func (s *Store) AppendHistory(ctx context.Context, at time.Time, record any) err
 
 // History returns the raw history records, oldest first.
 func (s *Store) History(ctx context.Context) ([]json.RawMessage, error) {
-	resp, err := s.client.Get(ctx, s.key("history")+"/", clientv3.WithPrefix())
+	return s.HistorySince(ctx, 0)
+}
+
+// HistorySince returns the raw history records written after revision (a
+// View's Revision; 0 for all of them), oldest first. Unlike a record's own
+// times, revisions do not depend on the clocks of the hosts involved.
+func (s *Store) HistorySince(ctx context.Context, revision int64) ([]json.RawMessage, error) {
+	opts := []clientv3.OpOption{clientv3.WithPrefix()}
+	if revision > 0 {
+		opts = append(opts, clientv3.WithMinCreateRev(revision+1))
+	}
+	resp, err := s.client.Get(ctx, s.key("history")+"/", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -112,6 +113,10 @@ type Result struct {
 	// the crash and its outcome.
 	Series []Point `json:"series,omitempty"`
 	LabDir string  `json:"lab_dir"`
+	// ClientNetns is the client host's network namespace, and Connect the
+	// command (argv) that opens psql through the VIP from it (for --keep).
+	ClientNetns string   `json:"client_netns,omitempty"`
+	Connect     []string `json:"connect,omitempty"`
 }
 
 // Point is one write on the time axis.
@@ -146,6 +151,7 @@ removes all of it at the end (unless --keep)`)
 	if err != nil {
 		return res, err
 	}
+	res.LabDir = l.Dir()
 	c, err := labcluster.New(l, labcluster.Options{
 		Binary: o.Binary, Cluster: "demo", SyncMode: o.SyncMode, VIP: vipHost, Legacy: o.Legacy,
 		LeaseTTL: o.LeaseTTL, LoopInterval: o.LoopInterval,
@@ -196,6 +202,7 @@ func (r *runner) run(ctx context.Context, res Result) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	res.ClientNetns = client.Netns
 	p.say("starting three agents with embedded etcd; VIP %s", res.VIP)
 	for _, n := range l.Nodes() {
 		if err := c.StartAgent(n.Name); err != nil {
@@ -230,6 +237,8 @@ func (r *runner) run(ctx context.Context, res Result) (Result, error) {
 	}
 	wopts := workload.Options{Host: res.VIP, Port: r.nodePort(primary), User: user, Database: l.Flavor().DefaultDatabase, Timeout: time.Second}
 	_, wopts.Password, _ = l.Superuser()
+	res.Connect = []string{"ip", "netns", "exec", client.Netns, "env", "PGPASSFILE=" + l.SuperuserPassFile(),
+		"psql", "-h", res.VIP, "-p", strconv.Itoa(wopts.Port), "-U", user, wopts.Database}
 	if err := workload.Prepare(ctx, wopts); err != nil {
 		return res, fmt.Errorf("prepare the workload table through the VIP: %w", err)
 	}

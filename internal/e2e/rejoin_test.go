@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-ha/vigil/internal/decision"
 	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/timeline"
 )
@@ -120,6 +121,16 @@ func TestRejoinAfterFailover(t *testing.T) {
 	t.Logf("ctl rejoin node1 (exit %d):\n%s", code, out)
 	if code != 0 {
 		t.Fatalf("ctl rejoin node1: exit %d", code)
+	}
+	// Exit 0 means the DCS already shows node1 following node2, with the
+	// record of the rejoin printed.
+	if v, err := s.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	} else if m := v.Members["node1"]; m.Role != decision.RoleStandby || m.Upstream != "node2" {
+		t.Errorf("ctl rejoin exited 0, but node1 is %s with upstream %q", m.Role, m.Upstream)
+	}
+	if !strings.Contains(out, "rejoin succeeded on node1") {
+		t.Errorf("ctl rejoin did not print the rejoin's record")
 	}
 	if err := waitStreamsFrom(ctx, c, "node1", "node2"); err != nil {
 		t.Fatal(err)

@@ -389,9 +389,10 @@ func (l *Lab) Kill(ctx context.Context, n Node) error {
 	return nil
 }
 
-// Down stops the servers and removes everything the state file lists. It
-// works on a half-built lab, on servers that already died, and a second time.
-// The state file is kept when something could not be removed, so Down can be
+// Down stops the processes started for the lab (TrackProcess) and the
+// servers, and removes everything the state file lists. It works on a
+// half-built lab, on servers that already died, and a second time. The
+// state file is kept when something could not be removed, so Down can be
 // retried.
 func (l *Lab) Down(ctx context.Context) error {
 	l.mu.Lock()
@@ -404,6 +405,9 @@ func (l *Lab) Down(ctx context.Context) error {
 	}
 
 	var errs []error
+	if err := l.stopTracked(ctx, st.Dir); err != nil {
+		errs = append(errs, err)
+	}
 	dataDirs := make([]string, 0, len(st.Nodes))
 	for _, n := range st.Nodes {
 		dataDirs = append(dataDirs, n.DataDir)

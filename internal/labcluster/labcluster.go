@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -324,6 +325,13 @@ func (c *Cluster) start(name, netns string, args []string, logPath string) (*Pro
 		logFile.Close()
 		close(p.done)
 	}()
+	// Recorded in the lab, so that `vigil lab down` stops it also after
+	// this process has exited (vigil demo --keep). One that already
+	// exited and was reaped needs no stopping.
+	if err := c.Lab.TrackProcess(name, cmd.Process.Pid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		p.kill()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -408,7 +416,8 @@ func (c *Cluster) CrashNode(ctx context.Context, name string) error {
 	return kerr
 }
 
-// StopAll kills every agent and the witness.
+// StopAll kills every agent and the witness started by this process; Down
+// of the lab kills those started by any process.
 func (c *Cluster) StopAll() {
 	c.mu.Lock()
 	var procs []*Proc
