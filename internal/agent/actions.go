@@ -44,7 +44,7 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 			// A standby is to replace this server; it must not come back
 			// as a primary if the key is still free a moment from now.
 			a.mu.Lock()
-			a.stayDown = true
+			a.gaveUpAt = a.clock.Now()
 			a.mu.Unlock()
 		}
 		a.lease.release(ctx)
@@ -148,7 +148,7 @@ func (a *Agent) leaderHousekeeping(ctx context.Context, view dcs.View, local dec
 	}
 	wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 	defer cancel()
-	if err := a.o.Store.SetStatus(wctx, dcs.Status{Leader: a.o.Node, WAL: local.WAL.String(), Timeline: local.Timeline, At: time.Now()}); err != nil {
+	if err := a.o.Store.SetStatus(wctx, dcs.Status{Leader: a.o.Node, WAL: local.WAL.String(), Timeline: local.Timeline, At: a.clock.Now()}); err != nil {
 		return fmt.Errorf("record leader position: %w", err)
 	}
 	a.ensureSlots(ctx, view)
@@ -169,9 +169,9 @@ func (a *Agent) keepEtcdLeaderAway(ctx context.Context) {
 		return
 	}
 	a.mu.Lock()
-	due := time.Since(a.etcdLeaderCheckedAt) >= etcdLeaderCheckEvery
+	due := a.clock.Now().Sub(a.etcdLeaderCheckedAt) >= etcdLeaderCheckEvery
 	if due {
-		a.etcdLeaderCheckedAt = time.Now()
+		a.etcdLeaderCheckedAt = a.clock.Now()
 	}
 	a.mu.Unlock()
 	if !due {
@@ -219,7 +219,7 @@ func (a *Agent) publishWritable(ctx context.Context, view dcs.View, local decisi
 	if view.Primary == nil || view.Primary.Node != a.o.Node {
 		wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 		defer cancel()
-		err := a.o.Store.PublishPrimary(wctx, dcs.Primary{Node: a.o.Node, Host: a.o.Host, Port: a.o.Port, Timeline: local.Timeline, Since: time.Now(), CommitLSN: local.WAL.String()})
+		err := a.o.Store.PublishPrimary(wctx, dcs.Primary{Node: a.o.Node, Host: a.o.Host, Port: a.o.Port, Timeline: local.Timeline, Since: a.clock.Now(), CommitLSN: local.WAL.String()})
 		if err != nil {
 			return err
 		}
@@ -261,6 +261,10 @@ func (a *Agent) routesDown(ctx context.Context, reason string) {
 	a.mu.Lock()
 	wasUp := a.routesUp
 	a.routesUp = false
+	// The health endpoint (/primary) is a route too, and it answers from
+	// the status: without this it would say "writable" until the end of a
+	// loop that is, say, stopping this server for a switchover.
+	a.status.Writable = false
 	a.mu.Unlock()
 	for _, r := range a.o.Routers {
 		if err := r.Down(ctx); err != nil {
@@ -322,12 +326,12 @@ func (a *Agent) mayKeepKey(ctx context.Context) (bool, string) {
 	local, _ := a.observeLocal(ctx, view)
 	trusted := a.o.Trusted.Check(ctx)
 	a.mu.Lock()
-	stayDown := a.stayDown
+	gaveUpAt := a.gaveUpAt
 	a.mu.Unlock()
 	cluster := clusterInput(view, true)
 	cluster.Leader = "" // as it was before this agent took the key back
-	out := decision.Decide(decision.Input{Now: time.Now(), Config: a.o.Decision, Self: local,
-		TrustedReachable: trusted.Reachable, Cluster: cluster, StayDown: stayDown})
+	out := a.o.Decide(decision.Input{Now: a.clock.Now(), Config: a.o.Decision, Self: local,
+		TrustedReachable: trusted.Reachable, Cluster: cluster, GaveUpAt: gaveUpAt})
 	if len(out.Actions) == 1 && out.Actions[0].Kind == decision.AcquireLeader {
 		return true, out.Reason
 	}

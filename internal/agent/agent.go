@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-ha/vigil/internal/clock"
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
@@ -49,10 +50,16 @@ type Options struct {
 	Port     int
 	Priority int
 
-	Server *database.Server
-	Store  *dcs.Store
-	// Trusted checks for isolation.
-	Trusted isolation.Checker
+	// Server is the database server (a *database.Server); Control is what
+	// the agent knows of it outside SQL, derived from a *database.Server
+	// when nil.
+	Server  Server
+	Control Control
+	// Store is the DCS (a *dcs.Store).
+	Store Store
+	// Trusted checks for isolation (an isolation.Checker; nil: none
+	// configured, the node is never considered cut off).
+	Trusted TrustedChecker
 	// Decision holds TTL, loop interval, synchronous mode, crash policy.
 	Decision decision.Config
 
@@ -105,12 +112,26 @@ type Options struct {
 	Logger *slog.Logger
 	// StepLog receives one JSON line per failover step.
 	StepLog io.Writer
+
+	// Clock is the agent's time (nil: package time). Pinger sends failsafe
+	// pings (nil: HTTP to the members' APIs with APIToken).
+	Clock  Clock
+	Pinger FailsafePinger
+	// Stepped hands the agent's pace to the caller: Run is refused, the
+	// lease keeper starts no goroutine, and the caller calls Prepare once,
+	// then Tick every loop interval and RenewLease every loop interval
+	// (a deterministic simulation does, on a virtual Clock).
+	Stepped bool
+	// Decide replaces decision.Decide (nil: decision.Decide). Only a
+	// simulation sets it, to show what an older rule would have done.
+	Decide func(decision.Input) decision.Output
 }
 
 // Agent is one node's HA agent.
 type Agent struct {
-	o   Options
-	log *slog.Logger
+	o     Options
+	log   *slog.Logger
+	clock Clock
 
 	lease *leaseKeeper
 
@@ -125,11 +146,13 @@ type Agent struct {
 	lastRole string
 	// etcdLeaderCheckedAt rate-limits the etcd leadership check.
 	etcdLeaderCheckedAt time.Time
-	// rejoinFailedAt is when the last rejoin failed (see rejoinRetryAfter).
+	// rejoinFailedAt is when the last rejoin failed, rejoinFailures how
+	// many failed in a row (see rejoinRetryAfter).
 	rejoinFailedAt time.Time
-	// stayDown: see decision.Input.StayDown. Cleared once another leader
+	rejoinFailures int
+	// gaveUpAt: see decision.Input.GaveUpAt. Cleared once another leader
 	// exists: from then on the rejoin rules keep the old server stopped.
-	stayDown bool
+	gaveUpAt time.Time
 	// Failsafe mode, see failsafe.go: the members a leader must hear from
 	// and when each confirmed; the promise this node gave; whether it is
 	// taking the leader key right now.
@@ -177,6 +200,25 @@ func New(o Options) (*Agent, error) {
 	case o.Server == nil || o.Store == nil:
 		return nil, errors.New("agent: a database server and a DCS store are required")
 	}
+	if o.Control == nil {
+		srv, ok := o.Server.(*database.Server)
+		if !ok {
+			return nil, fmt.Errorf("agent: a server of type %T needs its Control", o.Server)
+		}
+		o.Control = pgControl{srv}
+	}
+	if o.Trusted == nil {
+		o.Trusted = isolation.Checker{}
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Pinger == nil {
+		o.Pinger = httpPinger{token: o.APIToken, client: o.HTTPClient}
+	}
+	if o.Decide == nil {
+		o.Decide = decision.Decide
+	}
 	if o.DCSTimeout <= 0 {
 		o.DCSTimeout = (o.Decision.LeaseTTL/2 - o.Decision.LoopInterval) / 2
 	}
@@ -198,8 +240,9 @@ func New(o Options) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("node", o.Node, "cluster", o.Cluster)
-	a := &Agent{o: o, log: log, lastDigest: map[string]string{}, slotsMade: map[string]bool{}, failsafeAcks: map[string]time.Time{}}
+	a := &Agent{o: o, log: log, clock: o.Clock, lastDigest: map[string]string{}, slotsMade: map[string]bool{}, failsafeAcks: map[string]time.Time{}}
 	a.lease = newLeaseKeeper(o.Store, o.Node, o.Decision, log, a.leaseLost, a.failsafeHolds)
+	a.lease.clock, a.lease.stepped = o.Clock, o.Stepped
 	return a, nil
 }
 
@@ -215,11 +258,10 @@ func (a *Agent) Status() Status {
 // keeps replicating and a primary stays up for an operator, but without the
 // key nothing routes clients to it and another node may take over.
 func (a *Agent) Run(ctx context.Context) error {
-	a.log.Info("agent starting", "ttl", a.o.Decision.LeaseTTL, "loop", a.o.Decision.LoopInterval, "sync_mode", a.o.Decision.SyncMode)
-	// A route left behind by a previous run (a crashed agent) goes first:
-	// this node has proved nothing yet.
-	a.routesDown(ctx, "agent starting")
-	a.waitForDCS(ctx)
+	if a.o.Stepped {
+		return errors.New("agent: Run of a stepped agent (its caller drives Tick and RenewLease)")
+	}
+	a.Prepare(ctx)
 	ticker := time.NewTicker(a.o.Decision.LoopInterval)
 	defer ticker.Stop()
 	for {
@@ -233,24 +275,40 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
+// Prepare is what an agent does once before its first loop: routes left
+// behind by a previous run (a crashed agent) go first, since this node has
+// proved nothing yet; then the DCS gets its grace period (waitForDCS).
+func (a *Agent) Prepare(ctx context.Context) {
+	a.log.Info("agent starting", "ttl", a.o.Decision.LeaseTTL, "loop", a.o.Decision.LoopInterval, "sync_mode", a.o.Decision.SyncMode)
+	a.routesDown(ctx, "agent starting")
+	a.waitForDCS(ctx)
+}
+
+// Tick is one loop of a stepped agent (Options.Stepped): observe, read,
+// decide, act.
+func (a *Agent) Tick(ctx context.Context) { a.tick(ctx) }
+
+// RenewLease is one renewal of a stepped agent's lease keeper, a no-op
+// while it holds no key: what the keeper's goroutine does every loop
+// interval otherwise.
+func (a *Agent) RenewLease() { a.lease.renewStep() }
+
 // waitForDCS gives the DCS one lease TTL to answer before the first
 // decision. Agents that start together (with embedded etcd members that
 // must first elect a leader) would otherwise see "no DCS" at their first
 // tick and stop a healthy primary. After the grace period the rules for an
 // unreachable DCS apply, demotion included.
 func (a *Agent) waitForDCS(ctx context.Context) {
-	grace := time.Now().Add(a.o.Decision.LeaseTTL)
+	grace := a.clock.Now().Add(a.o.Decision.LeaseTTL)
 	for {
 		if _, err := a.snapshot(ctx); err == nil {
 			return
-		} else if time.Now().After(grace) {
+		} else if a.clock.Now().After(grace) {
 			a.log.Warn("DCS unreachable at start: no promotion, and a primary without the leader key will be stopped", "err", err)
 			return
 		}
-		select {
-		case <-ctx.Done():
+		if a.clock.Sleep(ctx, a.o.Decision.LoopInterval) != nil {
 			return
-		case <-time.After(a.o.Decision.LoopInterval):
 		}
 	}
 }
@@ -283,20 +341,20 @@ func (a *Agent) tick(ctx context.Context) {
 	holds, renewedAt := a.lease.state()
 	a.mu.Lock()
 	if view.Leader != "" && view.Leader != a.o.Node {
-		a.stayDown = false
+		a.gaveUpAt = time.Time{}
 	}
-	stayDown, promisedUntil := a.stayDown, a.promisedUntil
+	gaveUpAt, promisedUntil := a.gaveUpAt, a.promisedUntil
 	a.mu.Unlock()
 	if dcsErr == nil {
 		a.rememberMembers(view)
 	}
 	failsafeMembers, failsafeAcks := a.failsafeState()
 	in := decision.Input{
-		StayDown:         stayDown,
+		GaveUpAt:         gaveUpAt,
 		PromisedUntil:    promisedUntil,
 		FailsafeMembers:  failsafeMembers,
 		FailsafeAcks:     failsafeAcks,
-		Now:              time.Now(),
+		Now:              a.clock.Now(),
 		Config:           a.o.Decision,
 		Self:             local,
 		TrustedReachable: trusted.Reachable,
@@ -304,7 +362,7 @@ func (a *Agent) tick(ctx context.Context) {
 		LeaseRenewedAt:   renewedAt,
 		Cluster:          clusterInput(view, dcsErr == nil),
 	}
-	out := decision.Decide(in)
+	out := a.o.Decide(in)
 	a.logDecision(out, trusted)
 
 	if dcsErr == nil {

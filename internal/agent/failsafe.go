@@ -49,9 +49,9 @@ func (a *Agent) ConfirmFailsafe(leader string) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: the DCS names %s as leader", ErrWillPromote, a.status.Leader)
 	}
 	promise := a.o.Decision.FailsafePromise()
-	until := time.Now().Add(promise)
+	until := a.clock.Now().Add(promise)
 	if until.After(a.promisedUntil) {
-		if a.promisedUntil.Before(time.Now()) {
+		if a.promisedUntil.Before(a.clock.Now()) {
 			a.log.Warn("failsafe: promised the leader not to promote while it cannot reach the DCS", "leader", leader, "for", promise)
 		}
 		a.promisedUntil = until
@@ -63,9 +63,9 @@ func (a *Agent) ConfirmFailsafe(leader string) (time.Duration, error) {
 // not to; the acquiring flag makes a promise and a take exclude each other.
 func (a *Agent) acquireLeader(ctx context.Context) error {
 	a.mu.Lock()
-	if until := a.promisedUntil; time.Now().Before(until) {
+	if until := a.promisedUntil; a.clock.Now().Before(until) {
 		a.mu.Unlock()
-		return fmt.Errorf("promised a failsafe leader not to take the key for %s more", time.Until(until).Round(time.Millisecond))
+		return fmt.Errorf("promised a failsafe leader not to take the key for %s more", until.Sub(a.clock.Now()).Round(time.Millisecond))
 	}
 	a.acquiring = true
 	a.mu.Unlock()
@@ -74,7 +74,16 @@ func (a *Agent) acquireLeader(ctx context.Context) error {
 		a.acquiring = false
 		a.mu.Unlock()
 	}()
-	return a.lease.acquire(ctx)
+	if err := a.lease.acquire(ctx); err != nil {
+		return err
+	}
+	// Slots made in an earlier term may be gone: pg_rewind and a base
+	// backup do not keep pg_replslot, and this server may have been
+	// rejoined since. Each new term makes them again.
+	a.mu.Lock()
+	a.slotsMade = map[string]bool{}
+	a.mu.Unlock()
+	return nil
 }
 
 // rememberMembers keeps the other members of a DCS view as the set a
@@ -127,8 +136,8 @@ func (a *Agent) failsafeHolds(ctx context.Context) bool {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sent := time.Now()
-			if err := a.pingFailsafe(ctx, url); err != nil {
+			sent := a.clock.Now()
+			if err := a.o.Pinger.PingFailsafe(ctx, a.o.Node, name, url); err != nil {
 				a.log.Debug("failsafe ping", "member", name, "err", err)
 				return
 			}
@@ -139,16 +148,22 @@ func (a *Agent) failsafeHolds(ctx context.Context) bool {
 	}
 	wg.Wait()
 	members, acks := a.failsafeState()
-	holds, why := a.o.Decision.FailsafeHolds(time.Now(), members, acks)
+	holds, why := a.o.Decision.FailsafeHolds(a.clock.Now(), members, acks)
 	a.log.Debug("failsafe", "holds", holds, "why", why)
 	return holds
 }
 
-func (a *Agent) pingFailsafe(ctx context.Context, baseURL string) error {
+// httpPinger posts failsafe pings to the members' agent APIs.
+type httpPinger struct {
+	token  string
+	client *http.Client
+}
+
+func (p httpPinger) PingFailsafe(ctx context.Context, leader, _, baseURL string) error {
 	if baseURL == "" {
 		return errors.New("the member publishes no API address")
 	}
-	body, err := json.Marshal(FailsafeRequest{Leader: a.o.Node})
+	body, err := json.Marshal(FailsafeRequest{Leader: leader})
 	if err != nil {
 		return err
 	}
@@ -157,8 +172,12 @@ func (a *Agent) pingFailsafe(ctx context.Context, baseURL string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+a.o.APIToken)
-	resp, err := a.httpClient().Do(req)
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	client := p.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -167,11 +186,4 @@ func (a *Agent) pingFailsafe(ctx context.Context, baseURL string) error {
 		return fmt.Errorf("%s answered %s", baseURL, resp.Status)
 	}
 	return nil
-}
-
-func (a *Agent) httpClient() *http.Client {
-	if a.o.HTTPClient != nil {
-		return a.o.HTTPClient
-	}
-	return http.DefaultClient
 }

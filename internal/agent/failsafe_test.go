@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-ha/vigil/internal/clock"
 	"github.com/vigil-ha/vigil/internal/decision"
 )
 
 func failsafeAgent(store *fakeLeaderStore, failsafe bool) *Agent {
 	cfg := decision.Config{LeaseTTL: 3 * time.Second, LoopInterval: 500 * time.Millisecond, DCSTimeout: 500 * time.Millisecond, Failsafe: failsafe}
-	a := &Agent{o: Options{Node: "node2", Decision: cfg}, log: slog.New(slog.DiscardHandler), failsafeAcks: map[string]time.Time{}}
+	a := &Agent{o: Options{Node: "node2", Decision: cfg}, log: slog.New(slog.DiscardHandler), clock: clock.Real{}, failsafeAcks: map[string]time.Time{}}
 	a.lease = newLeaseKeeper(store, "node2", cfg, a.log, func(string, bool) {}, nil)
 	return a
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-ha/vigil/internal/clock"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
 )
@@ -32,11 +33,19 @@ type leaseKeeper struct {
 	// take the key back at the same moment.
 	acquiring sync.Mutex
 
+	// clock is the keeper's time; stepped: no goroutine, the caller runs
+	// renewStep every loop interval instead (Options.Stepped).
+	clock   Clock
+	stepped bool
+
 	mu        sync.Mutex
 	held      bool
 	renewedAt time.Time
 	stop      context.CancelFunc
 	done      chan struct{}
+	// runCtx is the context of the current holding (a stepped keeper's
+	// renewals run in it): release and giveUp cancel it.
+	runCtx context.Context
 }
 
 // dcsLeader is the part of the DCS the keeper uses.
@@ -47,7 +56,7 @@ type dcsLeader interface {
 }
 
 func newLeaseKeeper(store dcsLeader, node string, cfg decision.Config, log *slog.Logger, lost func(string, bool), failsafe func(context.Context) bool) *leaseKeeper {
-	return &leaseKeeper{store: store, node: node, cfg: cfg, log: log, lost: lost, failsafe: failsafe}
+	return &leaseKeeper{store: store, node: node, cfg: cfg, log: log, lost: lost, failsafe: failsafe, clock: clock.Real{}}
 }
 
 func (k *leaseKeeper) state() (bool, time.Time) {
@@ -85,7 +94,11 @@ func (k *leaseKeeper) acquire(ctx context.Context) error {
 	k.held = true
 	k.renewedAt = grantedAt
 	runCtx, stop := context.WithCancel(context.Background())
-	k.stop = stop
+	k.stop, k.runCtx = stop, runCtx
+	if k.stepped {
+		k.mu.Unlock()
+		return nil
+	}
 	k.done = make(chan struct{})
 	done := k.done
 	k.mu.Unlock()
@@ -103,33 +116,54 @@ func (k *leaseKeeper) run(ctx context.Context, done chan struct{}) {
 			return
 		case <-ticker.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, k.cfg.RenewalTimeout())
-		sent, err := k.store.RenewLeader(rctx, k.node)
-		cancel()
-		if ctx.Err() != nil {
+		if !k.renewOnce(ctx) {
 			return
-		}
-		k.mu.Lock()
-		if err == nil {
-			k.renewedAt = sent
-			k.mu.Unlock()
-			continue
-		}
-		elapsed := time.Since(k.renewedAt)
-		k.mu.Unlock()
-		switch {
-		case errors.Is(err, dcs.ErrNotLeader):
-			k.giveUp("leader key lost: "+err.Error(), true)
-			return
-		case k.cfg.Failsafe && k.failsafe(ctx):
-			k.log.Debug("leader lease renewal failed; failsafe holds", "err", err, "since_renewal", elapsed.Round(time.Millisecond))
-		case elapsed >= k.cfg.DemoteAfter():
-			k.giveUp("leader lease not renewed for "+elapsed.Round(time.Millisecond).String()+": "+err.Error(), false)
-			return
-		default:
-			k.log.Warn("leader lease renewal failed; retrying", "err", err, "since_renewal", elapsed.Round(time.Millisecond), "demote_after", k.cfg.DemoteAfter())
 		}
 	}
+}
+
+// renewStep is one renewal of a stepped keeper; a no-op without a key.
+func (k *leaseKeeper) renewStep() {
+	k.mu.Lock()
+	ctx := k.runCtx
+	held := k.held
+	k.mu.Unlock()
+	if !held || ctx == nil || ctx.Err() != nil {
+		return
+	}
+	k.renewOnce(ctx)
+}
+
+// renewOnce renews the lease once and, when that fails, decides whether to
+// go on holding; false once the key is given up (or released meanwhile).
+func (k *leaseKeeper) renewOnce(ctx context.Context) bool {
+	rctx, cancel := context.WithTimeout(ctx, k.cfg.RenewalTimeout())
+	sent, err := k.store.RenewLeader(rctx, k.node)
+	cancel()
+	if ctx.Err() != nil {
+		return false
+	}
+	k.mu.Lock()
+	if err == nil {
+		k.renewedAt = sent
+		k.mu.Unlock()
+		return true
+	}
+	elapsed := k.clock.Now().Sub(k.renewedAt)
+	k.mu.Unlock()
+	switch {
+	case errors.Is(err, dcs.ErrNotLeader):
+		k.giveUp("leader key lost: "+err.Error(), true)
+		return false
+	case k.cfg.Failsafe && k.failsafe(ctx):
+		k.log.Debug("leader lease renewal failed; failsafe holds", "err", err, "since_renewal", elapsed.Round(time.Millisecond))
+	case elapsed >= k.cfg.DemoteAfter():
+		k.giveUp("leader lease not renewed for "+elapsed.Round(time.Millisecond).String()+": "+err.Error(), false)
+		return false
+	default:
+		k.log.Warn("leader lease renewal failed; retrying", "err", err, "since_renewal", elapsed.Round(time.Millisecond), "demote_after", k.cfg.DemoteAfter())
+	}
+	return true
 }
 
 // giveUp forgets the key and hands the decision to lost. The renewal
@@ -139,7 +173,7 @@ func (k *leaseKeeper) giveUp(reason string, notLeader bool) {
 	stop := k.stop
 	k.held = false
 	k.renewedAt = time.Time{}
-	k.stop = nil
+	k.stop, k.runCtx = nil, nil
 	k.mu.Unlock()
 	if stop != nil {
 		stop() // this goroutine's own context: it returns after lost
@@ -154,11 +188,13 @@ func (k *leaseKeeper) release(ctx context.Context) {
 	stop, done := k.stop, k.done
 	k.held = false
 	k.renewedAt = time.Time{}
-	k.stop = nil
+	k.stop, k.done, k.runCtx = nil, nil, nil
 	k.mu.Unlock()
 	if stop != nil {
 		stop()
-		<-done
+		if done != nil {
+			<-done
+		}
 	}
 	rctx, cancel := context.WithTimeout(ctx, k.cfg.RenewalTimeout())
 	defer cancel()

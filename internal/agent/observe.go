@@ -20,12 +20,12 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 	srv := a.o.Server
 	l := decision.Local{Name: a.o.Node, Priority: a.o.Priority}
 
-	running, _, err := srv.Ctl.Status(ctx)
+	running, _, err := a.o.Control.Status(ctx)
 	if err != nil {
 		a.log.Warn("server status", "err", err)
 	}
 	l.Running = running
-	l.StandbyConfigured = fileExists(srv.StandbyMarker())
+	l.StandbyConfigured = a.o.Control.StandbyConfigured()
 
 	var probe *database.ProbeResult
 	if running {
@@ -66,7 +66,7 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 	}
 	if !running {
 		// A stopped server still knows its history: the control file.
-		if cd, err := srv.Ctl.ControlData(ctx); err == nil {
+		if cd, err := a.o.Control.ControlData(ctx); err == nil {
 			l.Timeline = cd.Timeline
 			l.SystemID = cd.SystemID
 			if lsn, err := wal.ParseLSN(cd.CheckpointLSN); err == nil {
@@ -81,7 +81,7 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 	if l.Running && l.Reachable {
 		a.downSince = time.Time{}
 	} else if a.downSince.IsZero() {
-		a.downSince = time.Now()
+		a.downSince = a.clock.Now()
 	}
 	l.DownSince = a.downSince
 	a.mu.Unlock()
@@ -111,7 +111,7 @@ func (a *Agent) memberRecord(l decision.Local, isolated bool) dcs.Member {
 			Writable: l.Writable && a.lease.holding(), Timeline: l.Timeline, WAL: l.WAL,
 			Priority: l.Priority, Isolated: isolated, SystemID: l.SystemID, Upstream: l.Upstream,
 		},
-		Host: a.o.Host, Port: a.o.Port, APIURL: a.o.APIURL, UpdatedAt: time.Now(),
+		Host: a.o.Host, Port: a.o.Port, APIURL: a.o.APIURL, UpdatedAt: a.clock.Now(),
 		ConfigDigest: a.o.ConfigDigest, Version: a.o.Version,
 	}
 }

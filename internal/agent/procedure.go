@@ -207,10 +207,10 @@ func (a *Agent) promoteSteps(ctx context.Context, rec *timeline.Recorder, view d
 		pctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 		defer cancel()
 		if err := a.o.Store.PublishPrimary(pctx, dcs.Primary{Node: a.o.Node, Host: a.o.Host, Port: a.o.Port,
-			Timeline: obs.Timeline, Since: time.Now(), CommitLSN: commit.CommitLSN.String()}); err != nil {
+			Timeline: obs.Timeline, Since: a.clock.Now(), CommitLSN: commit.CommitLSN.String()}); err != nil {
 			return "", err
 		}
-		if err := a.o.Store.SetStatus(pctx, dcs.Status{Leader: a.o.Node, WAL: obs.CurrentLSN.String(), Timeline: obs.Timeline, At: time.Now()}); err != nil {
+		if err := a.o.Store.SetStatus(pctx, dcs.Status{Leader: a.o.Node, WAL: obs.CurrentLSN.String(), Timeline: obs.Timeline, At: a.clock.Now()}); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("writable primary on timeline %d published", obs.Timeline), nil
@@ -260,6 +260,7 @@ func (a *Agent) promoteSteps(ctx context.Context, rec *timeline.Recorder, view d
 func (a *Agent) readinessGate(ctx context.Context, rec *timeline.Recorder, view dcs.View) (database.ProbeResult, error) {
 	gctx, cancel := context.WithTimeout(ctx, a.o.ReadinessTimeout)
 	defer cancel()
+	deadline := a.clock.Now().Add(a.o.ReadinessTimeout)
 	if a.o.Decision.SyncMode == decision.SyncStrict {
 		// Strict: not even the gate's own write may be acknowledged before a
 		// standby has it. Any member that follows will do.
@@ -307,15 +308,15 @@ func (a *Agent) readinessGate(ctx context.Context, rec *timeline.Recorder, view 
 			})
 		case r.Class == database.ProbeInRecovery || r.Class == database.ProbeReadOnly:
 			refused++
-			if time.Since(lastLog) >= time.Second {
+			if a.clock.Now().Sub(lastLog) >= time.Second {
 				a.log.Warn("readiness gate: writes still refused", "class", r.Class, "replay_backlog_bytes", r.ReplayBacklogBytes, "attempts", attempts)
-				lastLog = time.Now()
+				lastLog = a.clock.Now()
 			}
 		}
-		select {
-		case <-gctx.Done():
+		// The deadline is also checked on the agent's clock: a simulation's
+		// virtual time runs ahead of gctx's.
+		if a.clock.Sleep(gctx, gatePollInterval) != nil || !a.clock.Now().Before(deadline) {
 			return r, fmt.Errorf("no write committed within %s after %d attempts (%d refused as read-only); last: %s", a.o.ReadinessTimeout, attempts, refused, r.Error)
-		case <-time.After(gatePollInterval):
 		}
 	}
 }
@@ -388,8 +389,7 @@ func (a *Agent) legacyPromoteSteps(ctx context.Context, rec *timeline.Recorder) 
 		return false
 	}
 	if err := rec.Run(StepPromote, func() (string, error) {
-		// failover_stream.sh ran "sys_ctl promote" without waiting.
-		if _, err := srv.Ctl.Runner.Run(ctx, srv.Ctl.Bin(srv.Flavor.ControlBinary), "-D", srv.Ctl.DataDir, "promote"); err != nil {
+		if err := a.o.Control.RequestPromote(ctx); err != nil {
 			return "", err
 		}
 		return "promote requested (not waited for)", nil
@@ -430,5 +430,5 @@ func (a *Agent) leaderProgress(writable bool, probe *database.ProbeResult, reaso
 		st.LastProbe = &p
 	}
 	st.Reason = reason
-	st.UpdatedAt = time.Now()
+	st.UpdatedAt = a.clock.Now()
 }

@@ -11,10 +11,18 @@ import (
 	"github.com/vigil-ha/vigil/internal/timeline"
 )
 
-// rejoinRetryAfter spaces out attempts after a failed rejoin: each attempt
-// may copy a whole data directory, and a cause that persists (a missing
-// grant, a full disk) is for an operator to fix, not for a loop to hammer.
-const rejoinRetryAfter = time.Minute
+// rejoinRetryAfter spaces out attempts after failed rejoins: the first
+// retry comes soon, since the usual cause is passing (the new primary has
+// not made this node's replication slot yet), then the wait doubles up to
+// a minute, since each attempt may copy a whole data directory and a cause
+// that persists (a missing grant, a full disk) is for an operator to fix,
+// not for a loop to hammer.
+func rejoinRetryAfter(failures int) time.Duration {
+	if failures <= 0 {
+		return 0
+	}
+	return min(5*time.Second<<min(failures-1, 4), time.Minute)
+}
 
 // runRejoin makes this node a standby of leader (pg_rewind, or a base
 // backup when a rewind is impossible), records the steps in the history
@@ -22,7 +30,7 @@ const rejoinRetryAfter = time.Minute
 // rejoin is reported, not retried every loop.
 func (a *Agent) runRejoin(ctx context.Context, view dcs.View, leader, reason string) error {
 	a.mu.Lock()
-	wait := time.Until(a.rejoinFailedAt.Add(rejoinRetryAfter))
+	wait := a.rejoinFailedAt.Add(rejoinRetryAfter(a.rejoinFailures)).Sub(a.clock.Now())
 	a.mu.Unlock()
 	if wait > 0 && !rejoinRequestedHere(view, a.o.Node) {
 		a.log.Debug("automatic rejoin waits after a failure", "retry_in", wait.Round(time.Second))
@@ -35,12 +43,9 @@ func (a *Agent) runRejoin(ctx context.Context, view dcs.View, leader, reason str
 	rec := timeline.New("rejoin", a.o.Cluster, a.o.Node, leader, a.o.StepLog, a.log)
 	a.log.Warn("rejoining as a standby", "leader", leader, "method", a.o.RejoinMethod, "reason", reason)
 	a.routesDown(ctx, "rejoining as a standby")
-	srv := a.o.Server
-	res, err := srv.Rejoin(ctx, up, database.RejoinOptions{
-		Method: database.RejoinMethod(a.o.RejoinMethod),
-		// pg_rewind reads the leader's files as the agent's own superuser,
-		// which every member shares.
-		RewindConn:    database.ConnConfig{User: srv.Conn.User, Password: srv.Conn.Password, Database: srv.Conn.Database, ConnectTimeout: srv.Conn.ConnectTimeout},
+	res, err := a.o.Server.Rejoin(ctx, up, database.RejoinOptions{
+		Method:        database.RejoinMethod(a.o.RejoinMethod),
+		RewindConn:    a.o.Control.RewindConn(),
 		StreamTimeout: a.o.PromoteTimeout,
 	})
 	for _, st := range res.Steps {
@@ -57,10 +62,14 @@ func (a *Agent) runRejoin(ctx context.Context, view dcs.View, leader, reason str
 	}
 	if err != nil {
 		a.mu.Lock()
-		a.rejoinFailedAt = time.Now()
+		a.rejoinFailedAt = a.clock.Now()
+		a.rejoinFailures++
 		a.mu.Unlock()
 		return err
 	}
+	a.mu.Lock()
+	a.rejoinFailures = 0
+	a.mu.Unlock()
 	a.log.Info("rejoined as a standby", "leader", leader, "method", res.Method, "took", res.Took.Round(time.Millisecond), "timeline", "\n"+timeline.Format(record))
 	return nil
 }

@@ -47,7 +47,7 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 	srv := a.o.Server
 	targetMember, ok := view.Members[target]
 	if !ok {
-		rec.Add(timeline.Step{Name: StepRoutesDown, Start: time.Now(), End: time.Now(), Error: "target " + target + " is not a member"})
+		rec.Add(timeline.Step{Name: StepRoutesDown, Start: a.clock.Now(), End: a.clock.Now(), Error: "target " + target + " is not a member"})
 		a.clearRequest(ctx, view)
 		return false
 	}
@@ -70,7 +70,7 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 		if err := srv.Stop(sctx, pgctl.Fast); err != nil {
 			return "", err
 		}
-		cd, err := srv.Ctl.ControlData(sctx)
+		cd, err := a.o.Control.ControlData(sctx)
 		if err != nil {
 			return "", err
 		}
@@ -85,7 +85,7 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 	}
 
 	err = rec.Run(StepTargetCaughtUp, func() (string, error) {
-		deadline := time.Now().Add(handoverWait)
+		deadline := a.clock.Now().Add(handoverWait)
 		for {
 			wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 			v, err := a.o.Store.Snapshot(wctx)
@@ -95,13 +95,11 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 					return fmt.Sprintf("%s has WAL up to %s, past the shutdown checkpoint %s", target, m.WAL, final), nil
 				}
 			}
-			if time.Now().After(deadline) {
+			if a.clock.Now().After(deadline) {
 				return "", fmt.Errorf("%s did not receive WAL past %s within %s", target, final, handoverWait)
 			}
-			select {
-			case <-ctx.Done():
-				return "", ctx.Err()
-			case <-time.After(a.o.Decision.LoopInterval / 2):
+			if err := a.clock.Sleep(ctx, a.o.Decision.LoopInterval/2); err != nil {
+				return "", err
 			}
 		}
 	})
@@ -132,7 +130,7 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 	err = rec.Run(StepHandOver, func() (string, error) {
 		wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 		defer cancel()
-		r := dcs.Request{Kind: decision.RequestSwitchover, From: a.o.Node, To: target, Created: time.Now(), HandedOver: true}
+		r := dcs.Request{Kind: decision.RequestSwitchover, From: a.o.Node, To: target, Created: a.clock.Now(), HandedOver: true}
 		if err := a.o.Store.SetRequest(wctx, r); err != nil {
 			return "", err
 		}
@@ -146,6 +144,14 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 // starts again (it stopped cleanly, so it is the same primary) and the
 // request is dropped. The key was never released.
 func (a *Agent) resumeAsPrimary(ctx context.Context, view dcs.View, why string) {
+	if !a.lease.holding() {
+		// The key went while this agent waited (a DCS cut, a stall past
+		// the lease): another node may be primary now. The server stays
+		// stopped; the main loop takes the key first if it is free.
+		a.log.Error("switchover abandoned, and the leader key is lost: not restarting the primary", "reason", why)
+		a.clearRequest(ctx, view)
+		return
+	}
 	a.log.Error("switchover abandoned; restarting as the primary", "reason", why)
 	sctx, cancel := context.WithTimeout(ctx, a.o.PromoteTimeout)
 	defer cancel()

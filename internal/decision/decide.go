@@ -205,6 +205,13 @@ func decideAsFollower(in Input, out outFunc) Output {
 		return out(fmt.Sprintf("standby stopped: starting it to follow %s", leader),
 			Action{Kind: StartStandby, Target: leader})
 	case RoleUnknown:
+		if !self.StandbyConfigured {
+			// No standby signal: this is a primary that hangs. Were it to
+			// resume (SIGCONT, a disk that comes back) it would accept
+			// writes next to the leader until the next loop; end it now.
+			return out(fmt.Sprintf("%s holds the leader key and this node runs a primary that does not answer: ending it", leader),
+				Action{Kind: WithdrawWritable}, Action{Kind: Demote})
+		}
 		return out("database running but not answering: waiting")
 	}
 	if rejoinRequested(in) && self.Streaming && self.Upstream == leader {
@@ -240,6 +247,17 @@ func decideWithoutLeader(in Input, out outFunc) Output {
 				return out(fmt.Sprintf("%s requested, but %s runs a primary: not promoting next to it", req.Kind, m.Name))
 			}
 		}
+		if sync := in.Cluster.SyncStandbys; in.Config.SyncMode != SyncOff && len(sync) > 0 && !slices.Contains(sync, self.Name) {
+			// The package's synchronous rule holds for the operator too:
+			// acknowledged commits may be only on the recorded standbys.
+			return out(fmt.Sprintf("%s requested, but synchronous mode: only the recorded synchronous standbys %s may be promoted", req.Kind, strings.Join(sync, ", ")))
+		}
+		if req.Kind == RequestFailover && self.Streaming {
+			// A primary whose agent died publishes nothing, but its WAL
+			// still arrives here: it is alive and may accept writes. (A
+			// switchover's old leader stopped cleanly: nothing streams.)
+			return out(fmt.Sprintf("%s requested, but this standby still hears from %q: that server is alive, not promoting next to it", req.Kind, self.Upstream))
+		}
 		return out(fmt.Sprintf("no leader; the operator's %s names this node", req.Kind), Action{Kind: Failover})
 	}
 	if in.Cluster.Paused {
@@ -263,8 +281,9 @@ func decideWithoutLeader(in Input, out outFunc) Output {
 		if self.StandbyConfigured {
 			return out("no leader; standby stopped: starting it", Action{Kind: StartStandby})
 		}
-		if in.StayDown {
-			return out("former primary; this agent gave up the key because its server failed: staying stopped while a standby takes over")
+		if !in.GaveUpAt.IsZero() && in.Now.Sub(in.GaveUpAt) < in.Config.StayDownFor() {
+			return out(fmt.Sprintf("former primary; this agent gave up the key %s ago because its server failed: staying stopped while a standby takes over (for up to %s)",
+				in.Now.Sub(in.GaveUpAt).Round(msRound), in.Config.StayDownFor()))
 		}
 		if last := in.Cluster.LastLeader; last != "" && last != self.Name {
 			return out(fmt.Sprintf("former primary; the last leader was %s: staying stopped until rejoined", last))

@@ -472,11 +472,21 @@ func TestDecide(t *testing.T) {
 			in: func() Input {
 				in := orphanInput(Local{Name: "node1", Priority: 100, Timeline: 1, WAL: 0x5000000}, standbyMember("node2", 0x5000000, 100))
 				in.Cluster.LastLeader = "node1"
-				in.StayDown = true
+				in.GaveUpAt = t0.Add(-in.Config.StayDownFor() + time.Millisecond)
 				return in
 			},
 			want:       nil,
 			wantReason: "gave up the key",
+		},
+		{
+			name: "a former primary that gave the key up long ago, when no standby could take it, starts again: the key first",
+			in: func() Input {
+				in := orphanInput(Local{Name: "node1", Priority: 100, Timeline: 1, WAL: 0x5000000}, standbyMember("node2", 0x4000000, 0))
+				in.Cluster.LastLeader = "node1"
+				in.GaveUpAt = t0.Add(-in.Config.StayDownFor())
+				return in
+			},
+			want: []ActionKind{AcquireLeader, StartPrimary},
 		},
 		{
 			name: "a stopped former primary next to a running primary stays stopped",
@@ -775,6 +785,48 @@ func TestDecide(t *testing.T) {
 				return in
 			},
 			wantReason: "node1 runs a primary",
+		},
+		{
+			// Found by the simulation (internal/sim): a failover request the
+			// healthy leader ignored was still pending when that leader's
+			// agent died; its server kept accepting writes while the target
+			// promoted next to it.
+			name: "manual failover refused while the primary's WAL still arrives (its agent died)",
+			in: func() Input {
+				self := standbyLocal("node3", 0x5000000)
+				self.Streaming, self.Upstream = true, "node1"
+				in := orphanInput(self)
+				in.Cluster.Request = &Request{Kind: RequestFailover, To: "node3", Created: t0}
+				return in
+			},
+			wantReason: "still hears from \"node1\"",
+		},
+		{
+			// Found by the simulation: a stale failover request promoted a
+			// standby that had crashed and missed commits acknowledged by
+			// the remaining synchronous standby.
+			name: "manual failover refused to a standby outside the recorded synchronous set",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000))
+				in.Config.SyncMode = SyncOn
+				in.Cluster.SyncStandbys = []string{"node3"}
+				in.Cluster.Request = &Request{Kind: RequestFailover, To: "node2", Created: t0}
+				return in
+			},
+			wantReason: "only the recorded synchronous standbys node3 may be promoted",
+		},
+		{
+			// Found by the simulation: a hung former primary whose agent
+			// does not hold the key was left running; when it resumed it
+			// accepted writes next to the new leader for a loop.
+			name: "follower: a hung server without a standby signal is ended",
+			in: func() Input {
+				in := leaderInput()
+				in.HoldsLeader, in.Cluster.Leader = false, "node2"
+				in.Self.Reachable, in.Self.Writable = false, false
+				return in
+			},
+			want: []ActionKind{WithdrawWritable, Demote},
 		},
 		{
 			name: "manual failover: a leader that cannot write gives up the key",

@@ -29,8 +29,10 @@
 //   - The key before the server: a stopped former primary takes the leader
 //     key (atomically; it fails if anyone holds it) before it starts as a
 //     primary, never after. An agent that gave the key up because its
-//     server failed (Input.StayDown) does not start it again: a standby is
-//     being promoted in its place.
+//     server failed (Input.GaveUpAt) does not start it again for
+//     Config.StayDownFor (three lease TTLs): a standby is being promoted in
+//     its place. Only if none took the key by then (none can) does the old
+//     primary start again, the key first.
 //
 //   - A primary found running without a leader (a restarted agent, or one
 //     paused past its lease) takes the free key back only when no member

@@ -116,6 +116,12 @@ func (c Config) FailsafeHolds(now time.Time, members []string, acks map[string]t
 	return true, fmt.Sprintf("failsafe: all %d other members confirmed they will not promote (for %s more)", len(members), deadline.Sub(now).Round(time.Millisecond))
 }
 
+// StayDownFor is how long a former leader that gave its key up for a
+// failed server leaves the key to the standbys: a candidate takes it within
+// a loop or two of seeing it free, so three lease TTLs without a new leader
+// mean that no standby can be promoted.
+func (c Config) StayDownFor() time.Duration { return 3 * c.LeaseTTL }
+
 // TimingProblem names the timing setting that breaks the lease arithmetic.
 type TimingProblem struct {
 	Field  string // lease_ttl, loop_interval or dcs_timeout
@@ -290,11 +296,13 @@ type Input struct {
 	// succeeded at LeaseRenewedAt.
 	HoldsLeader    bool
 	LeaseRenewedAt time.Time
-	// StayDown: this agent gave the leader key up because its server could
-	// not write (crashed, hung, read-only). A standby is being promoted in
-	// its place, so the old server must not come back as a primary; it waits
-	// for the new leader and a rejoin.
-	StayDown bool
+	// GaveUpAt: when this agent gave the leader key up because its server
+	// could not write (crashed, hung, read-only); zero when it did not. A
+	// standby is to be promoted in its place, so for Config.StayDownFor the
+	// old server must not come back as a primary. If no standby took the
+	// key by then, none can, and the old primary may start again (taking
+	// the key first, as always).
+	GaveUpAt time.Time
 	// FailsafeMembers and FailsafeAcks feed Config.FailsafeHolds for a
 	// leader that cannot reach the DCS.
 	FailsafeMembers []string
