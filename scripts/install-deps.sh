@@ -8,7 +8,8 @@ set -euo pipefail
 # pgpool2: the Pgpool-II e2e test runs its own Pgpool-II, which calls
 # vigil failover-command; iputils-arping: that command's duplicate check and
 # gratuitous ARP, for real, on the test's namespaces.
-packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates haproxy openssh-server pgpool2 iputils-arping)
+# nftables: vigil chaos injects partitions, packet loss and latency with nft.
+packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates haproxy openssh-server pgpool2 iputils-arping nftables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

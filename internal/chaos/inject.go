@@ -1,0 +1,365 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigil-ha/vigil/internal/clock"
+	"github.com/vigil-ha/vigil/internal/lab"
+)
+
+// injected is a fault in place: what it hit and how to undo it.
+type injected struct {
+	target string
+	detail string
+	// heal undoes the fault; nil when there is nothing to undo.
+	heal func(ctx context.Context) error
+}
+
+// resolve names the node a step hits given the current primary ("" when
+// there is none, then a primary's fault hits any node).
+func (r *campaign) resolve(s Step, primary string) string {
+	var candidates []string
+	for _, n := range r.nodes {
+		if s.Role == RoleStandby && n.Name == primary {
+			continue
+		}
+		candidates = append(candidates, n.Name)
+	}
+	switch {
+	case s.Role == RoleAll:
+		return "all"
+	case s.Role == RolePrimary && primary != "":
+		return primary
+	}
+	return candidates[s.Pick%len(candidates)]
+}
+
+// inject puts step s in place on target. An error means the fault could
+// not be injected; whatever part of it was put in place is healed by the
+// returned heal, which is set even then.
+func (r *campaign) inject(ctx context.Context, s Step, target, primary string) (injected, error) {
+	in := injected{target: target}
+	var n lab.Node
+	if target != "all" {
+		var err error
+		if n, err = r.l.Node(target); err != nil {
+			return in, err
+		}
+	}
+	switch s.Type {
+	case NodeCrash:
+		in.heal = func(ctx context.Context) error {
+			return errors.Join(setLink(ctx, n.Link, "up"), r.startAgent(n.Name))
+		}
+		if err := setLink(ctx, n.Link, "down"); err != nil {
+			return in, err
+		}
+		if err := r.requireAgent(n.Name); err != nil {
+			return in, err
+		}
+		r.c.KillAgent(n.Name)
+		pids, err := serverPIDs(r.l.Flavor().ServerBinary, n.DataDir)
+		if err != nil {
+			return in, err
+		}
+		in.detail = fmt.Sprintf("link down, agent and %d server processes killed", len(pids))
+		return in, signalAll(pids, syscall.SIGKILL)
+
+	case DBCrash:
+		pid, err := r.postmaster(n)
+		if err != nil {
+			return in, err
+		}
+		in.detail = fmt.Sprintf("SIGKILL of postmaster %d", pid)
+		return in, signalAll([]int{pid}, syscall.SIGKILL)
+
+	case DBHung:
+		pids, err := serverPIDs(r.l.Flavor().ServerBinary, n.DataDir)
+		if err != nil {
+			return in, err
+		}
+		if len(pids) == 0 {
+			return in, fmt.Errorf("db-hung: no server process runs on %s", n.Name)
+		}
+		in.heal = func(context.Context) error {
+			now, err := serverPIDs(r.l.Flavor().ServerBinary, n.DataDir)
+			return errors.Join(err, signalAll(append(slices.Clone(pids), now...), syscall.SIGCONT))
+		}
+		in.detail = fmt.Sprintf("SIGSTOP of %d server processes", len(pids))
+		return in, signalAll(pids, syscall.SIGSTOP)
+
+	case AgentCrash, EtcdMemberKill:
+		if err := r.requireAgent(n.Name); err != nil {
+			return in, err
+		}
+		in.heal = func(context.Context) error { return r.startAgent(n.Name) }
+		r.c.KillAgent(n.Name)
+		in.detail = "agent killed (SIGKILL), its embedded etcd member with it"
+		return in, nil
+
+	case AgentFrozen:
+		pids, err := r.agentPIDs(n.Name)
+		if err != nil {
+			return in, err
+		}
+		in.heal = func(context.Context) error { return signalAll(pids, syscall.SIGCONT) }
+		in.detail = fmt.Sprintf("SIGSTOP of agent %v", pids)
+		return in, signalAll(pids, syscall.SIGSTOP)
+
+	case Partition:
+		in.heal = func(ctx context.Context) error { return setLink(ctx, n.Link, "up") }
+		in.detail = "link " + n.Link + " down"
+		return in, setLink(ctx, n.Link, "down")
+
+	case PartitionPrimaryDCS:
+		in.detail = fmt.Sprintf("etcd ports 2379, 2380 dropped to and from %v", r.others(n.Name))
+		return r.firewall(ctx, in, n, dropRules(r.others(n.Name), etcdPorts()))
+	case PartitionPrimaryStandbys:
+		in.detail = fmt.Sprintf("database port %d dropped to and from %v", n.Port, r.others(n.Name))
+		return r.firewall(ctx, in, n, dropRules(r.others(n.Name), []int{n.Port}))
+	case PartitionPrimaryClients:
+		in.detail = "everything dropped to and from the client " + r.client.Host
+		return r.firewall(ctx, in, n, dropRules([]string{r.client.Host}, nil))
+
+	case PacketLoss:
+		script := fmt.Sprintf(`table inet %[1]s {
+  chain in { type filter hook input priority -10; policy accept; iifname "eth0" numgen random mod 100 < %[2]d drop; }
+  chain out { type filter hook output priority -10; policy accept; oifname "eth0" numgen random mod 100 < %[2]d drop; }
+}
+`, nftTable, s.Param)
+		in.detail = fmt.Sprintf("%d%% of packets dropped both ways on eth0", s.Param)
+		return r.firewall(ctx, in, n, script)
+
+	case Latency:
+		return r.latency(ctx, in, n, primary, time.Duration(s.Param)*time.Millisecond)
+
+	case EtcdDown:
+		var heals []string
+		in.heal = func(ctx context.Context) error {
+			var errs []error
+			for _, ns := range heals {
+				errs = append(errs, nftDelete(ctx, ns))
+			}
+			return errors.Join(errs...)
+		}
+		for _, m := range r.nodes {
+			heals = append(heals, m.Netns)
+			if err := nft(ctx, m.Netns, dropRules(r.others(m.Name), etcdPorts())); err != nil {
+				return in, err
+			}
+		}
+		in.detail = "etcd ports 2379 and 2380 dropped between every pair of hosts: no member reaches another"
+		return in, nil
+
+	case Switchover:
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(sctx, r.o.Binary, "ctl", "--config", r.c.ConfigPath(n.Name), "switchover", "--wait", "60s").CombinedOutput()
+		in.detail = "vigil ctl switchover: " + lastLines(string(out), 3)
+		if err != nil {
+			// Refusing a switchover is an answer, not a failed injection;
+			// the settle period judges the cluster afterwards.
+			in.detail = fmt.Sprintf("vigil ctl switchover failed (%v): %s", err, lastLines(string(out), 5))
+			r.log.Warn("switchover failed", "err", err, "output", lastLines(string(out), 5))
+		}
+		return in, nil
+
+	case Flapping:
+		in.heal = func(ctx context.Context) error { return setLink(ctx, n.Link, "up") }
+		var parts []string
+		for i := 0; i+1 < len(s.Flaps); i += 2 {
+			if err := setLink(ctx, n.Link, "down"); err != nil {
+				return in, err
+			}
+			if err := clock.Sleep(ctx, s.Flaps[i]); err != nil {
+				return in, err
+			}
+			if err := setLink(ctx, n.Link, "up"); err != nil {
+				return in, err
+			}
+			parts = append(parts, fmt.Sprintf("down %s up %s", s.Flaps[i].Round(time.Millisecond), s.Flaps[i+1].Round(time.Millisecond)))
+			if err := clock.Sleep(ctx, s.Flaps[i+1]); err != nil {
+				return in, err
+			}
+		}
+		in.detail = "link " + strings.Join(parts, ", ")
+		return in, nil
+	}
+	return in, fmt.Errorf("fault %s: not implemented", s.Type)
+}
+
+// etcdPorts are etcd's client and peer ports.
+func etcdPorts() []int { return []int{2379, 2380} }
+
+// firewall loads script into n's namespace; healing deletes the table.
+func (r *campaign) firewall(ctx context.Context, in injected, n lab.Node, script string) (injected, error) {
+	in.heal = func(ctx context.Context) error { return nftDelete(ctx, n.Netns) }
+	return in, nft(ctx, n.Netns, script)
+}
+
+// dropRules drops traffic to and from peers, on ports (either end) when
+// given, in both directions.
+func dropRules(peers []string, ports []int) string {
+	set := "{ " + strings.Join(peers, ", ") + " }"
+	var sel []string
+	if len(ports) == 0 {
+		sel = []string{""}
+	} else {
+		ps := make([]string, len(ports))
+		for i, p := range ports {
+			ps[i] = strconv.Itoa(p)
+		}
+		pset := "{ " + strings.Join(ps, ", ") + " }"
+		sel = []string{" tcp dport " + pset, " tcp sport " + pset}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s {\n  chain in {\n    type filter hook input priority -10; policy accept;\n", nftTable)
+	for _, s := range sel {
+		fmt.Fprintf(&b, "    ip saddr %s%s drop\n", set, s)
+	}
+	b.WriteString("  }\n  chain out {\n    type filter hook output priority -10; policy accept;\n")
+	for _, s := range sel {
+		fmt.Fprintf(&b, "    ip daddr %s%s drop\n", set, s)
+	}
+	b.WriteString("  }\n}\n")
+	return b.String()
+}
+
+// latency sends every TCP connection between n and the other hosts
+// through delaying proxies: one in n's namespace for the connections n
+// opens, one in each other host's for those it opens to n (and to the VIP
+// when n holds it). Existing connections are reset so that they come back
+// through the proxies.
+func (r *campaign) latency(ctx context.Context, in injected, n lab.Node, primary string, delay time.Duration) (injected, error) {
+	type side struct {
+		ns   string
+		dsts []string
+	}
+	var others []string
+	for _, m := range r.nodes {
+		if m.Name != n.Name {
+			others = append(others, m.Host)
+		}
+	}
+	toN := []string{n.Host}
+	if n.Name == primary && r.c.VIP() != "" {
+		toN = append(toN, r.c.VIP())
+	}
+	sides := []side{{ns: n.Netns, dsts: append(slices.Clone(others), r.client.Host)}}
+	for _, m := range r.nodes {
+		if m.Name != n.Name {
+			sides = append(sides, side{ns: m.Netns, dsts: toN})
+		}
+	}
+	sides = append(sides, side{ns: r.client.Netns, dsts: toN})
+
+	var proxies []*delayProxy
+	in.heal = func(ctx context.Context) error {
+		var errs []error
+		for _, s := range sides {
+			errs = append(errs, nftDelete(ctx, s.ns))
+		}
+		for _, p := range proxies {
+			p.Close()
+		}
+		return errors.Join(errs...)
+	}
+	for _, s := range sides {
+		p, err := startDelayProxy(s.ns, delay, r.log)
+		if err != nil {
+			return in, err
+		}
+		proxies = append(proxies, p)
+		script := fmt.Sprintf(`table inet %s {
+  chain out {
+    type nat hook output priority -100; policy accept;
+    meta mark != %d ip daddr { %s } meta l4proto tcp redirect to :%d
+  }
+}
+`, nftTable, proxyMark, strings.Join(s.dsts, ", "), p.Port())
+		if err := nft(ctx, s.ns, script); err != nil {
+			return in, err
+		}
+	}
+	for _, s := range sides {
+		if err := resetConnections(ctx, s.ns, s.dsts); err != nil {
+			return in, err
+		}
+	}
+	in.detail = fmt.Sprintf("every TCP connection to and from %s delayed %s each way (delaying proxies)", n.Name, delay)
+	return in, nil
+}
+
+// others lists the addresses of every database host but name.
+func (r *campaign) others(name string) []string {
+	var out []string
+	for _, n := range r.nodes {
+		if n.Name != name {
+			out = append(out, n.Host)
+		}
+	}
+	return out
+}
+
+// postmaster reads n's postmaster pid and checks it is n's live server.
+func (r *campaign) postmaster(n lab.Node) (int, error) {
+	data, err := os.ReadFile(filepath.Join(n.DataDir, r.l.Flavor().PIDFile))
+	if err != nil {
+		return 0, fmt.Errorf("%s's server is not running: %w", n.Name, err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return 0, fmt.Errorf("%s's pid file starts with %q", n.Name, line)
+	}
+	pids, err := serverPIDs(r.l.Flavor().ServerBinary, n.DataDir)
+	if err != nil {
+		return 0, err
+	}
+	if !slices.Contains(pids, pid) {
+		return 0, fmt.Errorf("%s's server is not running (pid file names %d, not one of its processes %v)", n.Name, pid, pids)
+	}
+	return pid, nil
+}
+
+// agentPIDs finds node's agent process by its command line.
+func (r *campaign) agentPIDs(node string) ([]int, error) {
+	pids, err := cmdlinePIDs("agent", "--config", r.c.ConfigPath(node))
+	if err != nil {
+		return nil, err
+	}
+	if len(pids) == 0 {
+		return nil, fmt.Errorf("the agent of %s is not running", node)
+	}
+	return pids, nil
+}
+
+func (r *campaign) requireAgent(node string) error {
+	_, err := r.agentPIDs(node)
+	return err
+}
+
+func (r *campaign) startAgent(node string) error {
+	if pids, _ := cmdlinePIDs("agent", "--config", r.c.ConfigPath(node)); len(pids) > 0 {
+		return nil
+	}
+	return r.c.StartAgent(node)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
