@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,53 +15,6 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/proc"
 )
-
-// inNetns runs f on an OS thread that has entered the network namespace
-// ns (a name from `ip netns add`). A socket created by f belongs to that
-// namespace for its whole life, whichever thread uses it afterwards: this
-// is how the client and the delaying proxies live on the lab's hosts
-// while running in this process. The thread goes back to its namespace
-// afterwards, or dies with its goroutine if it cannot.
-func inNetns(ns string, f func() error) error {
-	target, err := os.Open(proc.NetnsPath(ns))
-	if err != nil {
-		return fmt.Errorf("open namespace %s: %w", ns, err)
-	}
-	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open own namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := setns(int(target.Fd())); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter namespace %s: %w", ns, err)
-			return
-		}
-		ferr := f()
-		if err := setns(int(orig.Fd())); err != nil {
-			// Stay locked: the thread exits with this goroutine rather
-			// than run other goroutines in the lab's namespace.
-			errc <- errors.Join(ferr, fmt.Errorf("leave namespace %s: %w", ns, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-func setns(fd int) error {
-	if _, _, e := syscall.RawSyscall(sysSetns, uintptr(fd), syscall.CLONE_NEWNET, 0); e != 0 {
-		return e
-	}
-	return nil
-}
 
 // proxyMark is the firewall mark of the delaying proxies' own connections,
 // which the redirect rules let through.
@@ -91,7 +43,7 @@ func (d nsDialer) DialContext(ctx context.Context, network, addr string) (net.Co
 		return dl.DialContext(ctx, network, addr)
 	}
 	var conn net.Conn
-	err := inNetns(d.ns, func() error {
+	err := proc.InNetns(d.ns, func() error {
 		var err error
 		conn, err = dl.DialContext(ctx, network, addr)
 		return err

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vigil-ha/vigil/internal/proc"
 )
 
 // soOriginalDst is SO_ORIGINAL_DST: the destination a connection had
@@ -37,7 +39,7 @@ type delayProxy struct {
 // startDelayProxy listens on a free loopback port inside ns.
 func startDelayProxy(ns string, delay time.Duration, log *slog.Logger) (*delayProxy, error) {
 	p := &delayProxy{ns: ns, delay: delay, log: log, conns: map[net.Conn]struct{}{}}
-	err := inNetns(ns, func() error {
+	err := proc.InNetns(ns, func() error {
 		ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		p.ln = ln
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/agent"
 	"github.com/vigil-ha/vigil/internal/api"
+	"github.com/vigil-ha/vigil/internal/certs"
 	"github.com/vigil-ha/vigil/internal/config"
 	"github.com/vigil-ha/vigil/internal/control"
 	"github.com/vigil-ha/vigil/internal/database"
@@ -374,44 +374,64 @@ func startEmbedded(cfg *config.Config, log *slog.Logger) (*dcs.EmbeddedMember, e
 	if dataDir == "" {
 		dataDir = filepath.Join(filepath.Dir(cfg.Database.DataDir), "vigil-etcd-"+cfg.Node.Name)
 	}
-	m, err := dcs.StartMember(dcs.MemberConfig{
+	mc := dcs.MemberConfig{
 		Name: cfg.Node.Name, DataDir: dataDir, PeerURL: e.PeerURL, ClientURL: e.ClientURL,
 		InitialCluster: e.InitialCluster, ClusterToken: "vigil-" + cfg.Cluster,
-		TickMs: e.TickMs, ElectionMs: e.ElectionMs, Logger: log,
-	})
+		TickMs: e.TickMs, ElectionMs: e.ElectionMs, Insecure: e.Insecure, Logger: log,
+	}
+	if t := e.TLS; t.Enabled() {
+		mc.TLS = &dcs.MemberTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
+	}
+	m, err := dcs.StartMember(mc)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("embedded etcd member started", "peer_url", e.PeerURL, "client_url", e.ClientURL, "data_dir", dataDir)
+	log.Info("embedded etcd member started", "peer_url", e.PeerURL, "client_url", e.ClientURL, "data_dir", dataDir, "mutual_tls", mc.TLS != nil)
 	return m, nil
 }
 
+// dcsClientTLS is the client side of a TLS section: dcs.tls towards an
+// external etcd, or dcs.embedded.tls (the node's certificate) towards the
+// embedded member. Nil when no file is set; with no CA file the system's
+// roots verify the server. field names the section in errors.
+func dcsClientTLS(field string, t config.TLS) (*tls.Config, error) {
+	if !t.Enabled() {
+		return nil, nil
+	}
+	if t.CAFile != "" {
+		c, err := certs.ClientTLS(t.CAFile, t.CertFile, t.KeyFile, "")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
+		}
+		return c, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CertFile != "" {
+		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: load certificate %s with key %s: %w", field, t.CertFile, t.KeyFile, err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
+}
+
+// agentDCSTLS is the TLS section the agent's own etcd client uses: the
+// embedded member requires the node's certificate from its clients too.
+func agentDCSTLS(cfg *config.Config) (string, config.TLS) {
+	if cfg.DCS.Embedded.Enabled {
+		return "dcs.embedded.tls", cfg.DCS.Embedded.TLS
+	}
+	return "dcs.tls", cfg.DCS.TLS
+}
+
 func openStore(cfg *config.Config, endpoints []string, log *slog.Logger) (*dcs.Store, error) {
-	var tlsCfg *tls.Config
-	if t := cfg.DCS.TLS; t.CAFile != "" || t.CertFile != "" {
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
-		if t.CAFile != "" {
-			pem, err := os.ReadFile(t.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("dcs.tls.ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("dcs.tls.ca_file %s: no PEM certificate", t.CAFile)
-			}
-			tlsCfg.RootCAs = pool
-		}
-		if t.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("dcs.tls.cert_file/key_file: %w", err)
-			}
-			tlsCfg.Certificates = []tls.Certificate{cert}
-		}
+	tlsCfg, err := dcsClientTLS(agentDCSTLS(cfg))
+	if err != nil {
+		return nil, err
 	}
 	password := ""
 	if cfg.DCS.Username != "" {
-		var err error
 		if password, err = cfg.DCS.Resolve(); err != nil {
 			return nil, fmt.Errorf("dcs password: %w", err)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/internal/config"
 	"github.com/vigil-ha/vigil/internal/control"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
@@ -26,6 +27,9 @@ type ctlOptions struct {
 	cluster   string
 	output    string
 	timeout   time.Duration
+	// tls are --cacert, --cert and --key: an operator's certificate for
+	// an etcd that requires one. Unset, --config's files are used.
+	tls config.TLS
 }
 
 func newCtlCmd() *cobra.Command {
@@ -36,7 +40,12 @@ func newCtlCmd() *cobra.Command {
 		Long: `Operate a cluster through its DCS. Point it at the cluster with a node's
 configuration (--config) or with --endpoints and --cluster. With embedded
 etcd, --config reaches the etcd member of that node: use a live node's
-configuration, or list several members' client URLs with --endpoints.`,
+configuration, or list several members' client URLs with --endpoints.
+
+An etcd with mutual TLS (dcs.embedded.tls, or an external etcd's dcs.tls)
+requires a certificate of the cluster's CA: --config uses the node's files
+(readable by root only), or give an operator's certificate from
+` + "`vigil certs client`" + ` with --cacert, --cert and --key.`,
 	}
 	f := cmd.PersistentFlags()
 	f.StringVar(&o.config, "config", "", "a node's configuration file (its DCS settings are used)")
@@ -44,6 +53,9 @@ configuration, or list several members' client URLs with --endpoints.`,
 	f.StringVar(&o.cluster, "cluster", "", "cluster name (with --endpoints)")
 	f.StringVarP(&o.output, "output", "o", "table", "output of read commands: table or json")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "time limit of each DCS request")
+	f.StringVar(&o.tls.CAFile, "cacert", "", "CA certificate that verifies etcd (default: --config's, else the system's roots)")
+	f.StringVar(&o.tls.CertFile, "cert", "", "client certificate for etcd, e.g. from `vigil certs client` (default: --config's)")
+	f.StringVar(&o.tls.KeyFile, "key", "", "private key of --cert")
 	cmd.AddCommand(newCtlListCmd(&o), newCtlPauseCmd(&o, true), newCtlPauseCmd(&o, false), newCtlHistoryCmd(&o),
 		newCtlFailoverCmd(&o), newCtlSwitchoverCmd(&o), newCtlRejoinCmd(&o))
 	return cmd
@@ -54,12 +66,25 @@ func (o *ctlOptions) open() (*dcs.Store, error) {
 	endpoints, cluster := o.endpoints, o.cluster
 	prefix := ""
 	ttl := 3 * time.Second
+	tlsField, tlsFiles := "--cacert/--cert/--key", o.tls
+	var user, password string
+	if (tlsFiles.CertFile == "") != (tlsFiles.KeyFile == "") {
+		return nil, usageError(errors.New("--cert and --key go together"))
+	}
 	if o.config != "" {
 		cfg, err := loadValidConfig(o.config)
 		if err != nil {
 			return nil, err
 		}
 		cluster, prefix, ttl = cfg.Cluster, cfg.DCS.Prefix, cfg.Timing.LeaseTTL
+		if !tlsFiles.Enabled() {
+			tlsField, tlsFiles = agentDCSTLS(cfg)
+		}
+		if user = cfg.DCS.Username; user != "" {
+			if password, err = cfg.DCS.Resolve(); err != nil {
+				return nil, fmt.Errorf("dcs password: %w", err)
+			}
+		}
 		if len(endpoints) == 0 {
 			endpoints = cfg.DCS.Endpoints
 			if cfg.DCS.Embedded.Enabled {
@@ -70,7 +95,12 @@ func (o *ctlOptions) open() (*dcs.Store, error) {
 	if len(endpoints) == 0 || cluster == "" {
 		return nil, usageError(errors.New("say which cluster: --config FILE, or --endpoints and --cluster"))
 	}
-	return dcs.Open(dcs.Options{Endpoints: endpoints, Cluster: cluster, Prefix: prefix, LeaseTTL: ttl, DialTimeout: o.timeout})
+	tlsCfg, err := dcsClientTLS(tlsField, tlsFiles)
+	if err != nil {
+		return nil, err
+	}
+	return dcs.Open(dcs.Options{Endpoints: endpoints, TLS: tlsCfg, Username: user, Password: password,
+		Cluster: cluster, Prefix: prefix, LeaseTTL: ttl, DialTimeout: o.timeout})
 }
 
 func (o *ctlOptions) snapshot(ctx context.Context, s *dcs.Store) (dcs.View, error) {

@@ -59,6 +59,10 @@ func TestClusterExamplesAreValid(t *testing.T) {
 			c.API.TokenFile = writeFile(t, "api.token", "0123456789abcdef0123\n", 0o600)
 			c.API.CertFile = writeFile(t, "api.pem", "certificate\n", 0o600)
 			c.API.KeyFile = writeFile(t, "api.key", "key\n", 0o600)
+			if !c.DCS.Embedded.TLS.Enabled() {
+				t.Fatalf("%s.yaml: the embedded etcd member has no TLS", node)
+			}
+			c.DCS.Embedded.TLS = issueNodeTLS(t, node, clusterExampleHosts[node])
 			if len(c.Callbacks.OnRoleChange) == 0 {
 				t.Fatalf("%s.yaml sets no callbacks.on_role_change: the example is meant to show one", node)
 			}
@@ -85,8 +89,8 @@ func TestClusterExamplesDescribeOneCluster(t *testing.T) {
 			t.Errorf("%s.yaml: node %s at %s, want %s at %s", node, c.Node.Name, c.Node.Host, node, host)
 		}
 		for _, u := range []struct{ key, got, want string }{
-			{"dcs.embedded.peer_url", c.DCS.Embedded.PeerURL, "http://" + host + ":2380"},
-			{"dcs.embedded.client_url", c.DCS.Embedded.ClientURL, "http://" + host + ":2379"},
+			{"dcs.embedded.peer_url", c.DCS.Embedded.PeerURL, "https://" + host + ":2380"},
+			{"dcs.embedded.client_url", c.DCS.Embedded.ClientURL, "https://" + host + ":2379"},
 		} {
 			if u.got != u.want {
 				t.Errorf("%s.yaml: %s = %q, want %q", node, u.key, u.got, u.want)

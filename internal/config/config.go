@@ -104,14 +104,28 @@ type Embedded struct {
 	// election timeout, in milliseconds); 0 keeps etcd's 100 and 1000.
 	TickMs     uint `yaml:"tick_ms"`
 	ElectionMs uint `yaml:"election_ms"`
+	// TLS puts the member's peer and client URLs on https and requires a
+	// certificate from the cluster's CA on both: whoever can write the
+	// leader key decides which server takes writes. The agent's own client
+	// presents the same node certificate.
+	TLS TLS `yaml:"tls"`
+	// Insecure lets the member listen on a non-loopback address without
+	// TLS. It is the only way to do so, so that an open etcd is a decision
+	// written in the file rather than an omission.
+	Insecure bool `yaml:"insecure"`
 }
 
-// TLS holds the files for talking to etcd over TLS.
+// TLS holds the files for talking to etcd over TLS: the agent's client side
+// to an external etcd (dcs.tls), or an embedded member's mutual TLS
+// (dcs.embedded.tls).
 type TLS struct {
 	CAFile   string `yaml:"ca_file"`
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 }
+
+// Enabled reports whether any TLS file is set.
+func (t TLS) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
 
 // VIP is the service address that follows the writable primary; an empty
 // Address means no VIP.

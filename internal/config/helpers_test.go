@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-ha/vigil/internal/certs"
 )
 
 // fakeBinDir returns a directory holding an executable named binary, enough
@@ -98,4 +100,20 @@ func (ps Problems) strings() []string {
 		return nil
 	}
 	return problemLinesOf(ps)
+}
+
+// issueNodeTLS makes a CA and a node certificate for host in a temporary
+// directory, as `vigil certs` would, and returns them as a TLS section.
+func issueNodeTLS(t *testing.T, node, host string) TLS {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := certs.InitCA(dir, "main", certs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	is, err := certs.IssueNode(dir, node, []string{host}, certs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := certs.Paths(dir, "ca")
+	return TLS{CAFile: ca, CertFile: is.CertFile, KeyFile: is.KeyFile}
 }

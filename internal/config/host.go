@@ -6,10 +6,14 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
+	"time"
 
+	"github.com/vigil-ha/vigil/internal/certs"
 	"github.com/vigil-ha/vigil/internal/flavor"
 )
 
@@ -36,6 +40,9 @@ func (c *Config) hostProblems() Problems {
 		{"dcs.tls.ca_file", c.DCS.TLS.CAFile},
 		{"dcs.tls.cert_file", c.DCS.TLS.CertFile},
 		{"dcs.tls.key_file", c.DCS.TLS.KeyFile},
+		{"dcs.embedded.tls.ca_file", c.DCS.Embedded.TLS.CAFile},
+		{"dcs.embedded.tls.cert_file", c.DCS.Embedded.TLS.CertFile},
+		{"dcs.embedded.tls.key_file", c.DCS.Embedded.TLS.KeyFile},
 		{"api.cert_file", c.API.CertFile},
 		{"api.key_file", c.API.KeyFile},
 		{"api.token_file", c.API.TokenFile},
@@ -47,6 +54,10 @@ func (c *Config) hostProblems() Problems {
 				ps = append(ps, c.at(f.field, "%s", msg))
 			}
 		}
+	}
+	ps = append(ps, c.tlsFileProblems("dcs.tls", c.DCS.TLS, nil)...)
+	if e := c.DCS.Embedded; e.Enabled {
+		ps = append(ps, c.tlsFileProblems("dcs.embedded.tls", e.TLS, []string{e.PeerURL, e.ClientURL})...)
 	}
 	if t := c.API.TokenFile; filepath.IsAbs(t) && readableFileProblem(t) == "" {
 		if _, err := c.API.Token(); err != nil {
@@ -64,6 +75,45 @@ func (c *Config) hostProblems() Problems {
 	if c.VIP.Address != "" && c.VIP.Interface != "" {
 		if _, err := net.InterfaceByName(c.VIP.Interface); err != nil {
 			ps = append(ps, c.at("vip.interface", "no network interface named %q on this host", c.VIP.Interface))
+		}
+	}
+	return ps
+}
+
+// tlsFileProblems checks a TLS section's files as a handshake would use
+// them (key mode, key matching the certificate, validity, the CA that
+// signed it), once each file set is readable: a missing file is already a
+// problem of its own. The certificate must also be valid for the host of
+// each of serves, the URLs other members and clients dial.
+func (c *Config) tlsFileProblems(section string, t TLS, serves []string) Problems {
+	if !t.Enabled() {
+		return nil
+	}
+	for _, f := range []string{t.CAFile, t.CertFile, t.KeyFile} {
+		if f != "" && (!filepath.IsAbs(f) || readableFileProblem(f) != "") {
+			return nil
+		}
+	}
+	var ps Problems
+	if err := certs.CheckFiles(t.CAFile, t.CertFile, t.KeyFile, time.Now()); err != nil {
+		for _, msg := range strings.Split(err.Error(), "\n") {
+			ps = append(ps, c.at(section, "%s", msg))
+		}
+		return ps
+	}
+	seen := map[string]bool{}
+	for _, raw := range serves {
+		u, err := url.Parse(raw)
+		if err != nil || t.CertFile == "" || seen[u.Hostname()] {
+			continue
+		}
+		host := u.Hostname()
+		seen[host] = true
+		if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+			continue // every address: nobody dials 0.0.0.0
+		}
+		if err := certs.VerifyHost(t.CertFile, host); err != nil {
+			ps = append(ps, c.at(section+".cert_file", "%v", err))
 		}
 	}
 	return ps

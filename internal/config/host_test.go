@@ -3,7 +3,11 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/internal/certs"
 )
 
 // TestValidateHost covers the checks that look at this host. Unreadable
@@ -189,4 +193,81 @@ func TestHostWarnings(t *testing.T) {
 			equalLines(t, c.Warnings().strings(), want)
 		})
 	}
+}
+
+// TestValidateEmbeddedTLSFiles: `vigil config check` refuses the embedded
+// member's TLS files that a handshake would fail on, naming the file and
+// the fix, before the agent starts.
+func TestValidateEmbeddedTLSFiles(t *testing.T) {
+	tests := []struct {
+		name string
+		// change breaks the files of a valid TLS section and returns the
+		// field the problem is on and substrings its message must hold.
+		change func(t *testing.T, tl *TLS) (field string, want []string)
+	}{
+		{"valid", func(t *testing.T, tl *TLS) (string, []string) { return "", nil }},
+		{"key readable by others", func(t *testing.T, tl *TLS) (string, []string) {
+			if err := os.Chmod(tl.KeyFile, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return "dcs.embedded.tls", []string{"key file " + tl.KeyFile, "mode 0644", "chmod 600 " + tl.KeyFile}
+		}},
+		{"key of another certificate", func(t *testing.T, tl *TLS) (string, []string) {
+			other := issueNodeTLS(t, "node1", "198.18.0.11")
+			tl.KeyFile = other.KeyFile
+			return "dcs.embedded.tls", []string{"key file " + other.KeyFile + " does not match certificate " + tl.CertFile, "--force"}
+		}},
+		{"expired certificate", func(t *testing.T, tl *TLS) (string, []string) {
+			dir := filepath.Dir(tl.CAFile)
+			past := certs.Options{Now: time.Now().Add(-30 * 24 * time.Hour), Force: true}
+			if _, err := certs.InitCA(dir, "main", past); err != nil {
+				t.Fatal(err)
+			}
+			past.Validity = 24 * time.Hour
+			if _, err := certs.IssueNode(dir, "node1", []string{"198.18.0.11"}, past); err != nil {
+				t.Fatal(err)
+			}
+			return "dcs.embedded.tls", []string{"certificate in " + tl.CertFile, "expired on", "issue a new one"}
+		}},
+		{"certificate from another CA", func(t *testing.T, tl *TLS) (string, []string) {
+			tl.CAFile = issueNodeTLS(t, "node1", "198.18.0.11").CAFile
+			return "dcs.embedded.tls", []string{"certificate " + tl.CertFile, "is not signed by the CA in " + tl.CAFile}
+		}},
+		{"CA file without a certificate", func(t *testing.T, tl *TLS) (string, []string) {
+			tl.CAFile = writeFile(t, "ca.crt", "not a certificate\n", 0o644)
+			return "dcs.embedded.tls", []string{"certificate file " + tl.CAFile + " holds no PEM certificate", "ca.crt"}
+		}},
+		{"certificate for another host", func(t *testing.T, tl *TLS) (string, []string) {
+			if _, err := certs.IssueNode(filepath.Dir(tl.CAFile), "node1", []string{"198.18.0.99"}, certs.Options{Force: true}); err != nil {
+				t.Fatal(err)
+			}
+			return "dcs.embedded.tls.cert_file", []string{"certificate " + tl.CertFile + " is not valid for host \"198.18.0.11\"", "--host 198.18.0.11"}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig(t)
+			withEmbeddedTLS(c)
+			c.DCS.Embedded.DataDir = filepath.Join(t.TempDir(), "etcd")
+			c.DCS.Embedded.TLS = issueNodeTLS(t, "node1", "198.18.0.11")
+			field, want := tt.change(t, &c.DCS.Embedded.TLS)
+			got := problemLines(t, c.Validate())
+			if want == nil {
+				equalLines(t, got, nil)
+				return
+			}
+			if len(got) != 1 || !strings.HasPrefix(got[0], field+": ") || !containsAll(got[0], want...) {
+				t.Errorf("problems:\n  %s\nwant one on %s holding %q", strings.Join(got, "\n  "), field, want)
+			}
+		})
+	}
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }

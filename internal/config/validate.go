@@ -230,6 +230,11 @@ func (c *Config) dcsProblems() Problems {
 	ps = append(ps, c.optionalPath("dcs.tls.ca_file", d.TLS.CAFile)...)
 	ps = append(ps, c.optionalPath("dcs.tls.cert_file", d.TLS.CertFile)...)
 	ps = append(ps, c.optionalPath("dcs.tls.key_file", d.TLS.KeyFile)...)
+	if d.Embedded.Enabled && d.TLS.Enabled() {
+		// Two sets of files for one connection would leave the reader
+		// guessing which one the agent presents.
+		ps = append(ps, c.at("dcs.tls", "is for an external etcd: with dcs.embedded the member and this agent's client both use dcs.embedded.tls"))
+	}
 	switch {
 	case d.TLS.CertFile != "" && d.TLS.KeyFile == "":
 		ps = append(ps, c.at("dcs.tls.key_file", "required with dcs.tls.cert_file: the client certificate's private key"))
@@ -268,11 +273,14 @@ func (c *Config) embeddedProblems() Problems {
 	} {
 		switch {
 		case u.value == "":
-			ps = append(ps, c.at(u.field, "required with dcs.embedded.enabled (e.g. http://198.18.0.11:2380 for peers, :2379 for clients)"))
+			ps = append(ps, c.at(u.field, "required with dcs.embedded.enabled (e.g. https://198.18.0.11:2380 for peers, :2379 for clients)"))
 		case etcdURLProblem(u.value) != "":
 			ps = append(ps, c.at(u.field, "%s", etcdURLProblem(u.value)))
+		default:
+			ps = append(ps, c.embeddedURLProblems(u.field, u.value, true)...)
 		}
 	}
+	ps = append(ps, c.embeddedTLSProblems()...)
 	ps = append(ps, c.optionalPath("dcs.embedded.data_dir", e.DataDir)...)
 	tick, election := e.raftTiming()
 	switch {
@@ -296,6 +304,9 @@ func (c *Config) embeddedProblems() Problems {
 		}
 		if msg := etcdURLProblem(e.InitialCluster[name]); msg != "" {
 			ps = append(ps, c.at(field, "%s", msg))
+		} else if name != c.Node.Name {
+			// This node's own entry equals peer_url, checked below.
+			ps = append(ps, c.embeddedURLProblems(field, e.InitialCluster[name], false)...)
 		}
 	}
 	// etcd refuses to start when its own entry is missing or differs; saying
@@ -309,6 +320,61 @@ func (c *Config) embeddedProblems() Problems {
 		ps = append(ps, c.at("dcs.embedded.initial_cluster."+c.Node.Name, "must equal dcs.embedded.peer_url (%s)", e.PeerURL))
 	}
 	return ps
+}
+
+// embeddedTLSProblems checks the form of dcs.embedded.tls and insecure;
+// hostProblems reads the files.
+func (c *Config) embeddedTLSProblems() Problems {
+	e := c.DCS.Embedded
+	var ps Problems
+	files := []struct{ field, path, what string }{
+		{"dcs.embedded.tls.ca_file", e.TLS.CAFile, "the cluster's CA certificate (ca.crt of `vigil certs init`), which every peer and client certificate must be signed by"},
+		{"dcs.embedded.tls.cert_file", e.TLS.CertFile, "this node's certificate (`vigil certs node`)"},
+		{"dcs.embedded.tls.key_file", e.TLS.KeyFile, "this node's private key (`vigil certs node`)"},
+	}
+	for _, f := range files {
+		switch {
+		case f.path == "" && e.TLS.Enabled():
+			ps = append(ps, c.at(f.field, "required with the other dcs.embedded.tls files: mutual TLS needs %s", f.what))
+		case f.path != "":
+			ps = append(ps, c.optionalPath(f.field, f.path)...)
+		}
+	}
+	if e.Insecure && e.TLS.Enabled() {
+		ps = append(ps, c.at("dcs.embedded.insecure", "is true while dcs.embedded.tls is set: remove insecure (TLS is on)"))
+	}
+	return ps
+}
+
+// embeddedURLProblems checks that an embedded member's URL matches its TLS
+// setting, and, when listen is true (this member's own URLs), that a member
+// without TLS listens only on loopback unless dcs.embedded.insecure says
+// otherwise. raw is a valid URL.
+func (c *Config) embeddedURLProblems(field, raw string, listen bool) Problems {
+	e := c.DCS.Embedded
+	u, _ := url.Parse(raw)
+	switch {
+	case e.TLS.Enabled() && u.Scheme != "https":
+		// etcd serves a member's URLs either with TLS or without, and a
+		// peer dialling http:// would never reach a TLS member.
+		return Problems{c.at(field, "must be https:// with dcs.embedded.tls: every member serves TLS only")}
+	case !e.TLS.Enabled() && u.Scheme != "http":
+		return Problems{c.at(field, "is https:// but dcs.embedded.tls is not set: set its ca_file, cert_file and key_file (`vigil certs`)")}
+	case listen && !e.TLS.Enabled() && !e.Insecure && !loopbackHost(u.Hostname()):
+		return Problems{c.at(field, "listens on %s without TLS: anyone who reaches that port can write the leader key and force a failover (or, on the peer port, talk raft to the members). "+
+			"Set dcs.embedded.tls (certificates from `vigil certs`), or dcs.embedded.insecure: true only on a network the cluster's hosts alone can reach", u.Host)}
+	}
+	return nil
+}
+
+// loopbackHost reports whether host names only this machine. An empty or
+// unspecified address (0.0.0.0) listens on every interface, so it is not.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // etcd's raft defaults and its upper limit on the election timeout, in

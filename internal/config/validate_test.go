@@ -19,7 +19,23 @@ func validEmbedded(c *Config) {
 			"node2": "http://198.18.0.12:2380",
 			"node3": "http://198.18.0.13:2380",
 		},
+		// Settings and warnings tests need no certificate files; the TLS
+		// cases below and in host_test.go turn TLS on themselves.
+		Insecure: true,
 	}
+}
+
+// withEmbeddedTLS turns a validEmbedded member to https with TLS files
+// (which settingProblems does not read).
+func withEmbeddedTLS(c *Config) {
+	validEmbedded(c)
+	e := &c.DCS.Embedded
+	e.Insecure = false
+	e.PeerURL, e.ClientURL = "https://198.18.0.11:2380", "https://198.18.0.11:2379"
+	for n, u := range e.InitialCluster {
+		e.InitialCluster[n] = "https" + strings.TrimPrefix(u, "http")
+	}
+	e.TLS = TLS{CAFile: "/etc/vigil/ca.crt", CertFile: "/etc/vigil/node1.crt", KeyFile: "/etc/vigil/node1.key"}
 }
 
 // TestValidateSettings covers the checks that look at the values alone
@@ -110,10 +126,63 @@ func TestValidateSettings(t *testing.T) {
 		{"endpoint with path", func(c *Config) { c.DCS.Endpoints = []string{"http://etcd1:2379/v3"} },
 			[]string{"dcs.endpoints[0]: must be just scheme, address and port, e.g. http://198.18.0.21:2379"}},
 		{"embedded is fine", validEmbedded, nil},
+		{"embedded with mutual TLS is fine", withEmbeddedTLS, nil},
+		{"embedded on the network without TLS", func(c *Config) { validEmbedded(c); c.DCS.Embedded.Insecure = false },
+			[]string{
+				"dcs.embedded.peer_url: listens on 198.18.0.11:2380 without TLS: anyone who reaches that port can write the leader key and force a failover (or, on the peer port, talk raft to the members). " +
+					"Set dcs.embedded.tls (certificates from `vigil certs`), or dcs.embedded.insecure: true only on a network the cluster's hosts alone can reach",
+				"dcs.embedded.client_url: listens on 198.18.0.11:2379 without TLS: anyone who reaches that port can write the leader key and force a failover (or, on the peer port, talk raft to the members). " +
+					"Set dcs.embedded.tls (certificates from `vigil certs`), or dcs.embedded.insecure: true only on a network the cluster's hosts alone can reach",
+			}},
+		{"embedded on every address without TLS", func(c *Config) {
+			validEmbedded(c)
+			c.DCS.Embedded.Insecure = false
+			c.DCS.Embedded.ClientURL = "http://0.0.0.0:2379"
+			c.DCS.Embedded.PeerURL = "http://localhost:2380"
+			c.DCS.Embedded.InitialCluster["node1"] = c.DCS.Embedded.PeerURL
+		}, []string{
+			"dcs.embedded.client_url: listens on 0.0.0.0:2379 without TLS: anyone who reaches that port can write the leader key and force a failover (or, on the peer port, talk raft to the members). " +
+				"Set dcs.embedded.tls (certificates from `vigil certs`), or dcs.embedded.insecure: true only on a network the cluster's hosts alone can reach",
+		}},
+		{"embedded on loopback without TLS is fine", func(c *Config) {
+			validEmbedded(c)
+			e := &c.DCS.Embedded
+			e.Insecure = false
+			e.PeerURL, e.ClientURL = "http://127.0.0.1:2380", "http://127.0.0.1:2379"
+			e.InitialCluster = map[string]string{"node1": e.PeerURL, "node2": "http://127.0.0.1:2381", "node3": "http://127.0.0.1:2382"}
+		}, nil},
+		{"embedded TLS with http URLs", func(c *Config) {
+			validEmbedded(c)
+			c.DCS.Embedded.Insecure = false
+			c.DCS.Embedded.TLS = TLS{CAFile: "/etc/vigil/ca.crt", CertFile: "/etc/vigil/node1.crt", KeyFile: "/etc/vigil/node1.key"}
+		}, []string{
+			"dcs.embedded.peer_url: must be https:// with dcs.embedded.tls: every member serves TLS only",
+			"dcs.embedded.client_url: must be https:// with dcs.embedded.tls: every member serves TLS only",
+			"dcs.embedded.initial_cluster.node2: must be https:// with dcs.embedded.tls: every member serves TLS only",
+			"dcs.embedded.initial_cluster.node3: must be https:// with dcs.embedded.tls: every member serves TLS only",
+		}},
+		{"embedded https without TLS", func(c *Config) { withEmbeddedTLS(c); c.DCS.Embedded.TLS = TLS{} },
+			[]string{
+				"dcs.embedded.peer_url: is https:// but dcs.embedded.tls is not set: set its ca_file, cert_file and key_file (`vigil certs`)",
+				"dcs.embedded.client_url: is https:// but dcs.embedded.tls is not set: set its ca_file, cert_file and key_file (`vigil certs`)",
+				"dcs.embedded.initial_cluster.node2: is https:// but dcs.embedded.tls is not set: set its ca_file, cert_file and key_file (`vigil certs`)",
+				"dcs.embedded.initial_cluster.node3: is https:// but dcs.embedded.tls is not set: set its ca_file, cert_file and key_file (`vigil certs`)",
+			}},
+		{"embedded TLS without CA and with a relative key", func(c *Config) {
+			withEmbeddedTLS(c)
+			c.DCS.Embedded.TLS.CAFile, c.DCS.Embedded.TLS.KeyFile = "", "node1.key"
+		}, []string{
+			"dcs.embedded.tls.ca_file: required with the other dcs.embedded.tls files: mutual TLS needs the cluster's CA certificate (ca.crt of `vigil certs init`), which every peer and client certificate must be signed by",
+			"dcs.embedded.tls.key_file: must be an absolute path",
+		}},
+		{"embedded TLS and insecure", func(c *Config) { withEmbeddedTLS(c); c.DCS.Embedded.Insecure = true },
+			[]string{"dcs.embedded.insecure: is true while dcs.embedded.tls is set: remove insecure (TLS is on)"}},
+		{"dcs.tls with embedded", func(c *Config) { withEmbeddedTLS(c); c.DCS.TLS.CAFile = "/etc/vigil/ca.crt" },
+			[]string{"dcs.tls: is for an external etcd: with dcs.embedded the member and this agent's client both use dcs.embedded.tls"}},
 		{"embedded without settings", func(c *Config) { c.DCS.Endpoints = nil; c.DCS.Embedded.Enabled = true },
 			[]string{
-				"dcs.embedded.peer_url: required with dcs.embedded.enabled (e.g. http://198.18.0.11:2380 for peers, :2379 for clients)",
-				"dcs.embedded.client_url: required with dcs.embedded.enabled (e.g. http://198.18.0.11:2380 for peers, :2379 for clients)",
+				"dcs.embedded.peer_url: required with dcs.embedded.enabled (e.g. https://198.18.0.11:2380 for peers, :2379 for clients)",
+				"dcs.embedded.client_url: required with dcs.embedded.enabled (e.g. https://198.18.0.11:2380 for peers, :2379 for clients)",
 				"dcs.embedded.initial_cluster: required with dcs.embedded.enabled: every member's name and peer URL, the same on every member",
 			}},
 		{"embedded without this node", func(c *Config) { validEmbedded(c); delete(c.DCS.Embedded.InitialCluster, "node1") },

@@ -2,14 +2,17 @@ package dcs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -20,8 +23,8 @@ import (
 type MemberConfig struct {
 	Name      string
 	DataDir   string
-	PeerURL   string // where the other members reach this one, e.g. http://198.18.0.11:2380
-	ClientURL string // where clients reach it, e.g. http://198.18.0.11:2379
+	PeerURL   string // where the other members reach this one, e.g. https://198.18.0.11:2380
+	ClientURL string // where clients reach it, e.g. https://198.18.0.11:2379
 	// InitialCluster maps every member's name to its peer URL.
 	InitialCluster map[string]string
 	// ClusterToken keeps members of different clusters apart.
@@ -29,7 +32,53 @@ type MemberConfig struct {
 	// TickMs and ElectionMs tune etcd's raft; zero keeps etcd's defaults
 	// (100 ms, 1000 ms).
 	TickMs, ElectionMs uint
-	Logger             *slog.Logger
+	// TLS, when set, serves both URLs over https and requires a client
+	// certificate signed by its CA on both: a host without one can neither
+	// read nor write a key, nor talk raft to the members.
+	TLS *MemberTLS
+	// Insecure allows a member without TLS on a non-loopback address.
+	Insecure bool
+	Logger   *slog.Logger
+}
+
+// MemberTLS holds a member's TLS files (made by package certs): the
+// cluster's CA, and the node's certificate and key, which serve as server
+// certificate on both ports and as client certificate towards the peers.
+type MemberTLS struct {
+	CAFile, CertFile, KeyFile string
+}
+
+// ErrInsecureMember is returned when a member without TLS would listen on a
+// non-loopback address without MemberConfig.Insecure.
+var ErrInsecureMember = errors.New("an etcd member without TLS may listen on loopback only")
+
+// checkURLs refuses URLs that do not match the member's TLS setting: etcd
+// would otherwise serve plain HTTP on an https:// URL it has no certificate
+// for, or ignore the certificate on an http:// one. Without TLS, it refuses
+// a non-loopback address unless Insecure: anyone reaching the port could
+// write the leader key and force a failover.
+func (c MemberConfig) checkURLs(urls ...*url.URL) error {
+	for _, u := range urls {
+		switch {
+		case c.TLS != nil && u.Scheme != "https":
+			return fmt.Errorf("%s: a member with TLS needs https:// URLs", u)
+		case c.TLS == nil && u.Scheme != "http":
+			return fmt.Errorf("%s: https:// needs the CA, certificate and key files", u)
+		case c.TLS == nil && !c.Insecure && !isLoopback(u.Hostname()):
+			return fmt.Errorf("%s: %w: anyone who reaches it could write the leader key and force a failover; give the member certificates, or say insecure explicitly", u, ErrInsecureMember)
+		}
+	}
+	return nil
+}
+
+// isLoopback reports whether host names only this machine; an unspecified
+// address (every interface) is not.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // EmbeddedMember is a running etcd member inside this process.
@@ -56,6 +105,16 @@ func StartMember(c MemberConfig) (*EmbeddedMember, error) {
 	client, err := url.Parse(c.ClientURL)
 	if err != nil {
 		return nil, fmt.Errorf("start etcd member %s: client URL %q: %w", c.Name, c.ClientURL, err)
+	}
+	if err := c.checkURLs(peer, client); err != nil {
+		return nil, fmt.Errorf("start etcd member %s: %w", c.Name, err)
+	}
+	if t := c.TLS; t != nil {
+		// The same node certificate on both ports and as the client
+		// certificate towards peers (and towards this member's own gRPC
+		// gateway); only certificates from the cluster's CA get in.
+		info := transport.TLSInfo{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.CAFile, ClientCertAuth: true}
+		ec.PeerTLSInfo, ec.ClientTLSInfo = info, info
 	}
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}

@@ -2,10 +2,13 @@
 // configuration, starts the agents as their own processes (inside the
 // node's network namespace in netns mode), and kills them the way a crash
 // would. The e2e tests, `vigil demo` and `vigil bench` are built on it.
+// The embedded etcd members of a netns lab, which other hosts on the lab's
+// bridge can reach, run with mutual TLS from a CA made for the lab.
 package labcluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,6 +24,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-ha/vigil/internal/certs"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/lab"
 )
@@ -67,6 +71,10 @@ type Cluster struct {
 	clients map[string]string
 	apis    map[string]string
 	trusted string
+	// certDir holds the lab's CA, a certificate per node and the
+	// operator's client certificate; "" when etcd runs without TLS
+	// (loopback labs, which nobody else can reach).
+	certDir string
 
 	mu      sync.Mutex
 	procs   map[string]*Proc
@@ -96,6 +104,18 @@ func New(l *lab.Lab, o Options) (*Cluster, error) {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, err
 	}
+	if l.Netns() && len(o.Endpoints) == 0 {
+		// Every other host on the lab's bridge (the client host, an
+		// attacker in the security test) could otherwise write the
+		// leader key, so the lab is closed as a deployment should be.
+		if err := c.issueCertificates(); err != nil {
+			return nil, err
+		}
+	}
+	scheme := "http"
+	if c.certDir != "" {
+		scheme = "https"
+	}
 	for _, n := range l.Nodes() {
 		if o.API {
 			c.apis[n.Name] = fmt.Sprintf("%s:8008", n.Host)
@@ -108,8 +128,8 @@ func New(l *lab.Lab, o Options) (*Cluster, error) {
 			}
 		}
 		if l.Netns() {
-			c.peers[n.Name] = fmt.Sprintf("http://%s:2380", n.Host)
-			c.clients[n.Name] = fmt.Sprintf("http://%s:2379", n.Host)
+			c.peers[n.Name] = fmt.Sprintf("%s://%s:2380", scheme, n.Host)
+			c.clients[n.Name] = fmt.Sprintf("%s://%s:2379", scheme, n.Host)
 			continue
 		}
 		var err error
@@ -151,6 +171,57 @@ func New(l *lab.Lab, o Options) (*Cluster, error) {
 		c.configs[n.Name] = path
 	}
 	return c, nil
+}
+
+// operatorName is the common name of the lab's operator certificate, the
+// one Store and the tests' tools present.
+const operatorName = "lab-operator"
+
+// issueCertificates makes the lab's CA, each node's certificate (valid for
+// its address) and the operator's client certificate, replacing those of
+// an earlier run on the same lab directory.
+func (c *Cluster) issueCertificates() error {
+	dir := filepath.Join(c.Dir, "certs")
+	force := certs.Options{Force: true}
+	if _, err := certs.InitCA(dir, c.opts.Cluster, force); err != nil {
+		return fmt.Errorf("lab certificates: %w", err)
+	}
+	for _, n := range c.Lab.Nodes() {
+		if _, err := certs.IssueNode(dir, n.Name, []string{n.Host}, force); err != nil {
+			return fmt.Errorf("lab certificates: %w", err)
+		}
+	}
+	if _, err := certs.IssueClient(dir, operatorName, force); err != nil {
+		return fmt.Errorf("lab certificates: %w", err)
+	}
+	c.certDir = dir
+	return nil
+}
+
+// CertDir is the directory of the lab's CA and certificates (package
+// certs' layout), "" when the lab's etcd runs without TLS.
+func (c *Cluster) CertDir() string { return c.certDir }
+
+// OperatorTLS returns the lab's CA certificate and the operator's client
+// certificate and key, as `vigil ctl --cacert --cert --key` takes them;
+// three empty strings when the lab's etcd runs without TLS.
+func (c *Cluster) OperatorTLS() (ca, cert, key string) {
+	if c.certDir == "" {
+		return "", "", ""
+	}
+	ca, _ = certs.Paths(c.certDir, "ca")
+	cert, key = certs.Paths(c.certDir, operatorName)
+	return ca, cert, key
+}
+
+// ClientURLs are the etcd members' client URLs, sorted.
+func (c *Cluster) ClientURLs() []string {
+	eps := append([]string(nil), c.opts.Endpoints...)
+	for _, u := range c.clients {
+		eps = append(eps, u)
+	}
+	sort.Strings(eps)
+	return eps
 }
 
 func freeURL() (string, error) {
@@ -218,11 +289,17 @@ func (c *Cluster) writeConfig(n lab.Node) (string, error) {
 	if len(c.opts.Endpoints) > 0 {
 		dcsCfg["endpoints"] = c.opts.Endpoints
 	} else {
-		dcsCfg["embedded"] = map[string]any{
+		embedded := map[string]any{
 			"enabled": true, "peer_url": c.peers[n.Name], "client_url": c.clients[n.Name],
 			"data_dir": filepath.Join(c.Dir, "etcd-"+n.Name), "initial_cluster": c.peers,
 			"tick_ms": 50, "election_ms": 500,
 		}
+		if c.certDir != "" {
+			ca, _ := certs.Paths(c.certDir, "ca")
+			cert, key := certs.Paths(c.certDir, n.Name)
+			embedded["tls"] = map[string]any{"ca_file": ca, "cert_file": cert, "key_file": key}
+		}
+		dcsCfg["embedded"] = embedded
 	}
 	timing := map[string]any{"promote_timeout": "60s", "readiness_timeout": "120s"}
 	if c.opts.LeaseTTL > 0 {
@@ -435,14 +512,17 @@ func (c *Cluster) StopAll() {
 	}
 }
 
-// Store opens a DCS client on every member, as an operator's tool would.
+// Store opens a DCS client on every member, as an operator's tool would:
+// with the operator's certificate when the lab's etcd requires one.
 func (c *Cluster) Store() (*dcs.Store, error) {
-	eps := append([]string(nil), c.opts.Endpoints...)
-	for _, u := range c.clients {
-		eps = append(eps, u)
+	var tlsCfg *tls.Config
+	if ca, cert, key := c.OperatorTLS(); ca != "" {
+		var err error
+		if tlsCfg, err = certs.ClientTLS(ca, cert, key, ""); err != nil {
+			return nil, fmt.Errorf("lab DCS client: %w", err)
+		}
 	}
-	sort.Strings(eps)
-	return dcs.Open(dcs.Options{Endpoints: eps, Cluster: c.opts.Cluster, LeaseTTL: max(c.opts.LeaseTTL, time.Second), DialTimeout: time.Second})
+	return dcs.Open(dcs.Options{Endpoints: c.ClientURLs(), TLS: tlsCfg, Cluster: c.opts.Cluster, LeaseTTL: max(c.opts.LeaseTTL, time.Second), DialTimeout: time.Second})
 }
 
 // Logs returns the last n lines of every agent and witness log.

@@ -1,4 +1,4 @@
-package chaos
+package proc
 
 // sysSetns is setns(2)'s number; package syscall does not name it.
-const sysSetns = 308
+const sysSetns = 268
