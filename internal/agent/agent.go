@@ -153,6 +153,8 @@ type Agent struct {
 	// gaveUpAt: see decision.Input.GaveUpAt. Cleared once another leader
 	// exists: from then on the rejoin rules keep the old server stopped.
 	gaveUpAt time.Time
+	// senderTimeoutWarned: see checkSenderTimeout.
+	senderTimeoutWarned bool
 	// Failsafe mode, see failsafe.go: the members a leader must hear from
 	// and when each confirmed; the promise this node gave; whether it is
 	// taking the leader key right now.

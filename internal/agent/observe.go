@@ -52,6 +52,7 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 				}
 			} else {
 				l.WAL = obs.CurrentLSN
+				a.checkSenderTimeout(obs.WALSenderTimeout)
 				p := srv.ProbeWrite(ctx)
 				probe = &p
 				l.Writable = p.Writable()
@@ -121,5 +122,26 @@ func (a *Agent) publishMember(ctx context.Context, l decision.Local, isolated bo
 	defer cancel()
 	if err := a.o.Store.PublishMember(ctx, a.memberRecord(l, isolated)); err != nil {
 		a.log.Warn("publish member state", "err", err)
+	}
+}
+
+// checkSenderTimeout warns, once per agent run, when the primary's
+// keepalives are too rare for the standbys' "my upstream is alive" guard:
+// with no WAL flowing, a standby hears from its upstream every
+// wal_sender_timeout/2, and counts it alive only within a lease TTL. With
+// PostgreSQL's default (60 s) an idle cluster fails over when the
+// primary's agent freezes past its lease.
+func (a *Agent) checkSenderTimeout(t time.Duration) {
+	limit := 2 * a.o.Decision.LeaseTTL
+	if t > 0 && t < limit {
+		return
+	}
+	a.mu.Lock()
+	warned := a.senderTimeoutWarned
+	a.senderTimeoutWarned = true
+	a.mu.Unlock()
+	if !warned {
+		a.log.Warn("wal_sender_timeout is too long for the lease: standbys of an idle primary whose agent froze cannot tell it is alive; set it below 2 x lease_ttl",
+			"wal_sender_timeout", t, "below", limit)
 	}
 }

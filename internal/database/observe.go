@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,9 +40,13 @@ type Observation struct {
 	// WALReceiver is empty on a primary and on a standby that is not streaming.
 	WALReceiver *WALReceiver `json:"wal_receiver,omitempty"`
 
-	SynchronousStandbyNames string    `json:"synchronous_standby_names"`
-	SynchronousCommit       string    `json:"synchronous_commit"`
-	Standbys                []Standby `json:"standbys,omitempty"`
+	SynchronousStandbyNames string `json:"synchronous_standby_names"`
+	SynchronousCommit       string `json:"synchronous_commit"`
+	// WALSenderTimeout is wal_sender_timeout (0: disabled or unknown). An
+	// idle primary's keepalives come every half of it, and they are what
+	// tells a standby that its upstream is alive.
+	WALSenderTimeout time.Duration `json:"wal_sender_timeout"`
+	Standbys         []Standby     `json:"standbys,omitempty"`
 
 	SystemIdentifier string `json:"system_identifier"`
 	ServerVersionNum int    `json:"server_version_num"`
@@ -100,12 +105,14 @@ func (s *Server) observe(ctx context.Context, c *pgx.Conn, obs *Observation) err
 	}
 	obs.XLogNames, obs.PromoteFunction = cat.XLogNames, cat.PromoteFunction
 	var sysid int64
+	var senderTimeout string
 	err = c.QueryRow(ctx, s.sql(qServerState)).Scan(
 		&obs.InRecovery, &obs.ReadOnly, &obs.ServerVersionNum, &obs.ServerVersion,
-		&sysid, &obs.SynchronousStandbyNames, &obs.SynchronousCommit)
+		&sysid, &obs.SynchronousStandbyNames, &obs.SynchronousCommit, &senderTimeout)
 	if err != nil {
 		return fmt.Errorf("read server state: %w", err)
 	}
+	obs.WALSenderTimeout = parseSettingDuration(senderTimeout, time.Millisecond)
 	obs.SystemIdentifier = strconv.FormatUint(uint64(sysid), 10)
 	if obs.InRecovery {
 		if err := s.observeStandby(ctx, c, cat, obs); err != nil {
@@ -214,4 +221,26 @@ func (s *Server) observeStandbys(ctx context.Context, c *pgx.Conn, cat Catalog, 
 	}
 	obs.Standbys = standbys
 	return nil
+}
+
+// parseSettingDuration reads a time setting as SHOW prints it ("4s",
+// "1min", "500ms", "0"); a bare number is in unit. Anything else is 0.
+func parseSettingDuration(v string, unit time.Duration) time.Duration {
+	v = strings.TrimSpace(v)
+	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '-' })
+	num, suffix := v, ""
+	if i >= 0 {
+		num, suffix = v[:i], v[i:]
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	units := map[string]time.Duration{"": unit, "us": time.Microsecond, "ms": time.Millisecond, "s": time.Second,
+		"min": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
+	u, ok := units[strings.TrimSpace(suffix)]
+	if !ok {
+		return 0
+	}
+	return time.Duration(n) * u
 }

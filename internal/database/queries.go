@@ -13,7 +13,8 @@ const (
 		current_setting('server_version'),
 		(select system_identifier from {{pg_control_system}}()),
 		current_setting('synchronous_standby_names'),
-		current_setting('synchronous_commit')`
+		current_setting('synchronous_commit'),
+		coalesce(current_setting('wal_sender_timeout', true), '')`
 	qPrimaryPosition = `select {{pg_current_wal_lsn}}()::text, {{pg_walfile_name}}({{pg_current_wal_lsn}}())`
 	qRecoveryState   = `select {{pg_last_wal_receive_lsn}}()::text,
 		{{pg_last_wal_replay_lsn}}()::text,

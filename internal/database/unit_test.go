@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-ha/vigil/internal/flavor"
 	"github.com/vigil-ha/vigil/internal/pgctl"
@@ -246,6 +247,21 @@ func TestUsesRecoveryConf(t *testing.T) {
 		got, err := usesRecoveryConf(dir)
 		if got != tc.want || (err != nil) != tc.wantErr {
 			t.Errorf("PG_VERSION %q: %v, %v; want %v, error %v", tc.content, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestParseSettingDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"4s", 4 * time.Second}, {"1min", time.Minute}, {"500ms", 500 * time.Millisecond}, {"0", 0},
+		{"60000", time.Minute}, {"2h", 2 * time.Hour}, {"", 0}, {"-1", 0}, {"5 parsecs", 0},
+	}
+	for _, tt := range tests {
+		if got := parseSettingDuration(tt.in, time.Millisecond); got != tt.want {
+			t.Errorf("parseSettingDuration(%q) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }
