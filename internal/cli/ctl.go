@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/config"
 	"github.com/vigil-ha/vigil/internal/control"
 	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/node"
 	"github.com/vigil-ha/vigil/internal/decision"
 	"github.com/vigil-ha/vigil/internal/timeline"
 	"github.com/vigil-ha/vigil/internal/wal"
@@ -78,7 +79,7 @@ func (o *ctlOptions) open() (*dcs.Store, error) {
 		}
 		cluster, prefix, ttl = cfg.Cluster, cfg.DCS.Prefix, cfg.Timing.LeaseTTL
 		if !tlsFiles.Enabled() {
-			tlsField, tlsFiles = agentDCSTLS(cfg)
+			tlsField, tlsFiles = node.AgentDCSTLS(cfg)
 		}
 		if user = cfg.DCS.Username; user != "" {
 			if password, err = cfg.DCS.Resolve(); err != nil {
@@ -95,7 +96,7 @@ func (o *ctlOptions) open() (*dcs.Store, error) {
 	if len(endpoints) == 0 || cluster == "" {
 		return nil, usageError(errors.New("say which cluster: --config FILE, or --endpoints and --cluster"))
 	}
-	tlsCfg, err := dcsClientTLS(tlsField, tlsFiles)
+	tlsCfg, err := node.DCSClientTLS(tlsField, tlsFiles)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,474 @@
+// Package node assembles one node's agent from its configuration: the
+// database adapter, the DCS client (and the embedded etcd member), the
+// routes (VIP), the fences, the HTTP API, and the agent itself. The CLI
+// parses flags, loads the configuration and calls Run; tests and other
+// programs can do the same without a command line.
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/vigil-ha/vigil/internal/agent"
+	"github.com/vigil-ha/vigil/internal/api"
+	"github.com/vigil-ha/vigil/internal/certs"
+	"github.com/vigil-ha/vigil/internal/config"
+	"github.com/vigil-ha/vigil/internal/control"
+	"github.com/vigil-ha/vigil/internal/database"
+	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/fence"
+	"github.com/vigil-ha/vigil/internal/isolation"
+	"github.com/vigil-ha/vigil/internal/pgctl"
+	"github.com/vigil-ha/vigil/internal/proc"
+	"github.com/vigil-ha/vigil/internal/remote"
+	"github.com/vigil-ha/vigil/internal/vip"
+)
+
+// Options are what the command line adds to the configuration.
+type Options struct {
+	// StepLogPath receives one JSON line per failover step ("" for none).
+	StepLogPath string
+	// Legacy runs failovers in failover_stream.sh's order: benchmarks only.
+	Legacy  bool
+	Version string
+	Logger  *slog.Logger
+}
+
+// ConfigError is a configuration value that turned out unusable while the
+// node was assembled (a VIP that does not parse, an unreadable token file):
+// the operator's to fix, not a failure of the run.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configError(err error) error { return &ConfigError{Err: err} }
+
+// Run assembles the node's agent from cfg and runs it (with its embedded
+// etcd member and its API, when configured) until ctx ends.
+func Run(ctx context.Context, cfg *config.Config, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	stepLogPath, legacy := o.StepLogPath, o.Legacy
+	node, err := buildNode(cfg, log)
+	if err != nil {
+		return err
+	}
+	endpoints := cfg.DCS.Endpoints
+	embeddedURL := ""
+	if cfg.DCS.Embedded.Enabled {
+		member, err := startEmbedded(cfg, log)
+		if err != nil {
+			return err
+		}
+		defer member.Close(5 * time.Second)
+		endpoints = []string{member.ClientURL()}
+		embeddedURL = member.ClientURL()
+	}
+	store, err := openStore(cfg, endpoints, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	replPass, err := cfg.Database.Replication.Resolve()
+	if err != nil {
+		return fmt.Errorf("replication password: %w", err)
+	}
+	passFile, err := writeReplicationPassFile(cfg, replPass, node.Ctl.Runner.As)
+	if err != nil {
+		return err
+	}
+
+	var steps io.Writer
+	if stepLogPath != "" {
+		f, err := os.OpenFile(stepLogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return fmt.Errorf("open step log: %w", err)
+		}
+		defer f.Close()
+		steps = f
+	}
+
+	var fencers fence.All
+	if len(cfg.Failover.FenceCommand) > 0 {
+		fencers = append(fencers, fence.Command{Argv: cfg.Failover.FenceCommand})
+	}
+	if ssh := cfg.Failover.FenceSSH; ssh.User != "" {
+		stop := fence.StopArgv(cfg.Flavor(), cfg.Database.BinDir, cfg.Database.DataDir)
+		if ssh.User == "root" {
+			// The control binary refuses root: switch to the server's
+			// account, as this agent does locally.
+			owner := cfg.Database.OSUser
+			if as := node.Ctl.Runner.As; as != nil {
+				owner = as.Name
+			}
+			if owner == "" {
+				owner = "postgres"
+			}
+			stop = append([]string{"runuser", "-u", owner, "--"}, stop...)
+		}
+		fencers = append(fencers, fence.SSH{
+			Config:      remote.Config{User: ssh.User, KeyFile: ssh.KeyFile, KnownHostsFile: ssh.KnownHostsFile, Port: ssh.Port, Timeout: cfg.Timing.DCSTimeout * 4},
+			StopCommand: stop, VIP: cfg.VIP.Address, Interface: cfg.VIP.Interface, Sudo: ssh.User != "root",
+		})
+	}
+	var fencer agent.Fencer
+	if len(fencers) > 0 {
+		fencer = fencers
+	}
+	var routers []agent.Router
+	if cfg.VIP.Address != "" {
+		prefix, err := netip.ParsePrefix(cfg.VIP.Address)
+		if err != nil {
+			return configError(fmt.Errorf("vip.address: %w", err))
+		}
+		routers = append(routers, &vip.Manager{
+			Address: prefix, Interface: cfg.VIP.Interface, Label: vipLabel(cfg.VIP.Interface),
+			ARPCount: cfg.VIP.GratuitousARPCount, ARPInterval: 100 * time.Millisecond, Logger: log,
+		})
+	}
+	priority := cfg.Node.Priority
+	if !cfg.Failover.Automatic {
+		// Watch and report, never promote: the same as priority 0.
+		priority = 0
+	}
+	apiToken, err := cfg.API.Token()
+	if err != nil && cfg.API.Listen != "" {
+		return configError(fmt.Errorf("api.token_file: %w", err))
+	}
+	a, err := agent.New(agent.Options{
+		APIURL:              apiURL(cfg),
+		APIToken:            apiToken,
+		Cluster:             cfg.Cluster,
+		Node:                cfg.Node.Name,
+		Host:                cfg.Node.Host,
+		Port:                cfg.Database.Port,
+		Priority:            priority,
+		Server:              node,
+		Store:               store,
+		Trusted:             isolation.Checker{Addresses: cfg.TrustedIPs, Timeout: cfg.Timing.DCSTimeout},
+		Decision:            decisionConfig(cfg),
+		DCSTimeout:          cfg.Timing.DCSTimeout,
+		DBTimeout:           cfg.Timing.DBTimeout,
+		PromoteTimeout:      cfg.Timing.PromoteTimeout,
+		ReadinessTimeout:    cfg.Timing.ReadinessTimeout,
+		ReplicationUser:     cfg.Database.Replication.User,
+		ReplicationPassFile: passFile,
+		Fencer:              fencer,
+		Routers:             routers,
+		OnRoleChange:        cfg.Callbacks.OnRoleChange,
+		CallbackTimeout:     cfg.Callbacks.Timeout,
+		RejoinMethod:        cfg.Rejoin.Method,
+		EmbeddedEtcd:        embeddedURL,
+		LegacyOrder:         legacy,
+		ConfigDigest:        configDigest(cfg),
+		Version:             o.Version,
+		Logger:              log,
+		StepLog:             steps,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.API.Listen == "" {
+		return a.Run(ctx)
+	}
+	srv, err := newAPIServer(cfg, a, store, log)
+	if err != nil {
+		return err
+	}
+	// The API lives as long as the agent: it stops after the agent's
+	// shutdown, so that health checks see the routes go down.
+	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- srv.Serve(apiCtx) }()
+	runErr := a.Run(ctx)
+	stopAPI()
+	return errors.Join(runErr, <-apiDone)
+}
+
+func newAPIServer(cfg *config.Config, a *agent.Agent, store *dcs.Store, log *slog.Logger) (*api.Server, error) {
+	token, err := cfg.API.Token()
+	if err != nil {
+		return nil, configError(fmt.Errorf("api.token_file: %w", err))
+	}
+	return api.New(api.Options{
+		Listen: cfg.API.Listen, CertFile: cfg.API.CertFile, KeyFile: cfg.API.KeyFile, Token: token,
+		NodeName: cfg.Node.Name, ClusterName: cfg.Cluster,
+		Agent: a, Cluster: store, Control: apiController{control.Controller{Store: store}}, Failsafe: a,
+		DefaultMaxLagBytes: cfg.API.ReplicaMaxLag,
+		// Three lease TTLs without a loop: the agent is stuck, and its
+		// leadership (if any) has lapsed long ago.
+		StaleAfter: 3 * cfg.Timing.LeaseTTL,
+		Logger:     log,
+	})
+}
+
+// apiController answers the API's operator requests through package
+// control, as `vigil ctl` does; refusals become 409.
+type apiController struct{ c control.Controller }
+
+func (a apiController) Switchover(ctx context.Context, to string, at time.Time) (string, error) {
+	r, err := a.c.Switchover(ctx, to, at)
+	if err != nil {
+		return "", conflict(err)
+	}
+	target := r.To
+	if target == "" {
+		target = "the best standby"
+	}
+	return fmt.Sprintf("switchover from %s to %s requested; follow it with GET /cluster or `vigil ctl list`", r.From, target), nil
+}
+
+func (a apiController) Failover(ctx context.Context, to string) (string, error) {
+	if _, err := a.c.Failover(ctx, to); err != nil {
+		return "", conflict(err)
+	}
+	return fmt.Sprintf("failover to %s requested; follow it with GET /cluster or `vigil ctl list`", to), nil
+}
+
+func (a apiController) SetPaused(ctx context.Context, paused bool) error {
+	return a.c.SetPaused(ctx, paused)
+}
+
+func conflict(err error) error {
+	if errors.Is(err, control.ErrRefused) {
+		return fmt.Errorf("%w: %w", api.ErrConflict, err)
+	}
+	return err
+}
+
+func decisionConfig(cfg *config.Config) decision.Config {
+	return decision.Config{
+		LeaseTTL:             cfg.Timing.LeaseTTL,
+		LoopInterval:         cfg.Timing.LoopInterval,
+		DCSTimeout:           cfg.Timing.DCSTimeout,
+		MaximumLagOnFailover: cfg.Failover.MaximumLagOnFailover,
+		SyncMode:             decision.SyncMode(cfg.Failover.SynchronousMode),
+		PrimaryCrash:         decision.CrashPolicy(cfg.Failover.PrimaryCrash),
+		RestartTimeout:       cfg.Failover.RestartTimeout,
+		AutoRejoin:           cfg.Rejoin.Automatic,
+		Failsafe:             cfg.DCS.Failsafe,
+	}
+}
+
+// apiURL is where the other agents reach this agent's API: the listen
+// address, or the node's host when it listens on every address.
+func apiURL(cfg *config.Config) string {
+	host, port, err := net.SplitHostPort(cfg.API.Listen)
+	if cfg.API.Listen == "" || err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = cfg.Node.Host
+	}
+	scheme := "http"
+	if cfg.API.CertFile != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// configDigest covers the settings every member must share: members that
+// disagree on the lease or synchronous mode break the safety arithmetic.
+func configDigest(cfg *config.Config) string {
+	d := decisionConfig(cfg)
+	s := fmt.Sprintf("%s|%s|%s|%d|%s|%s|%s|%t", cfg.Cluster, d.LeaseTTL, d.LoopInterval, d.MaximumLagOnFailover, d.SyncMode, d.PrimaryCrash, cfg.Database.Flavor, d.Failsafe)
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:6])
+}
+
+// buildNode assembles the database adapter for this node.
+func buildNode(cfg *config.Config, log *slog.Logger) (*database.Server, error) {
+	f := cfg.Flavor()
+	var runner proc.Runner
+	if os.Geteuid() == 0 {
+		name := cfg.Database.OSUser
+		if name == "" {
+			owner, err := dataDirOwner(cfg.Database.DataDir)
+			if err != nil {
+				return nil, err
+			}
+			name = owner
+		}
+		id, err := proc.LookupUser(name)
+		if err != nil {
+			return nil, err
+		}
+		if id.UID == 0 {
+			return nil, configError(fmt.Errorf("database.os_user: %s refuses to run as root: set an unprivileged account", f.Product))
+		}
+		runner.As = &id
+	}
+	password, err := cfg.Database.Superuser.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("superuser password: %w", err)
+	}
+	return &database.Server{
+		Name:   cfg.Node.Name,
+		Flavor: f,
+		Conn: database.ConnConfig{
+			Host: cfg.Database.ConnectHost, Port: cfg.Database.Port, User: cfg.Database.Superuser.User,
+			Password: password, Database: cfg.Database.Superuser.Database, ConnectTimeout: cfg.Database.ConnectTimeout,
+		},
+		Ctl: pgctl.Ctl{Flavor: f, BinDir: cfg.Database.BinDir, DataDir: cfg.Database.DataDir, Runner: runner},
+		// pg_ctl's -l file keeps what the server says before its own
+		// logging starts: the reason a start failed.
+		StartOptions: pgctl.StartOptions{Wait: cfg.Timing.PromoteTimeout, LogFile: filepath.Join(cfg.Database.DataDir, "vigil-startup.log")},
+		Logger:       log,
+	}, nil
+}
+
+func dataDirOwner(dir string) (string, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return "", fmt.Errorf("database.data_dir: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", fmt.Errorf("database.data_dir %s: no owner information", dir)
+	}
+	u, err := user.LookupId(strconv.FormatUint(uint64(st.Uid), 10))
+	if err != nil {
+		return "", fmt.Errorf("owner of the data directory (uid %d): %w", st.Uid, err)
+	}
+	return u.Username, nil
+}
+
+func startEmbedded(cfg *config.Config, log *slog.Logger) (*dcs.EmbeddedMember, error) {
+	e := cfg.DCS.Embedded
+	dataDir := e.DataDir
+	if dataDir == "" {
+		dataDir = filepath.Join(filepath.Dir(cfg.Database.DataDir), "vigil-etcd-"+cfg.Node.Name)
+	}
+	mc := dcs.MemberConfig{
+		Name: cfg.Node.Name, DataDir: dataDir, PeerURL: e.PeerURL, ClientURL: e.ClientURL,
+		InitialCluster: e.InitialCluster, ClusterToken: "vigil-" + cfg.Cluster,
+		TickMs: e.TickMs, ElectionMs: e.ElectionMs, Insecure: e.Insecure, Logger: log,
+	}
+	if t := e.TLS; t.Enabled() {
+		mc.TLS = &dcs.MemberTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
+	}
+	m, err := dcs.StartMember(mc)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("embedded etcd member started", "peer_url", e.PeerURL, "client_url", e.ClientURL, "data_dir", dataDir, "mutual_tls", mc.TLS != nil)
+	return m, nil
+}
+
+// DCSClientTLS is the client side of a TLS section: dcs.tls towards an
+// external etcd, or dcs.embedded.tls (the node's certificate) towards the
+// embedded member. Nil when no file is set; with no CA file the system's
+// roots verify the server. field names the section in errors.
+func DCSClientTLS(field string, t config.TLS) (*tls.Config, error) {
+	if !t.Enabled() {
+		return nil, nil
+	}
+	if t.CAFile != "" {
+		c, err := certs.ClientTLS(t.CAFile, t.CertFile, t.KeyFile, "")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
+		}
+		return c, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CertFile != "" {
+		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: load certificate %s with key %s: %w", field, t.CertFile, t.KeyFile, err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
+}
+
+// AgentDCSTLS is the TLS section the agent's own etcd client uses: the
+// embedded member requires the node's certificate from its clients too.
+func AgentDCSTLS(cfg *config.Config) (string, config.TLS) {
+	if cfg.DCS.Embedded.Enabled {
+		return "dcs.embedded.tls", cfg.DCS.Embedded.TLS
+	}
+	return "dcs.tls", cfg.DCS.TLS
+}
+
+func openStore(cfg *config.Config, endpoints []string, log *slog.Logger) (*dcs.Store, error) {
+	tlsCfg, err := DCSClientTLS(AgentDCSTLS(cfg))
+	if err != nil {
+		return nil, err
+	}
+	password := ""
+	if cfg.DCS.Username != "" {
+		if password, err = cfg.DCS.Resolve(); err != nil {
+			return nil, fmt.Errorf("dcs password: %w", err)
+		}
+	}
+	return dcs.Open(dcs.Options{
+		Endpoints: endpoints, TLS: tlsCfg, Username: cfg.DCS.Username, Password: password,
+		DialTimeout: cfg.Timing.DCSTimeout, Prefix: cfg.DCS.Prefix, Cluster: cfg.Cluster,
+		LeaseTTL: cfg.Timing.LeaseTTL, Logger: log,
+	})
+}
+
+// writeReplicationPassFile writes a pgpass file for the replication role,
+// readable only by the server's account: primary_conninfo names the file,
+// so the password never lands in a configuration file or process argument.
+func writeReplicationPassFile(cfg *config.Config, password string, owner *proc.Identity) (string, error) {
+	dir := filepath.Dir(cfg.Database.DataDir)
+	path := filepath.Join(dir, ".vigil-"+cfg.Node.Name+".pgpass")
+	line := fmt.Sprintf("*:*:*:%s:%s\n", pgpassEscape(cfg.Database.Replication.User), pgpassEscape(password))
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(line), 0o600); err != nil {
+		return "", fmt.Errorf("write replication pass file: %w", err)
+	}
+	if owner != nil {
+		if err := os.Chown(tmp, int(owner.UID), int(owner.GID)); err != nil {
+			os.Remove(tmp)
+			return "", fmt.Errorf("write replication pass file: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("write replication pass file: %w", err)
+	}
+	return path, nil
+}
+
+func pgpassEscape(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' || s[i] == '\\' {
+			out = append(out, '\\')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+// vipLabel names the VIP's address label after its interface, as
+// failover_stream.sh did ("eth0:2"), so that `ip addr` shows which address
+// is the service one. Labels are limited to 15 characters.
+func vipLabel(iface string) string {
+	label := iface + ":vip"
+	if len(label) > 15 {
+		return ""
+	}
+	return label
+}
