@@ -16,8 +16,8 @@ import (
 	"github.com/vigil-ha/vigil/internal/config"
 	"github.com/vigil-ha/vigil/internal/control"
 	"github.com/vigil-ha/vigil/internal/dcs"
-	"github.com/vigil-ha/vigil/internal/node"
 	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/node"
 	"github.com/vigil-ha/vigil/internal/timeline"
 	"github.com/vigil-ha/vigil/internal/wal"
 )
