@@ -62,6 +62,19 @@ requires a certificate of the cluster's CA: --config uses the node's files
 	return cmd
 }
 
+// withStore makes a subcommand's RunE that opens the cluster's DCS first
+// and closes it when run returns.
+func (o *ctlOptions) withStore(run func(cmd *cobra.Command, args []string, s *dcs.Store) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		s, err := o.open()
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return run(cmd, args, s)
+	}
+}
+
 // open connects to the cluster's DCS.
 func (o *ctlOptions) open() (*dcs.Store, error) {
 	endpoints, cluster := o.endpoints, o.cluster
@@ -185,12 +198,7 @@ func newCtlListCmd(o *ctlOptions) *cobra.Command {
 		Use:   "list",
 		Short: "One row per member: role, state, timeline, WAL, lag, sync, routes; problems flagged",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := o.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: o.withStore(func(cmd *cobra.Command, _ []string, s *dcs.Store) error {
 			v, err := o.snapshot(cmd.Context(), s)
 			if err != nil {
 				return err
@@ -216,7 +224,7 @@ func newCtlListCmd(o *ctlOptions) *cobra.Command {
 				return &exitError{code: ExitFailure, err: fmt.Errorf("%d problem(s): %s", len(out.Problems), strings.Join(out.Problems, "; "))}
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -274,12 +282,7 @@ func newCtlPauseCmd(o *ctlOptions, pause bool) *cobra.Command {
 		Use:   use,
 		Short: short,
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := o.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: o.withStore(func(cmd *cobra.Command, _ []string, s *dcs.Store) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			defer cancel()
 			if err := s.SetPaused(ctx, pause); err != nil {
@@ -287,7 +290,7 @@ func newCtlPauseCmd(o *ctlOptions, pause bool) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cluster %sd\n", use)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -296,12 +299,7 @@ func newCtlHistoryCmd(o *ctlOptions) *cobra.Command {
 		Use:   "history",
 		Short: "Past failovers and switchovers with their step timelines",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := o.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: o.withStore(func(cmd *cobra.Command, _ []string, s *dcs.Store) error {
 			recs, err := o.records(cmd.Context(), s, 0)
 			if err != nil {
 				return err
@@ -316,7 +314,7 @@ func newCtlHistoryCmd(o *ctlOptions) *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s  %s\n", rec.Start.Format(time.RFC3339), timeline.Format(rec))
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -331,12 +329,7 @@ that does not commit writes). With a healthy primary use switchover, which
 loses no data. The target still runs the whole procedure: isolation guard,
 leader key, promotion, readiness gate, and only then the routes.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := o.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: o.withStore(func(cmd *cobra.Command, _ []string, s *dcs.Store) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			v, err := s.Snapshot(ctx)
 			if err == nil {
@@ -349,7 +342,7 @@ leader key, promotion, readiness gate, and only then the routes.`,
 			}
 			cancel()
 			return controlError(err)
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&to, "to", "", "node to promote (required)")
 	cmd.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the new primary")
@@ -370,7 +363,7 @@ leader key over; the target promotes, passes the readiness gate and brings
 the routes up. Refused when the target is unhealthy or lagging. Prints the
 write outage it caused.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: o.withStore(func(cmd *cobra.Command, _ []string, s *dcs.Store) error {
 			var when time.Time
 			if at != "" {
 				t, err := time.Parse(time.RFC3339, at)
@@ -380,11 +373,6 @@ write outage it caused.`,
 				when = t
 				wait += time.Until(t)
 			}
-			s, err := o.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			req, err := control.Controller{Store: s}.Switchover(ctx, to, when)
 			cancel()
@@ -392,7 +380,7 @@ write outage it caused.`,
 				return controlError(err)
 			}
 			return requestAndWait(cmd, o, s, req, req.From, wait)
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&to, "to", "", "node to hand over to (default: the best standby)")
 	cmd.Flags().StringVar(&at, "at", "", "when to start (RFC 3339); default now")
@@ -485,13 +473,8 @@ exits 1 when the rejoin failed (its record, with the failed step, is
 printed), when NODE does not stream within --settle of its agent clearing
 the request, or after --wait.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: o.withStore(func(cmd *cobra.Command, args []string, s *dcs.Store) error {
 			node := args[0]
-			s, err := o.open()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
 			// The rejoin's records are those written after this view:
 			// etcd revisions, unlike times, need no agreement of clocks.
 			before, err := o.snapshot(cmd.Context(), s)
@@ -513,7 +496,7 @@ the request, or after --wait.`,
 				return &exitError{code: ExitFailure, err: werr}
 			}
 			return werr
-		},
+		}),
 	}
 	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "how long to wait (a base backup of a large database takes a while)")
 	cmd.Flags().DurationVar(&settle, "settle", time.Minute, "how long NODE may take to show it streams once its agent has cleared the request")
