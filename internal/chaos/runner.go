@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -307,7 +308,7 @@ func (r *campaign) run(ctx context.Context, res *Result) (err error) {
 		return err
 	}
 
-	for i, s := range r.plan.Steps {
+	for i, s := range append(slices.Clip(r.plan.Steps), r.plan.Spare...) {
 		if i >= len(r.plan.Types) && time.Since(run.Started)+cost(s.Type, r.plan.LeaseTTL) > r.plan.Duration {
 			break
 		}

@@ -29,6 +29,11 @@ type Plan struct {
 	Types    []string
 	LeaseTTL time.Duration
 	Steps    []Step
+	// Spare continues the schedule for when the steps take less than their
+	// estimated cost (a fault recovered before its settle allowance ran
+	// out): the runner goes on with them while the duration lasts, so that
+	// a campaign of 30 minutes injects faults for 30 minutes.
+	Spare []Step
 }
 
 // NewPlan validates the request and draws the schedule: one fault of each
@@ -69,6 +74,14 @@ func NewPlan(seed int64, duration time.Duration, types []string, ttl time.Durati
 		}
 		p.Steps = append(p.Steps, p.draw(rng, t, len(p.Steps)+1))
 		used += cost(t, ttl)
+	}
+	// A step takes at least its hold and the gap after it, a few seconds,
+	// while its cost adds a settle allowance of 12 s: ten times the
+	// duration's worth of costs is more than can run.
+	for spare := time.Duration(0); spare < 10*duration; {
+		t := types[rng.IntN(len(types))]
+		p.Spare = append(p.Spare, p.draw(rng, t, len(p.Steps)+len(p.Spare)+1))
+		spare += cost(t, ttl)
 	}
 	return p, nil
 }

@@ -190,3 +190,27 @@ func TestParseTimelineHistory(t *testing.T) {
 		t.Errorf("got %+v", got)
 	}
 }
+
+func TestPlanHasSpareStepsForFasterRecoveries(t *testing.T) {
+	types := Implemented()
+	a, err := NewPlan(7, 30*time.Minute, types, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewPlan(7, 30*time.Minute, types, 3*time.Second)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("the same seed drew two schedules")
+	}
+	// Even if every step took only its hold, the schedule would outlast
+	// the duration.
+	var least time.Duration
+	for _, s := range append(a.Steps, a.Spare...) {
+		least += s.Hold
+	}
+	if least < a.Duration {
+		t.Errorf("steps and spares hold faults for %s in all, less than the %s campaign", least, a.Duration)
+	}
+	if n := a.Spare[0].N; n != len(a.Steps)+1 {
+		t.Errorf("the first spare step is numbered %d, want %d", n, len(a.Steps)+1)
+	}
+}
