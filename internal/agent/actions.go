@@ -54,7 +54,7 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 		a.runFailover(ctx, view, reason)
 		return nil
 	case decision.CompletePromotion:
-		if a.o.LegacyOrder {
+		if a.legacy() {
 			return nil // the legacy script promoted once and never looked back
 		}
 		a.completePromotion(ctx, view)
@@ -85,7 +85,7 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 	case decision.PublishWritable:
 		return a.publishWritable(ctx, view, local)
 	case decision.WithdrawWritable:
-		if a.o.LegacyOrder && a.lease.holding() {
+		if a.legacy() && a.lease.holding() {
 			// The seed's script never took the VIP back from a leader
 			// that could not write.
 			return nil
@@ -165,7 +165,7 @@ const etcdLeaderCheckEvery = 5 * time.Second
 // this node's embedded member holds it, so that a crash of this node costs
 // no etcd election on top of the lease expiry.
 func (a *Agent) keepEtcdLeaderAway(ctx context.Context) {
-	if a.o.EmbeddedEtcd == "" || a.o.LegacyOrder {
+	if a.o.EmbeddedEtcd == "" || a.legacy() {
 		return
 	}
 	a.mu.Lock()

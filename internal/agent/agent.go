@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/failover"
 	"github.com/vigil-ha/vigil/internal/isolation"
 	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/timeline"
@@ -93,10 +94,12 @@ type Options struct {
 	// "auto" (pg_rewind, else a base backup), "rewind" or "basebackup".
 	RejoinMethod string
 
-	// LegacyOrder reproduces failover_stream.sh for benchmarks: routes go
-	// up before the promotion and readiness is judged by a query, not a
-	// write. It exists to measure what Vigil fixes; never use it.
-	LegacyOrder bool
+	// Plan is the failover procedure (zero: failover.Agent()).
+	// failover.Legacy() reproduces failover_stream.sh for benchmarks:
+	// routes go up before the promotion and readiness is judged by a
+	// query, not a write. It exists to measure what Vigil fixes; never
+	// use it.
+	Plan failover.Plan
 
 	// APIURL is where the other agents reach this agent's API (published
 	// in the DCS); APIToken is the bearer token of the members' APIs, used

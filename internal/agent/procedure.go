@@ -11,24 +11,8 @@ import (
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/failover"
 	"github.com/vigil-ha/vigil/internal/timeline"
-)
-
-// Step names, in the order the failover runs them. They are the seed's
-// steps with the order and the checks fixed: the routes come last, after
-// a real write has committed.
-const (
-	StepIsolationGuard = "isolation_guard"
-	StepAcquireLeader  = "acquire_leader"
-	StepFence          = "fence_old_primary"
-	StepPromote        = "promote"
-	StepReadinessGate  = "readiness_gate"
-	StepSyncToAsync    = "sync_to_async"
-	StepSynchronous    = "synchronous_replication"
-	StepCheckpoint     = "checkpoint"
-	StepPublish        = "publish_writable"
-	StepRoutesUp       = "routes_up"
-	StepStandbysFollow = "standbys_follow"
 )
 
 // gatePollInterval is how often the readiness gate retries its write.
@@ -36,13 +20,31 @@ const gatePollInterval = 50 * time.Millisecond
 
 var errAborted = errors.New("failover aborted")
 
+// plan is the agent's failover plan (Options.Plan, else failover.Agent),
+// without the routes step when there are no routes.
+func (a *Agent) plan() failover.Plan {
+	p := a.o.Plan
+	if p.IsZero() {
+		p = failover.Agent()
+	}
+	if len(a.o.Routers) == 0 && !p.RoutesBeforeCommit() {
+		p = p.Without(failover.StepRoutesUp)
+	}
+	return p
+}
+
+// legacy reports the seed's order (the benchmark baseline): routes before
+// a committed write. Such a leader neither resumes a promotion nor takes
+// its routes back for not being writable, as the script never did.
+func (a *Agent) legacy() bool { return a.o.Plan.RoutesBeforeCommit() }
+
 // runFailover is the failover procedure of the node that won the decision.
 func (a *Agent) runFailover(ctx context.Context, view dcs.View, reason string) {
 	old := view.Status.Leader
 	rec := timeline.New("failover", a.o.Cluster, a.o.Node, old, a.o.StepLog, a.log)
 	a.log.Warn("starting failover", "replacing", old, "reason", reason)
 
-	ok := a.failoverSteps(ctx, rec, view)
+	ok := a.runPlan(ctx, rec, view, a.plan())
 	record := rec.Finish(ok, reason)
 	if len(record.Steps) > 2 {
 		// Only a failover that got the key is history; losing the race is routine.
@@ -51,50 +53,90 @@ func (a *Agent) runFailover(ctx context.Context, view dcs.View, reason string) {
 	a.log.Info("failover finished", "ok", ok, "timeline", "\n"+timeline.Format(record))
 }
 
-func (a *Agent) failoverSteps(ctx context.Context, rec *timeline.Recorder, view dcs.View) bool {
-	// 1. Isolation guard: the decision saw both; they are checked again
-	// now, just before the point of no return.
-	err := rec.Run(StepIsolationGuard, func() (string, error) {
-		sctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
-		defer cancel()
-		v, err := a.o.Store.Snapshot(sctx)
-		if err != nil {
-			return "", fmt.Errorf("DCS unreachable: %w", err)
-		}
-		if v.Leader != "" {
-			return "", fmt.Errorf("%w: %s took the leader key", errAborted, v.Leader)
-		}
-		trusted := a.o.Trusted.Check(ctx)
-		if !trusted.Reachable {
-			return "", fmt.Errorf("%w: %s", errAborted, trusted.Evidence)
-		}
-		return fmt.Sprintf("DCS reachable (revision %d), %s", v.Revision, trusted.Evidence), nil
-	})
-	if err != nil {
-		return false
-	}
-
-	// 2. Take the leader key atomically: only one candidate proceeds.
-	err = rec.Run(StepAcquireLeader, func() (string, error) {
-		if err := a.acquireLeader(ctx); errors.Is(err, errKeyTaken) {
-			return "", fmt.Errorf("%w: another candidate took the leader key first", errAborted)
-		} else if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("leader key taken under a %s lease", a.o.Decision.LeaseTTL), nil
-	})
-	if err != nil {
-		return false
-	}
-	a.leaderProgress(false, nil, "failover in progress: holds the leader key, not yet proved writable")
-
-	// 3. Fence the old primary.
-	err = rec.Run(StepFence, func() (string, error) { return a.fence(ctx, view) })
-	if err != nil {
+// runPlan runs plan with the agent's steps. A failed fence or promotion
+// gives the key back so that another candidate can try; a failed gate
+// keeps it: this is the primary, just not ready, and the main loop keeps
+// probing and publishes once a write commits. Until then no route points
+// here.
+func (a *Agent) runPlan(ctx context.Context, rec *timeline.Recorder, view dcs.View, plan failover.Plan) bool {
+	res := failover.Run(ctx, plan, rec, a.steps(rec, view))
+	switch res.Failed {
+	case "":
+		return true
+	case failover.StepFence:
 		a.abandonLeadership(ctx, "fence failed")
-		return false
+	case failover.StepPromote:
+		if !a.legacy() {
+			// Still a standby: give the key back.
+			a.abandonLeadership(ctx, "promotion failed")
+		}
 	}
-	return a.promoteSteps(ctx, rec, view)
+	return false
+}
+
+// steps are the agent's implementations of the plans' steps.
+func (a *Agent) steps(rec *timeline.Recorder, view dcs.View) failover.Steps {
+	var commit database.ProbeResult
+	do := func(f failover.StepFunc) failover.Step { return failover.Step{Do: f} }
+	return failover.Steps{
+		failover.StepIsolationGuard: do(a.isolationGuard),
+		failover.StepAcquireLeader: do(func(ctx context.Context) (string, error) {
+			if err := a.acquireLeader(ctx); errors.Is(err, errKeyTaken) {
+				return "", fmt.Errorf("%w: another candidate took the leader key first", errAborted)
+			} else if err != nil {
+				return "", err
+			}
+			a.leaderProgress(false, nil, "failover in progress: holds the leader key, not yet proved writable")
+			return fmt.Sprintf("leader key taken under a %s lease", a.o.Decision.LeaseTTL), nil
+		}),
+		failover.StepFence:   do(func(ctx context.Context) (string, error) { return a.fence(ctx, view) }),
+		failover.StepPromote: do(a.promote),
+		failover.StepReadinessGate: do(func(ctx context.Context) (string, error) {
+			var err error
+			commit, err = a.readinessGate(ctx, rec, view)
+			if err != nil {
+				return "", err
+			}
+			return commit.String(), nil
+		}),
+		failover.StepSynchronous: do(a.fixSynchronous),
+		failover.StepCheckpoint: do(func(ctx context.Context) (string, error) {
+			return failover.Checkpoint(ctx, a.o.Server, a.o.PromoteTimeout)
+		}),
+		failover.StepPublish: do(func(ctx context.Context) (string, error) {
+			ev, err := a.publish(ctx, commit)
+			if err == nil {
+				a.leaderProgress(true, &commit, "failover done: writable primary published")
+			}
+			return ev, err
+		}),
+		failover.StepRoutesUp:       failover.Do(a.routesUpIfLeader, "routes up: "+a.routeNames()),
+		failover.StepStandbysFollow: do(func(ctx context.Context) (string, error) { return a.standbysFollow(ctx, view) }),
+
+		failover.DoForceRoutesUp:   failover.Do(a.forceRoutesUp, "legacy order: routes up before the promotion"),
+		failover.DoRequestPromote:  failover.Do(func(ctx context.Context) error { return a.o.Control.RequestPromote(ctx) }, "promote requested (not waited for)"),
+		failover.StepLivenessCheck: failover.Do(func(ctx context.Context) error { return a.o.Server.CheckAlive(ctx) }, "select 33333 answered: declared ready"),
+	}
+}
+
+// isolationGuard checks again, just before the point of no return, what
+// the decision saw: the DCS answers, nobody holds the key, a trusted
+// address answers.
+func (a *Agent) isolationGuard(ctx context.Context) (string, error) {
+	sctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
+	defer cancel()
+	v, err := a.o.Store.Snapshot(sctx)
+	if err != nil {
+		return "", fmt.Errorf("DCS unreachable: %w", err)
+	}
+	if v.Leader != "" {
+		return "", fmt.Errorf("%w: %s took the leader key", errAborted, v.Leader)
+	}
+	trusted := a.o.Trusted.Check(ctx)
+	if !trusted.Reachable {
+		return "", fmt.Errorf("%w: %s", errAborted, trusted.Evidence)
+	}
+	return fmt.Sprintf("DCS reachable (revision %d), %s", v.Revision, trusted.Evidence), nil
 }
 
 // fence makes sure the old primary cannot accept writes. Its own agent
@@ -130,149 +172,90 @@ func (a *Agent) fence(ctx context.Context, view dcs.View) (string, error) {
 }
 
 // completePromotion resumes the procedure for a leader whose server is
-// still in recovery (a previous attempt was interrupted).
+// still in recovery (a previous attempt was interrupted): the plan from
+// the promotion on.
 func (a *Agent) completePromotion(ctx context.Context, view dcs.View) {
 	rec := timeline.New("promotion", a.o.Cluster, a.o.Node, "", a.o.StepLog, a.log)
-	ok := a.promoteSteps(ctx, rec, view)
+	ok := a.runPlan(ctx, rec, view, a.plan().From(failover.StepPromote))
 	record := rec.Finish(ok, "leader still in recovery")
 	a.saveHistory(ctx, record)
 	a.log.Info("promotion finished", "ok", ok, "timeline", "\n"+timeline.Format(record))
 }
 
-// promoteSteps are steps 4 to 9: promote, readiness gate, synchronous
-// replication, checkpoint, publish, routes, standbys.
-func (a *Agent) promoteSteps(ctx context.Context, rec *timeline.Recorder, view dcs.View) bool {
-	if a.o.LegacyOrder {
-		return a.legacyPromoteSteps(ctx, rec)
-	}
+// promote promotes the server and waits until it has left recovery.
+func (a *Agent) promote(ctx context.Context) (string, error) {
 	srv := a.o.Server
-
-	// 4. Promote and wait for the server to leave recovery.
-	err := rec.Run(StepPromote, func() (string, error) {
-		pctx, cancel := context.WithTimeout(ctx, a.o.PromoteTimeout+5*time.Second)
-		defer cancel()
-		before, _ := srv.Observe(pctx)
-		if err := srv.Promote(pctx, a.o.PromoteTimeout); err != nil {
-			return "", err
-		}
-		after, err := srv.Observe(pctx)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("left recovery: timeline %d -> %d, WAL %s (replay backlog before: %d bytes)",
-			before.Timeline, after.Timeline, after.CurrentLSN, before.ReplayBacklogBytes), nil
-	})
+	pctx, cancel := context.WithTimeout(ctx, a.o.PromoteTimeout+5*time.Second)
+	defer cancel()
+	before, _ := srv.Observe(pctx)
+	if err := srv.Promote(pctx, a.o.PromoteTimeout); err != nil {
+		return "", err
+	}
+	after, err := srv.Observe(pctx)
 	if err != nil {
-		// Still a standby: give the key back so that another candidate can try.
-		a.abandonLeadership(ctx, "promotion failed")
-		return false
+		return "", err
 	}
-
-	// 5. Readiness gate: only a committed write counts.
-	var commit database.ProbeResult
-	err = rec.Run(StepReadinessGate, func() (string, error) {
-		var err error
-		commit, err = a.readinessGate(ctx, rec, view)
-		if err != nil {
-			return "", err
-		}
-		return commit.String(), nil
-	})
-	if err != nil {
-		// Keep the key: this is the primary, just not ready. The main loop
-		// keeps probing and publishes once a write commits; until then no
-		// route points here.
-		return false
-	}
-
-	// 6. Synchronous replication that matches the standbys that are left.
-	_ = rec.Run(StepSynchronous, func() (string, error) { return a.fixSynchronous(ctx) })
-
-	// 7. Checkpoint, so that a crash now does not replay the whole backlog.
-	_ = rec.Run(StepCheckpoint, func() (string, error) {
-		cctx, cancel := context.WithTimeout(ctx, a.o.PromoteTimeout)
-		defer cancel()
-		if err := srv.Checkpoint(cctx); err != nil {
-			return "", err
-		}
-		return "CHECKPOINT done", nil
-	})
-
-	// 8. Publish "writable primary": the signal routers wait for.
-	err = rec.Run(StepPublish, func() (string, error) {
-		obs, err := srv.Observe(ctx)
-		if err != nil {
-			return "", err
-		}
-		pctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
-		defer cancel()
-		if err := a.o.Store.PublishPrimary(pctx, dcs.Primary{Node: a.o.Node, Host: a.o.Host, Port: a.o.Port,
-			Timeline: obs.Timeline, Since: a.clock.Now(), CommitLSN: commit.CommitLSN.String()}); err != nil {
-			return "", err
-		}
-		if err := a.o.Store.SetStatus(pctx, dcs.Status{Leader: a.o.Node, WAL: obs.CurrentLSN.String(), Timeline: obs.Timeline, At: a.clock.Now()}); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("writable primary on timeline %d published", obs.Timeline), nil
-	})
-	if err != nil {
-		return false
-	}
-	a.leaderProgress(true, &commit, "failover done: writable primary published")
-	if len(a.o.Routers) > 0 {
-		err = rec.Run(StepRoutesUp, func() (string, error) {
-			if err := a.routesUpIfLeader(ctx); err != nil {
-				return "", err
-			}
-			names := make([]string, len(a.o.Routers))
-			for i, r := range a.o.Routers {
-				names[i] = r.Name()
-			}
-			return "routes up: " + strings.Join(names, ", "), nil
-		})
-		if err != nil {
-			return false
-		}
-	}
-
-	// 9. The other standbys follow the leader key on their own loops; they
-	// need their slots here first.
-	_ = rec.Run(StepStandbysFollow, func() (string, error) {
-		a.ensureSlots(ctx, view)
-		var others []string
-		for name := range view.Members {
-			if name != a.o.Node {
-				others = append(others, name)
-			}
-		}
-		sort.Strings(others)
-		if len(others) == 0 {
-			return "no other members", nil
-		}
-		return "replication slots ready for " + strings.Join(others, ", ") + "; they follow the new leader on their next loop", nil
-	})
-	return true
+	return failover.PromotedEvidence(before, after), nil
 }
 
-// readinessGate repeats a real write until one commits. While the promoted
-// server still replays its backlog it refuses writes (the seed incident's
-// read-only window); the gate waits that out, reporting the backlog.
-func (a *Agent) readinessGate(ctx context.Context, rec *timeline.Recorder, view dcs.View) (database.ProbeResult, error) {
-	gctx, cancel := context.WithTimeout(ctx, a.o.ReadinessTimeout)
+// publish publishes "writable primary": the signal routers wait for.
+func (a *Agent) publish(ctx context.Context, commit database.ProbeResult) (string, error) {
+	obs, err := a.o.Server.Observe(ctx)
+	if err != nil {
+		return "", err
+	}
+	pctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 	defer cancel()
-	deadline := a.clock.Now().Add(a.o.ReadinessTimeout)
-	if a.o.Decision.SyncMode == decision.SyncStrict {
-		// Strict: not even the gate's own write may be acknowledged before a
-		// standby has it. Any member that follows will do.
-		var others []string
-		for name := range view.Members {
-			if name != a.o.Node {
-				others = append(others, name)
-			}
+	if err := a.o.Store.PublishPrimary(pctx, dcs.Primary{Node: a.o.Node, Host: a.o.Host, Port: a.o.Port,
+		Timeline: obs.Timeline, Since: a.clock.Now(), CommitLSN: commit.CommitLSN.String()}); err != nil {
+		return "", err
+	}
+	if err := a.o.Store.SetStatus(pctx, dcs.Status{Leader: a.o.Node, WAL: obs.CurrentLSN.String(), Timeline: obs.Timeline, At: a.clock.Now()}); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("writable primary on timeline %d published", obs.Timeline), nil
+}
+
+func (a *Agent) routeNames() string {
+	names := make([]string, len(a.o.Routers))
+	for i, r := range a.o.Routers {
+		names[i] = r.Name()
+	}
+	return strings.Join(names, ", ")
+}
+
+// standbysFollow: the other standbys follow the leader key on their own
+// loops; they need their slots here first.
+func (a *Agent) standbysFollow(ctx context.Context, view dcs.View) (string, error) {
+	a.ensureSlots(ctx, view)
+	others := a.others(view)
+	if len(others) == 0 {
+		return "no other members", nil
+	}
+	return "replication slots ready for " + strings.Join(others, ", ") + "; they follow the new leader on their next loop", nil
+}
+
+// others are the members other than this node, sorted.
+func (a *Agent) others(view dcs.View) []string {
+	var others []string
+	for name := range view.Members {
+		if name != a.o.Node {
+			others = append(others, name)
 		}
-		sort.Strings(others)
-		if len(others) > 0 {
-			sctx, scancel := context.WithTimeout(gctx, a.o.DBTimeout)
+	}
+	sort.Strings(others)
+	return others
+}
+
+// readinessGate repeats a real write until one commits (failover.Gate).
+// In strict mode not even the gate's own write may be acknowledged before
+// a standby has it; in "on" mode a commit that waits for a synchronous
+// standby that is not there yet goes asynchronous rather than block.
+func (a *Agent) readinessGate(ctx context.Context, rec *timeline.Recorder, view dcs.View) (database.ProbeResult, error) {
+	if a.o.Decision.SyncMode == decision.SyncStrict {
+		// Any member that follows will do.
+		if others := a.others(view); len(others) > 0 {
+			sctx, scancel := context.WithTimeout(ctx, a.o.DBTimeout)
 			err := a.o.Server.SetSynchronous(sctx, others...)
 			scancel()
 			if err != nil {
@@ -280,45 +263,44 @@ func (a *Agent) readinessGate(ctx context.Context, rec *timeline.Recorder, view 
 			}
 		}
 	}
-	var refused, attempts int
-	var lastLog time.Time
-	for {
-		attempts++
-		pctx, pcancel := context.WithTimeout(gctx, a.o.DBTimeout)
-		r := a.o.Server.ProbeWrite(pctx)
-		pcancel()
-		a.leaderProgress(false, &r, "failover in progress: readiness gate, waiting for a write to commit")
-		switch {
-		case r.Writable():
-			r.Error = ""
-			if refused > 0 {
-				a.log.Info("readiness gate passed", "attempts", attempts, "refused", refused)
+	g := failover.Gate{
+		Server:       a.o.Server,
+		Clock:        a.clock,
+		Timeout:      a.o.ReadinessTimeout,
+		ProbeTimeout: a.o.DBTimeout,
+		Poll:         gatePollInterval,
+		Probed: func(r database.ProbeResult) {
+			a.leaderProgress(false, &r, "failover in progress: readiness gate, waiting for a write to commit")
+		},
+		Report: func(p failover.Progress) bool {
+			if !p.Refusing() {
+				return false
 			}
-			return r, nil
-		case r.Class == database.ProbeSyncWait && a.o.Decision.SyncMode == decision.SyncOn:
-			// The commit waits for a synchronous standby that is not
-			// there yet; "on" goes asynchronous rather than block.
-			_ = rec.Run(StepSyncToAsync, func() (string, error) {
-				sctx, scancel := context.WithTimeout(gctx, a.o.DBTimeout)
+			a.log.Warn("readiness gate: writes still refused", "class", p.Last.Class, "replay_backlog_bytes", p.Last.ReplayBacklogBytes, "attempts", p.Attempts)
+			return true
+		},
+	}
+	if a.o.Decision.SyncMode == decision.SyncOn {
+		g.ToAsync = func(ctx context.Context, why string) bool {
+			_ = rec.Run(failover.StepSyncToAsync, func() (string, error) {
+				sctx, scancel := context.WithTimeout(ctx, a.o.DBTimeout)
 				defer scancel()
 				if err := a.o.Server.SetAsync(sctx); err != nil {
 					return "", err
 				}
-				return "commits waited for a synchronous standby that is gone: synchronous_standby_names cleared", nil
+				return why + ": synchronous_standby_names cleared", nil
 			})
-		case r.Class == database.ProbeInRecovery || r.Class == database.ProbeReadOnly:
-			refused++
-			if a.clock.Now().Sub(lastLog) >= time.Second {
-				a.log.Warn("readiness gate: writes still refused", "class", r.Class, "replay_backlog_bytes", r.ReplayBacklogBytes, "attempts", attempts)
-				lastLog = a.clock.Now()
-			}
-		}
-		// The deadline is also checked on the agent's clock: a simulation's
-		// virtual time runs ahead of gctx's.
-		if a.clock.Sleep(gctx, gatePollInterval) != nil || !a.clock.Now().Before(deadline) {
-			return r, fmt.Errorf("no write committed within %s after %d attempts (%d refused as read-only); last: %s", a.o.ReadinessTimeout, attempts, refused, r.Error)
+			return true
 		}
 	}
+	p, err := g.Wait(ctx)
+	if err != nil {
+		return p.Last, err
+	}
+	if p.Refused > 0 {
+		a.log.Info("readiness gate passed", "attempts", p.Attempts, "refused", p.Refused)
+	}
+	return p.Last, nil
 }
 
 // fixSynchronous points synchronous replication at the standbys that can
@@ -373,44 +355,6 @@ func (a *Agent) saveHistory(ctx context.Context, rec timeline.Record) {
 	if err := a.o.Store.AppendHistory(hctx, rec.Start, rec); err != nil {
 		a.log.Warn("save failover record in the DCS", "err", err)
 	}
-}
-
-// legacyPromoteSteps is the seed's order, kept only as a benchmark
-// baseline: the VIP moves first, the server is promoted, and "select
-// 33333" passing is taken as ready, although writes may still be refused.
-func (a *Agent) legacyPromoteSteps(ctx context.Context, rec *timeline.Recorder) bool {
-	srv := a.o.Server
-	if err := rec.Run(StepRoutesUp, func() (string, error) {
-		if err := a.forceRoutesUp(ctx); err != nil {
-			return "", err
-		}
-		return "legacy order: routes up before the promotion", nil
-	}); err != nil {
-		return false
-	}
-	if err := rec.Run(StepPromote, func() (string, error) {
-		if err := a.o.Control.RequestPromote(ctx); err != nil {
-			return "", err
-		}
-		return "promote requested (not waited for)", nil
-	}); err != nil {
-		return false
-	}
-	if err := rec.Run("liveness_check", func() (string, error) {
-		if err := srv.CheckAlive(ctx); err != nil {
-			return "", err
-		}
-		return "select 33333 answered: declared ready", nil
-	}); err != nil {
-		return false
-	}
-	_ = rec.Run(StepCheckpoint, func() (string, error) {
-		if err := srv.Checkpoint(ctx); err != nil {
-			return "", err
-		}
-		return "CHECKPOINT done", nil
-	})
-	return true
 }
 
 // leaderProgress updates the status the API serves while a failover runs,

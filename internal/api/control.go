@@ -19,27 +19,16 @@ import (
 // switchover request of a few dozen bytes.
 const maxBodyBytes = 64 << 10
 
-// authorized guards the mutating endpoints. The order of the refusals is
-// deliberate: without a configured token nothing is open (403); an
-// unauthenticated caller learns nothing else (401), not even whether the
-// controller exists (501).
+// authorized guards the mutating endpoints. A client certificate verified
+// against Options.ClientCAFile authorises as the token does. The order of
+// the refusals is deliberate: without a token or a client CA nothing is
+// open (403); an unauthenticated caller learns nothing else (401), not even
+// whether the controller exists (501).
 func (s *Server) authorized(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.o.Token == "" {
-			s.writeError(w, http.StatusForbidden, errors.New("operator endpoints are disabled: no API token is configured; set api.token_file"))
-			return
-		}
-		got, found := bearerToken(r.Header.Get("Authorization"))
-		if !found {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
-			s.log.Warn("API request without a bearer token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
-			s.writeError(w, http.StatusUnauthorized, errors.New("missing bearer token (Authorization: Bearer <token>)"))
-			return
-		}
-		if !tokenEqual(got, s.o.Token) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil", error="invalid_token"`)
-			s.log.Warn("API request with a wrong bearer token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
-			s.writeError(w, http.StatusUnauthorized, errors.New("invalid bearer token"))
+		if subject, ok := s.verifiedClient(r); ok {
+			s.log.Info("API request authorised by a client certificate", "path", r.URL.Path, "subject", subject, "remote", r.RemoteAddr)
+		} else if !s.tokenAuthorized(w, r) {
 			return
 		}
 		if s.o.Control == nil {
@@ -48,6 +37,48 @@ func (s *Server) authorized(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
+}
+
+// verifiedClient returns the subject of the request's client certificate
+// when the TLS handshake verified it against the client CA. The server
+// only asks for certificates with a client CA, and refuses the handshake
+// of one that does not verify.
+func (s *Server) verifiedClient(r *http.Request) (string, bool) {
+	if s.o.ClientCAFile == "" || r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return "", false
+	}
+	return r.TLS.VerifiedChains[0][0].Subject.String(), true
+}
+
+// tokenAuthorized checks the bearer token, answering the refusal itself.
+func (s *Server) tokenAuthorized(w http.ResponseWriter, r *http.Request) bool {
+	if s.o.Token == "" && s.o.ClientCAFile == "" {
+		s.writeError(w, http.StatusForbidden, errors.New("operator endpoints are disabled: no API token is configured; set api.token_file (or api.client_ca_file)"))
+		return false
+	}
+	if s.o.Token == "" {
+		s.log.Warn("API request without a client certificate refused", "path", r.URL.Path, "remote", r.RemoteAddr)
+		s.writeError(w, http.StatusUnauthorized, errors.New("a client certificate signed by api.client_ca_file is required"))
+		return false
+	}
+	got, found := bearerToken(r.Header.Get("Authorization"))
+	if !found {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+		s.log.Warn("API request without a bearer token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
+		msg := "missing bearer token (Authorization: Bearer <token>)"
+		if s.o.ClientCAFile != "" {
+			msg += " or client certificate"
+		}
+		s.writeError(w, http.StatusUnauthorized, errors.New(msg))
+		return false
+	}
+	if !tokenEqual(got, s.o.Token) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil", error="invalid_token"`)
+		s.log.Warn("API request with a wrong bearer token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
+		s.writeError(w, http.StatusUnauthorized, errors.New("invalid bearer token"))
+		return false
+	}
+	return true
 }
 
 func bearerToken(header string) (string, bool) {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vigil-ha/vigil/internal/agent"
+	"github.com/vigil-ha/vigil/internal/certs"
 	"github.com/vigil-ha/vigil/internal/dcs"
 )
 
@@ -73,6 +74,12 @@ type Options struct {
 	// Token is required as "Authorization: Bearer <token>" on every POST
 	// endpoint. Empty refuses all of them (403): never open by default.
 	Token string
+	// ClientCAFile, with CertFile and KeyFile, makes the server ask for
+	// client certificates: a certificate signed by this CA authorises the
+	// POST endpoints as the token does; one of another CA is refused at
+	// the handshake. Clients without a certificate (health checks, a
+	// token) are served as before.
+	ClientCAFile string
 
 	// NodeName and ClusterName label every vigil_ metric. They are options
 	// rather than read from Agent because the API starts before the
@@ -126,6 +133,8 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("api: node and cluster names are required")
 	case (o.CertFile == "") != (o.KeyFile == ""):
 		return nil, errors.New("api: TLS needs both a certificate and a key file")
+	case o.ClientCAFile != "" && o.CertFile == "":
+		return nil, errors.New("api: client certificates (a client CA file) need TLS: a certificate and a key file")
 	}
 	if o.DefaultMaxLagBytes == 0 {
 		o.DefaultMaxLagBytes = DefaultMaxLagBytes
@@ -151,6 +160,18 @@ func New(o Options) (*Server, error) {
 			return nil, fmt.Errorf("api: load TLS key pair %s, %s: %w", o.CertFile, o.KeyFile, err)
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if o.ClientCAFile != "" {
+		// The pool a client would verify its server with is the one
+		// client certificates are verified with.
+		ca, err := certs.ClientTLS(o.ClientCAFile, "", "", "")
+		if err != nil {
+			return nil, fmt.Errorf("api: client CA: %w", err)
+		}
+		// Asked for, verified when given, not required: HAProxy's health
+		// checks and token holders come without one.
+		s.tls.ClientCAs = ca.RootCAs
+		s.tls.ClientAuth = tls.VerifyClientCertIfGiven
 	}
 
 	// Our own registry: etcd (embedded in the agent) registers its metrics
@@ -237,7 +258,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 			errc <- srv.Serve(ln)
 		}
 	}()
-	s.log.Info("API listening", "addr", ln.Addr().String(), "tls", s.tls != nil, "control", s.o.Control != nil, "token_set", s.o.Token != "")
+	s.log.Info("API listening", "addr", ln.Addr().String(), "tls", s.tls != nil, "control", s.o.Control != nil, "token_set", s.o.Token != "", "client_certificates", s.o.ClientCAFile != "")
 
 	select {
 	case err := <-errc:

@@ -13,10 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigil-ha/vigil/internal/agent"
 	"github.com/vigil-ha/vigil/internal/config"
 	"github.com/vigil-ha/vigil/internal/control"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/failover"
 	"github.com/vigil-ha/vigil/internal/node"
 	"github.com/vigil-ha/vigil/internal/timeline"
 	"github.com/vigil-ha/vigil/internal/wal"
@@ -430,9 +432,9 @@ func reportHandover(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, req dcs.Req
 		fmt.Fprint(w, timeline.Format(rec))
 		for _, st := range rec.Steps {
 			switch st.Name {
-			case "routes_down":
+			case agent.StepRoutesDown:
 				down = st.Start
-			case "routes_up", "publish_writable":
+			case failover.StepRoutesUp, failover.StepPublish:
 				if st.OK && st.End.After(up) {
 					up = st.End
 				}

@@ -188,8 +188,12 @@ type API struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 	// TokenFile holds the bearer token of the mutating endpoints; without
-	// one they are refused.
+	// one (or ClientCAFile) they are refused.
 	TokenFile string `yaml:"token_file"`
+	// ClientCAFile, with CertFile and KeyFile, makes the API ask for client
+	// certificates: one signed by this CA authorises the mutating
+	// endpoints as the token does.
+	ClientCAFile string `yaml:"client_ca_file"`
 	// ReplicaMaxLag is the lag limit of /replica and /read-only without ?lag=.
 	ReplicaMaxLag uint64 `yaml:"replica_max_lag"`
 }

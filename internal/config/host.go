@@ -46,6 +46,7 @@ func (c *Config) hostProblems() Problems {
 		{"api.cert_file", c.API.CertFile},
 		{"api.key_file", c.API.KeyFile},
 		{"api.token_file", c.API.TokenFile},
+		{"api.client_ca_file", c.API.ClientCAFile},
 		{"failover.fence_ssh.key_file", c.Failover.FenceSSH.KeyFile},
 		{"failover.fence_ssh.known_hosts_file", c.Failover.FenceSSH.KnownHostsFile},
 	} {
@@ -59,6 +60,7 @@ func (c *Config) hostProblems() Problems {
 	if e := c.DCS.Embedded; e.Enabled {
 		ps = append(ps, c.tlsFileProblems("dcs.embedded.tls", e.TLS, []string{e.PeerURL, e.ClientURL})...)
 	}
+	ps = append(ps, c.tlsFileProblems("api.client_ca_file", TLS{CAFile: c.API.ClientCAFile}, nil)...)
 	if t := c.API.TokenFile; filepath.IsAbs(t) && readableFileProblem(t) == "" {
 		if _, err := c.API.Token(); err != nil {
 			ps = append(ps, c.at("api.token_file", "%v", err))
@@ -224,7 +226,7 @@ func (c *Config) hostWarnings() Problems {
 			ws = append(ws, c.at("api.token_file", "%s is open to other accounts (mode %04o): chmod 0600 it; whoever reads it can request failovers", t, info.Mode().Perm()))
 		}
 	}
-	if c.API.Listen != "" && c.API.TokenFile == "" {
+	if c.API.Listen != "" && c.API.TokenFile == "" && c.API.ClientCAFile == "" {
 		ws = append(ws, c.at("api.token_file", "is empty: POST /switchover, /failover, /pause and /resume are refused (403) until a token is configured"))
 	}
 	if c.API.Listen != "" && c.API.CertFile == "" {

@@ -115,6 +115,12 @@ func TestValidateHost(t *testing.T) {
 			c.API.Listen, c.API.TokenFile = "127.0.0.1:8008", writeFile(t, "api.token", "secret\n", 0o600)
 			return []string{"api.token_file: API token in " + c.API.TokenFile + " is shorter than 16 characters: too easy to guess"}
 		}},
+		{"API client CA file holds no certificate", func(t *testing.T, c *Config) []string {
+			c.API.Listen, c.API.CertFile, c.API.KeyFile = "127.0.0.1:8008", writeFile(t, "api.crt", "x", 0o644), writeFile(t, "api.key", "x", 0o600)
+			c.API.TokenFile = writeFile(t, "api.token", "0123456789abcdef\n", 0o600)
+			c.API.ClientCAFile = writeFile(t, "ca.crt", "not a certificate\n", 0o644)
+			return []string{"api.client_ca_file: certificate file " + c.API.ClientCAFile + " holds no PEM certificate: point it at the cluster's ca.crt (`vigil certs init` makes one)"}
+		}},
 		{"callback not executable", func(t *testing.T, c *Config) []string {
 			c.Callbacks.OnRoleChange = []string{writeFile(t, "notify.sh", "#!/bin/sh\n", 0o644)}
 			return []string{"callbacks.on_role_change: " + c.Callbacks.OnRoleChange[0] + " is not an executable file"}

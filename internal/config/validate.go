@@ -538,8 +538,11 @@ func (c *Config) operationProblems() Problems {
 	if (a.CertFile == "") != (a.KeyFile == "") {
 		ps = append(ps, c.at("api.cert_file", "api.cert_file and api.key_file go together: set both for TLS, or neither"))
 	}
+	if a.ClientCAFile != "" && a.CertFile == "" {
+		ps = append(ps, c.at("api.client_ca_file", "client certificates need TLS: set api.cert_file and api.key_file too"))
+	}
 	for _, f := range []struct{ field, path string }{
-		{"api.cert_file", a.CertFile}, {"api.key_file", a.KeyFile}, {"api.token_file", a.TokenFile},
+		{"api.cert_file", a.CertFile}, {"api.key_file", a.KeyFile}, {"api.token_file", a.TokenFile}, {"api.client_ca_file", a.ClientCAFile},
 	} {
 		if f.path != "" && !filepath.IsAbs(f.path) {
 			ps = append(ps, c.at(f.field, "must be an absolute path: the agent's working directory is not the file's"))

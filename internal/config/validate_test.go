@@ -299,6 +299,11 @@ func TestValidateSettings(t *testing.T) {
 			[]string{"api.cert_file: api.cert_file and api.key_file go together: set both for TLS, or neither"}},
 		{"API token file relative", func(c *Config) { c.API.Listen = ":8008"; c.API.TokenFile = "api.token" },
 			[]string{"api.token_file: must be an absolute path: the agent's working directory is not the file's"}},
+		{"API client CA without TLS", func(c *Config) { c.API.Listen = ":8008"; c.API.ClientCAFile = "/etc/vigil/ca.crt" },
+			[]string{"api.client_ca_file: client certificates need TLS: set api.cert_file and api.key_file too"}},
+		{"API client CA relative", func(c *Config) {
+			c.API.Listen, c.API.CertFile, c.API.KeyFile, c.API.ClientCAFile = ":8008", "/etc/vigil/api.crt", "/etc/vigil/api.key", "ca.crt"
+		}, []string{"api.client_ca_file: must be an absolute path: the agent's working directory is not the file's"}},
 		{"API token without listen", func(c *Config) { c.API.TokenFile = "/etc/vigil/api.token" },
 			[]string{"api.listen: is empty, so no API is served, but api.cert_file or api.token_file is set: set api.listen (e.g. :8008)"}},
 		{"replica lag limit zero", func(c *Config) { c.API.ReplicaMaxLag = 0 },

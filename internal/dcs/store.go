@@ -47,7 +47,9 @@ type Options struct {
 	Cluster string
 	// LeaseTTL is the TTL of the leader and member leases (whole seconds).
 	LeaseTTL time.Duration
-	Logger   *slog.Logger
+	// Sources name the TLS files and the password in error messages.
+	Sources Sources
+	Logger  *slog.Logger
 }
 
 // Store is one agent's session with the DCS. Its methods are safe for
@@ -57,6 +59,7 @@ type Store struct {
 	root   string
 	ttl    int64
 	log    *slog.Logger
+	diag   diagnosis
 
 	mu          sync.Mutex
 	leaderLease clientv3.LeaseID
@@ -97,14 +100,27 @@ func Open(o Options) (*Store, error) {
 		Logger:               zap.NewNop(),
 		AutoSyncInterval:     0,
 	})
+	root := strings.TrimSuffix(o.Prefix, "/") + "/" + o.Cluster + "/"
+	diag := diagnosis{endpoints: o.Endpoints, user: o.Username, root: root, tls: o.TLS, src: o.Sources}
 	if err != nil {
+		// With a user, the client authenticates before it returns: a
+		// refused password or handshake ends here.
+		if e := diag.explain(err); errors.Is(e, ErrAccess) {
+			return nil, fmt.Errorf("open DCS: %w", e)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), o.DialTimeout)
+		defer cancel()
+		if perr := diag.probeTLS(ctx); perr != nil {
+			return nil, fmt.Errorf("open DCS: %w", perr)
+		}
 		return nil, fmt.Errorf("open DCS %s: %w", strings.Join(o.Endpoints, ","), err)
 	}
 	return &Store{
 		client: cli,
-		root:   strings.TrimSuffix(o.Prefix, "/") + "/" + o.Cluster + "/",
+		root:   root,
 		ttl:    ttl,
 		log:    logger,
+		diag:   diag,
 	}, nil
 }
 
@@ -189,7 +205,7 @@ type View struct {
 func (s *Store) Snapshot(ctx context.Context) (View, error) {
 	resp, err := s.client.Get(ctx, s.root, clientv3.WithPrefix())
 	if err != nil {
-		return View{}, fmt.Errorf("read cluster state from DCS: %w", err)
+		return View{}, fmt.Errorf("read cluster state from DCS: %w", s.diag.explain(err))
 	}
 	v := View{Revision: resp.Header.Revision, Members: map[string]Member{}}
 	for _, kv := range resp.Kvs {
@@ -243,7 +259,7 @@ func (s *Store) AcquireLeader(ctx context.Context, name string) (acquired bool, 
 	grantedAt = time.Now()
 	lease, err := s.client.Grant(ctx, s.ttl)
 	if err != nil {
-		return false, time.Time{}, fmt.Errorf("acquire leader key: grant lease: %w", err)
+		return false, time.Time{}, fmt.Errorf("acquire leader key: grant lease: %w", s.diag.explain(err))
 	}
 	resp, err := s.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(s.key("leader")), "=", 0)).
@@ -254,7 +270,7 @@ func (s *Store) AcquireLeader(ctx context.Context, name string) (acquired bool, 
 			s.log.Debug("revoke unused lease", "err", rerr)
 		}
 		if err != nil {
-			return false, time.Time{}, fmt.Errorf("acquire leader key: %w", err)
+			return false, time.Time{}, fmt.Errorf("acquire leader key: %w", s.diag.explain(err))
 		}
 		return false, time.Time{}, nil
 	}
@@ -282,14 +298,14 @@ func (s *Store) RenewLeader(ctx context.Context, name string) (time.Time, error)
 			s.forgetLeaderLease(lease)
 			return time.Time{}, fmt.Errorf("renew leader lease: %w", ErrNotLeader)
 		}
-		return time.Time{}, fmt.Errorf("renew leader lease: %w", err)
+		return time.Time{}, fmt.Errorf("renew leader lease: %w", s.diag.explain(err))
 	}
 	resp, err := s.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.Value(s.key("leader")), "=", name),
 			clientv3.Compare(clientv3.LeaseValue(s.key("leader")), "=", lease)).
 		Commit()
 	if err != nil {
-		return time.Time{}, fmt.Errorf("check leader key: %w", err)
+		return time.Time{}, fmt.Errorf("check leader key: %w", s.diag.explain(err))
 	}
 	if !resp.Succeeded {
 		s.forgetLeaderLease(lease)
@@ -317,7 +333,7 @@ func (s *Store) ReleaseLeader(ctx context.Context) error {
 		return nil
 	}
 	if _, err := s.client.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		return fmt.Errorf("release leader key: %w", err)
+		return fmt.Errorf("release leader key: %w", s.diag.explain(err))
 	}
 	return nil
 }
@@ -348,7 +364,7 @@ func (s *Store) PublishPrimary(ctx context.Context, p Primary) error {
 		Then(clientv3.OpPut(s.key("primary"), string(data), clientv3.WithLease(lease))).
 		Commit()
 	if err != nil {
-		return fmt.Errorf("publish writable primary: %w", err)
+		return fmt.Errorf("publish writable primary: %w", s.diag.explain(err))
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("publish writable primary: %w", ErrNotLeader)
@@ -360,7 +376,7 @@ func (s *Store) PublishPrimary(ctx context.Context, p Primary) error {
 func (s *Store) WithdrawPrimary(ctx context.Context, node string) error {
 	resp, err := s.client.Get(ctx, s.key("primary"))
 	if err != nil {
-		return fmt.Errorf("withdraw writable primary: %w", err)
+		return fmt.Errorf("withdraw writable primary: %w", s.diag.explain(err))
 	}
 	for _, kv := range resp.Kvs {
 		var p Primary
@@ -371,7 +387,7 @@ func (s *Store) WithdrawPrimary(ctx context.Context, node string) error {
 			If(clientv3.Compare(clientv3.ModRevision(s.key("primary")), "=", kv.ModRevision)).
 			Then(clientv3.OpDelete(s.key("primary"))).
 			Commit(); err != nil {
-			return fmt.Errorf("withdraw writable primary: %w", err)
+			return fmt.Errorf("withdraw writable primary: %w", s.diag.explain(err))
 		}
 	}
 	return nil
@@ -390,7 +406,7 @@ func (s *Store) PublishMember(ctx context.Context, m Member) error {
 	if lease != 0 {
 		if _, err := s.client.KeepAliveOnce(ctx, lease); err != nil {
 			if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-				return fmt.Errorf("publish member %s: renew lease: %w", m.Name, err)
+				return fmt.Errorf("publish member %s: renew lease: %w", m.Name, s.diag.explain(err))
 			}
 			lease = 0
 		}
@@ -398,7 +414,7 @@ func (s *Store) PublishMember(ctx context.Context, m Member) error {
 	if lease == 0 {
 		g, err := s.client.Grant(ctx, s.ttl)
 		if err != nil {
-			return fmt.Errorf("publish member %s: grant lease: %w", m.Name, err)
+			return fmt.Errorf("publish member %s: grant lease: %w", m.Name, s.diag.explain(err))
 		}
 		lease = g.ID
 		s.mu.Lock()
@@ -406,7 +422,7 @@ func (s *Store) PublishMember(ctx context.Context, m Member) error {
 		s.mu.Unlock()
 	}
 	if _, err := s.client.Put(ctx, s.key("members", m.Name), string(data), clientv3.WithLease(lease)); err != nil {
-		return fmt.Errorf("publish member %s: %w", m.Name, err)
+		return fmt.Errorf("publish member %s: %w", m.Name, s.diag.explain(err))
 	}
 	return nil
 }
@@ -421,7 +437,7 @@ func (s *Store) WithdrawMember(ctx context.Context) error {
 		return nil
 	}
 	if _, err := s.client.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		return fmt.Errorf("withdraw member: %w", err)
+		return fmt.Errorf("withdraw member: %w", s.diag.explain(err))
 	}
 	return nil
 }
@@ -432,7 +448,7 @@ func (s *Store) putJSON(ctx context.Context, key string, v any) error {
 		return err
 	}
 	if _, err := s.client.Put(ctx, s.key(key), string(data)); err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
+		return fmt.Errorf("write %s: %w", key, s.diag.explain(err))
 	}
 	return nil
 }
@@ -471,7 +487,7 @@ func (s *Store) ReplaceRequest(ctx context.Context, r Request, revision int64) e
 		Then(clientv3.OpPut(s.key("request"), string(data))).
 		Commit()
 	if err != nil {
-		return fmt.Errorf("write request: %w", err)
+		return fmt.Errorf("write request: %w", s.diag.explain(err))
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("write request: %w", ErrRequestChanged)
@@ -489,7 +505,7 @@ func (s *Store) ClearRequest(ctx context.Context, revision int64) error {
 		Then(clientv3.OpDelete(s.key("request"))).
 		Commit()
 	if err != nil {
-		return fmt.Errorf("clear request: %w", err)
+		return fmt.Errorf("clear request: %w", s.diag.explain(err))
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("clear request: %w", ErrRequestChanged)
@@ -517,7 +533,7 @@ func (s *Store) HistorySince(ctx context.Context, revision int64) ([]json.RawMes
 	}
 	resp, err := s.client.Get(ctx, s.key("history")+"/", opts...)
 	if err != nil {
-		return nil, fmt.Errorf("read history: %w", err)
+		return nil, fmt.Errorf("read history: %w", s.diag.explain(err))
 	}
 	sort.Slice(resp.Kvs, func(i, j int) bool { return string(resp.Kvs[i].Key) < string(resp.Kvs[j].Key) })
 	out := make([]json.RawMessage, 0, len(resp.Kvs))
@@ -537,14 +553,14 @@ func (s *Store) HistorySince(ctx context.Context, revision int64) ([]json.RawMes
 func (s *Store) MoveEtcdLeaderFrom(ctx context.Context, endpoint string) (string, error) {
 	st, err := s.client.Status(ctx, endpoint)
 	if err != nil {
-		return "", fmt.Errorf("etcd status of %s: %w", endpoint, err)
+		return "", fmt.Errorf("etcd status of %s: %w", endpoint, s.diag.explain(err))
 	}
 	if st.Leader != st.Header.MemberId {
 		return "", nil
 	}
 	members, err := s.client.MemberList(ctx)
 	if err != nil {
-		return "", fmt.Errorf("etcd member list: %w", err)
+		return "", fmt.Errorf("etcd member list: %w", s.diag.explain(err))
 	}
 	var candidates []*etcdserverpb.Member
 	for _, m := range members.Members {
@@ -560,7 +576,7 @@ func (s *Store) MoveEtcdLeaderFrom(ctx context.Context, endpoint string) (string
 			continue
 		}
 		if _, err := s.client.MoveLeader(ctx, m.ID); err != nil {
-			return "", fmt.Errorf("move etcd leadership to %s: %w", m.Name, err)
+			return "", fmt.Errorf("move etcd leadership to %s: %w", m.Name, s.diag.explain(err))
 		}
 		return m.Name, nil
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/failover"
 	"github.com/vigil-ha/vigil/internal/lab"
 	"github.com/vigil-ha/vigil/internal/labcluster"
 	"github.com/vigil-ha/vigil/internal/timeline"
@@ -488,9 +489,9 @@ func (r *runner) fillSteps(ctx context.Context, store *dcs.Store, res *Result) {
 		for _, st := range rec.Steps {
 			res.Steps = append(res.Steps, Step{Name: st.Name, Start: st.Start, End: st.End, OK: st.OK, Evidence: st.Evidence, Error: st.Error})
 			switch st.Name {
-			case "promote":
+			case failover.StepPromote:
 				res.PromoteS = st.Duration().Seconds()
-			case "readiness_gate":
+			case failover.StepReadinessGate:
 				res.GateS = st.Duration().Seconds()
 			}
 		}

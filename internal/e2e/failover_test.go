@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/internal/agent"
+	"github.com/vigil-ha/vigil/internal/failover"
 	"github.com/vigil-ha/vigil/internal/timeline"
 )
 
@@ -109,8 +109,8 @@ func TestNodeCrashPromotesTheStandbyWithTheMostWAL(t *testing.T) {
 	if err := json.Unmarshal(hist[len(hist)-1], &rec); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{agent.StepIsolationGuard, agent.StepAcquireLeader, agent.StepFence, agent.StepPromote,
-		agent.StepReadinessGate, agent.StepSynchronous, agent.StepCheckpoint, agent.StepPublish, agent.StepStandbysFollow}
+	want := []string{failover.StepIsolationGuard, failover.StepAcquireLeader, failover.StepFence, failover.StepPromote,
+		failover.StepReadinessGate, failover.StepSynchronous, failover.StepCheckpoint, failover.StepPublish, failover.StepStandbysFollow}
 	var got []string
 	for _, st := range rec.Steps {
 		got = append(got, st.Name)

@@ -31,6 +31,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/failover"
 	"github.com/vigil-ha/vigil/internal/fence"
 	"github.com/vigil-ha/vigil/internal/isolation"
 	"github.com/vigil-ha/vigil/internal/pgctl"
@@ -66,7 +67,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	stepLogPath, legacy := o.StepLogPath, o.Legacy
+	stepLogPath := o.StepLogPath
+	var plan failover.Plan // zero: the agent's own
+	if o.Legacy {
+		plan = failover.Legacy()
+	}
 	node, err := buildNode(cfg, log)
 	if err != nil {
 		return err
@@ -83,10 +88,18 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		embeddedURL = member.ClientURL()
 	}
 	store, err := openStore(cfg, endpoints, log)
+	if errors.Is(err, dcs.ErrAccess) {
+		return configError(err)
+	}
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if !cfg.DCS.Embedded.Enabled {
+		if err := checkStore(ctx, cfg, store, log); err != nil {
+			return err
+		}
+	}
 
 	replPass, err := cfg.Database.Replication.Resolve()
 	if err != nil {
@@ -178,7 +191,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		CallbackTimeout:     cfg.Callbacks.Timeout,
 		RejoinMethod:        cfg.Rejoin.Method,
 		EmbeddedEtcd:        embeddedURL,
-		LegacyOrder:         legacy,
+		Plan:                plan,
 		ConfigDigest:        configDigest(cfg),
 		Version:             o.Version,
 		Logger:              log,
@@ -210,7 +223,7 @@ func newAPIServer(cfg *config.Config, a *agent.Agent, store *dcs.Store, log *slo
 		return nil, configError(fmt.Errorf("api.token_file: %w", err))
 	}
 	return api.New(api.Options{
-		Listen: cfg.API.Listen, CertFile: cfg.API.CertFile, KeyFile: cfg.API.KeyFile, Token: token,
+		Listen: cfg.API.Listen, CertFile: cfg.API.CertFile, KeyFile: cfg.API.KeyFile, Token: token, ClientCAFile: cfg.API.ClientCAFile,
 		NodeName: cfg.Node.Name, ClusterName: cfg.Cluster,
 		Agent: a, Cluster: store, Control: apiController{control.Controller{Store: store}}, Failsafe: a,
 		DefaultMaxLagBytes: cfg.API.ReplicaMaxLag,
@@ -420,11 +433,52 @@ func openStore(cfg *config.Config, endpoints []string, log *slog.Logger) (*dcs.S
 			return nil, fmt.Errorf("dcs password: %w", err)
 		}
 	}
+	field, files := AgentDCSTLS(cfg)
 	return dcs.Open(dcs.Options{
 		Endpoints: endpoints, TLS: tlsCfg, Username: cfg.DCS.Username, Password: password,
 		DialTimeout: cfg.Timing.DCSTimeout, Prefix: cfg.DCS.Prefix, Cluster: cfg.Cluster,
-		LeaseTTL: cfg.Timing.LeaseTTL, Logger: log,
+		LeaseTTL: cfg.Timing.LeaseTTL, Logger: log, Sources: dcsSources(cfg, field, files),
 	})
+}
+
+// dcsSources names the configuration keys and files behind the agent's etcd
+// credentials, for etcd's refusals.
+func dcsSources(cfg *config.Config, field string, files config.TLS) dcs.Sources {
+	var src dcs.Sources
+	if files.CAFile != "" {
+		src.CA = field + ".ca_file " + files.CAFile
+	}
+	if files.CertFile != "" {
+		src.Cert = field + ".cert_file " + files.CertFile
+	}
+	switch s := cfg.DCS.Secret; {
+	case s.PasswordFile != "":
+		src.Password = "dcs.password_file " + s.PasswordFile
+	case s.PasswordEnv != "":
+		src.Password = "dcs.password_env " + s.PasswordEnv
+	}
+	return src
+}
+
+// checkStore proves once, before the agent starts, that the external etcd
+// accepts this node's certificate and user and lets it read and write the
+// cluster's prefix: a refusal is the configuration's (or etcd's roles') to
+// fix, and an agent that ran on with it would only report "DCS
+// unreachable" every loop. An etcd that does not answer is no reason to
+// stop: the agent starts and promotes nothing until it does.
+func checkStore(ctx context.Context, cfg *config.Config, store *dcs.Store, log *slog.Logger) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*cfg.Timing.DCSTimeout)
+	defer cancel()
+	err := store.Check(cctx)
+	switch {
+	case errors.Is(err, dcs.ErrAccess):
+		return configError(err)
+	case err != nil:
+		log.Warn("etcd did not answer at start: the agent runs and promotes nothing until it does", "err", err)
+	default:
+		log.Info("etcd access checked: read and write on the cluster's prefix", "endpoints", cfg.DCS.Endpoints, "user", cfg.DCS.Username)
+	}
+	return nil
 }
 
 // writeReplicationPassFile writes a pgpass file for the replication role,

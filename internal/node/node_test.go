@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/vigil-ha/vigil/internal/config"
+	"github.com/vigil-ha/vigil/internal/dcs"
 )
 
 func TestAssemblyHelpers(t *testing.T) {
@@ -39,5 +40,28 @@ func TestAssemblyHelpers(t *testing.T) {
 	b.DCS.Failsafe = true
 	if configDigest(a) == configDigest(b) {
 		t.Error("members that disagree on failsafe mode have the same configuration digest")
+	}
+}
+
+// TestDCSSourcesNameTheKeys: etcd's refusals name the configuration keys
+// and files behind the agent's credentials.
+func TestDCSSourcesNameTheKeys(t *testing.T) {
+	c := &config.Config{}
+	c.DCS.TLS = config.TLS{CAFile: "/etc/vigil/etcd-ca.crt", CertFile: "/etc/vigil/c.crt", KeyFile: "/etc/vigil/c.key"}
+	c.DCS.PasswordFile = "/etc/vigil/etcd.password"
+	field, files := AgentDCSTLS(c)
+	got := dcsSources(c, field, files)
+	want := dcs.Sources{CA: "dcs.tls.ca_file /etc/vigil/etcd-ca.crt", Cert: "dcs.tls.cert_file /etc/vigil/c.crt", Password: "dcs.password_file /etc/vigil/etcd.password"}
+	if got != want {
+		t.Errorf("dcsSources = %+v, want %+v", got, want)
+	}
+	c.DCS.PasswordFile, c.DCS.PasswordEnv = "", "ETCD_PASSWORD"
+	c.DCS.Embedded.Enabled = true
+	c.DCS.Embedded.TLS = config.TLS{CAFile: "/etc/vigil/ca.crt"}
+	field, files = AgentDCSTLS(c)
+	got = dcsSources(c, field, files)
+	want = dcs.Sources{CA: "dcs.embedded.tls.ca_file /etc/vigil/ca.crt", Password: "dcs.password_env ETCD_PASSWORD"}
+	if got != want {
+		t.Errorf("dcsSources (embedded) = %+v, want %+v", got, want)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/vigil-ha/vigil/internal/database"
+	"github.com/vigil-ha/vigil/internal/failover"
 )
 
 // Exit codes of `vigil failover-command` and `vigil follow-command`.
@@ -58,21 +59,22 @@ const (
 // log, as the agent names the same steps.
 type Action string
 
-// Actions of a failover, in the only order they may run.
+// Actions of a failover: the steps of failover.Pgpool(), the only order
+// they may run in.
 const (
-	ActFence      Action = "fence_old_primary"
-	ActPromote    Action = "promote"
-	ActGate       Action = "readiness_gate"
-	ActSync       Action = "synchronous_replication"
-	ActCheckpoint Action = "checkpoint"
-	ActVIP        Action = "routes_up"
+	ActFence      Action = failover.StepFence
+	ActPromote    Action = failover.StepPromote
+	ActGate       Action = failover.StepReadinessGate
+	ActSync       Action = failover.StepSynchronous
+	ActCheckpoint Action = failover.StepCheckpoint
+	ActVIP        Action = failover.StepRoutesUp
 )
 
 // Step names that are not plan actions.
 const (
-	StepIsolationGuard = "isolation_guard"
+	StepIsolationGuard = failover.StepIsolationGuard
 	StepDecide         = "decide"
-	StepSyncToAsync    = "sync_to_async"
+	StepSyncToAsync    = failover.StepSyncToAsync
 	StepFollow         = "follow_new_primary"
 	StepAttach         = "attach_node"
 )
@@ -272,11 +274,26 @@ func Decide(in Input) Plan {
 	if !c.InRecovery {
 		p.Reason = fmt.Sprintf("the primary %s failed; %s is out of recovery already (an earlier call promoted it): fence, then finish from the readiness gate", p.Old, p.New)
 	}
-	p.Steps = []Action{ActFence, ActPromote, ActGate, ActSync, ActCheckpoint}
-	if in.VIP {
-		p.Steps = append(p.Steps, ActVIP)
+	fp := failover.Pgpool()
+	if !in.VIP {
+		fp = fp.Without(failover.StepRoutesUp)
+	}
+	for _, name := range fp.Names() {
+		p.Steps = append(p.Steps, Action(name))
 	}
 	return p
+}
+
+// stepsPlan is the failover.Plan of a plan's actions.
+func stepsPlan(steps []Action) failover.Plan {
+	fp := failover.Pgpool()
+	var drop []string
+	for _, name := range fp.Names() {
+		if !slices.Contains(steps, Action(name)) {
+			drop = append(drop, name)
+		}
+	}
+	return fp.Without(drop...)
 }
 
 // FenceOutcome is what fencing the old primary found.
@@ -335,8 +352,16 @@ func ExitFor(action Action, expired bool) int {
 	return ExitFailed
 }
 
-// Fatal reports whether a failed action stops the procedure.
-func Fatal(action Action) bool { return action != ActSync && action != ActCheckpoint }
+// Fatal reports whether a failed action stops the procedure, as
+// failover.Pgpool() says.
+func Fatal(action Action) bool {
+	for _, s := range failover.Pgpool().Steps {
+		if s.Name == string(action) {
+			return s.Fatal
+		}
+	}
+	return true
+}
 
 // SyncAction decides step 6 from a look at the new primary: commits must
 // not wait for a synchronous standby that is not there. It returns whether

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/internal/database"
+	"github.com/vigil-ha/vigil/internal/failover"
 	"github.com/vigil-ha/vigil/internal/flavor"
 	"github.com/vigil-ha/vigil/internal/isolation"
 	"github.com/vigil-ha/vigil/internal/timeline"
@@ -129,7 +130,8 @@ type Outcome struct {
 	Record timeline.Record
 }
 
-type failover struct {
+// command is one failover-command call.
+type command struct {
 	o    Options
 	h    *humanLog
 	args Args
@@ -142,11 +144,11 @@ func Failover(ctx context.Context, o Options, args Args) Outcome {
 	o = o.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Total)
 	defer cancel()
-	f := &failover{o: o, h: newHumanLog(o.Human, o.Now), args: args}
+	f := &command{o: o, h: newHumanLog(o.Human, o.Now), args: args}
 	return f.run(ctx)
 }
 
-func (f *failover) run(ctx context.Context) Outcome {
+func (f *command) run(ctx context.Context) Outcome {
 	o, h, a := f.o, f.h, f.args
 	old, nw := a.OldPrimary(o.Defaults), a.NewMain(o.Defaults)
 	node := nw.Name
@@ -203,11 +205,9 @@ func (f *failover) run(ctx context.Context) Outcome {
 		}
 		return f.finish(plan, ExitOK, nil)
 	}
-	for _, act := range plan.Steps {
-		err := f.step(ctx, act, plan)
-		if err != nil && Fatal(act) {
-			return f.finish(plan, ExitFor(act, errors.Is(ctx.Err(), context.DeadlineExceeded)), err)
-		}
+	res := failover.Run(ctx, stepsPlan(plan.Steps), f.rec, f.steps(plan))
+	if !res.OK() {
+		return f.finish(plan, ExitFor(Action(res.Failed), errors.Is(ctx.Err(), context.DeadlineExceeded)), res.Err)
 	}
 	return f.finish(plan, ExitOK, nil)
 }
@@ -221,7 +221,7 @@ func decision(c Case, reason string, err error) (string, error) {
 	return string(c) + ": " + reason, nil
 }
 
-func (f *failover) finish(plan Plan, exit int, err error) Outcome {
+func (f *command) finish(plan Plan, exit int, err error) Outcome {
 	reason := plan.Reason
 	if exit == ExitOK && plan.Case == CasePrimaryDown {
 		reason = fmt.Sprintf("%s is the writable primary", plan.New)
@@ -246,27 +246,23 @@ func (f *failover) finish(plan Plan, exit int, err error) Outcome {
 	return Outcome{Exit: exit, Err: err, Plan: plan, Record: rec}
 }
 
-// step runs one action as a timeline step.
-func (f *failover) step(ctx context.Context, act Action, plan Plan) error {
-	switch act {
-	case ActFence:
-		return f.rec.Run(string(act), func() (string, error) { return f.fence(ctx, plan.Old) })
-	case ActPromote:
-		return f.rec.Run(string(act), func() (string, error) { return f.promote(ctx, plan) })
-	case ActGate:
-		return f.rec.Run(string(act), func() (string, error) { return f.gate(ctx, plan.New) })
-	case ActSync:
-		return f.synchronous(ctx, plan.New)
-	case ActCheckpoint:
-		return f.rec.Run(string(act), func() (string, error) { return f.checkpoint(ctx, plan.New) })
-	case ActVIP:
-		return f.rec.Run(string(act), func() (string, error) { return f.vipUp(ctx, plan.New) })
+// steps are failover-command's implementations of the plan's steps.
+func (f *command) steps(plan Plan) failover.Steps {
+	do := func(fn failover.StepFunc) failover.Step { return failover.Step{Do: fn} }
+	return failover.Steps{
+		string(ActFence):   do(func(ctx context.Context) (string, error) { return f.fence(ctx, plan.Old) }),
+		string(ActPromote): do(func(ctx context.Context) (string, error) { return f.promote(ctx, plan) }),
+		string(ActGate):    do(func(ctx context.Context) (string, error) { return f.gate(ctx, plan.New) }),
+		string(ActSync): {Records: true, Do: func(ctx context.Context) (string, error) {
+			return "", f.synchronous(ctx, plan.New)
+		}},
+		string(ActCheckpoint): do(func(ctx context.Context) (string, error) { return f.checkpoint(ctx, plan.New) }),
+		string(ActVIP):        do(func(ctx context.Context) (string, error) { return f.vipUp(ctx, plan.New) }),
 	}
-	return fmt.Errorf("unknown step %s", act)
 }
 
 // exec runs argv on host, bounded by the command timeout.
-func (f *failover) exec(ctx context.Context, host string, argv []string) (Result, error) {
+func (f *command) exec(ctx context.Context, host string, argv []string) (Result, error) {
 	cctx, cancel := context.WithTimeout(ctx, f.o.CommandTimeout)
 	defer cancel()
 	res, err := f.o.Runner.Run(cctx, host, argv)
@@ -277,7 +273,7 @@ func (f *failover) exec(ctx context.Context, host string, argv []string) (Result
 // pingTrusted probes every trusted address at once and logs one line per
 // address, as the script's "ping trust ip" did (a TCP probe: an answer or a
 // refusal counts, silence does not).
-func (f *failover) pingTrusted(ctx context.Context) (bool, string) {
+func (f *command) pingTrusted(ctx context.Context) (bool, string) {
 	f.h.line("----ping trust ip")
 	addrs := f.o.TrustedIPs
 	if len(addrs) == 0 {
@@ -316,7 +312,7 @@ func (f *failover) pingTrusted(ctx context.Context) (bool, string) {
 }
 
 // observeCandidate looks at the node to promote without changing it.
-func (f *failover) observeCandidate(ctx context.Context, t Target) Candidate {
+func (f *command) observeCandidate(ctx context.Context, t Target) Candidate {
 	srv := f.o.Connect(t)
 	var obs database.Observation
 	var err error
@@ -352,7 +348,7 @@ func (f *failover) observeCandidate(ctx context.Context, t Target) Candidate {
 
 // fence stops the old primary's database and removes the VIP from it;
 // AfterFence decides whether the failover may go on.
-func (f *failover) fence(ctx context.Context, old Target) (string, error) {
+func (f *command) fence(ctx context.Context, old Target) (string, error) {
 	h, c, v := f.h, f.o.Commands, f.o.VIP
 	if v != nil {
 		h.timed("del old primary VIP on %s", old.Host)
@@ -406,7 +402,7 @@ func (f *failover) fence(ctx context.Context, old Target) (string, error) {
 }
 
 // vipDown removes the VIP from host and checks it is gone.
-func (f *failover) vipDown(ctx context.Context, host string) (bool, string) {
+func (f *command) vipDown(ctx context.Context, host string) (bool, string) {
 	c, v := f.o.Commands, f.o.VIP
 	present := func() (bool, error) {
 		show := c.AddrShow(v.Interface)
@@ -437,7 +433,7 @@ func (f *failover) vipDown(ctx context.Context, host string) (bool, string) {
 }
 
 // promote promotes the new primary and waits until it has left recovery.
-func (f *failover) promote(ctx context.Context, plan Plan) (string, error) {
+func (f *command) promote(ctx context.Context, plan Plan) (string, error) {
 	h, nw := f.h, plan.New
 	srv := f.o.Connect(nw)
 	octx, cancel := context.WithTimeout(ctx, f.o.DBTimeout)
@@ -484,8 +480,7 @@ func (f *failover) promote(ctx context.Context, plan Plan) (string, error) {
 	if after.InRecovery {
 		return "", fmt.Errorf("promote %s: still in recovery after the promotion returned", nw)
 	}
-	ev := fmt.Sprintf("left recovery: timeline %d -> %d, WAL %s (replay backlog before: %d bytes)",
-		before.Timeline, after.Timeline, after.CurrentLSN, before.ReplayBacklogBytes)
+	ev := failover.PromotedEvidence(before, after)
 	h.line("after execute promote, %s", ev)
 	return ev, nil
 }
@@ -510,64 +505,43 @@ func refusal(c database.ProbeClass) string {
 	return "refused"
 }
 
-// gate is the readiness gate: a real write must commit before anything
-// routes clients to the new primary. While the promoted server still
-// replays its backlog it refuses writes (the seed's 35 s); the gate waits
-// that out, logging the backlog, up to the readiness timeout.
-func (f *failover) gate(ctx context.Context, t Target) (string, error) {
+// gate is the readiness gate (failover.Gate): a real write must commit
+// before anything routes clients to the new primary. While the promoted
+// server still replays its backlog it refuses writes (the seed's 35 s);
+// the gate waits that out, logging the backlog, up to the readiness
+// timeout. A commit that waits for a synchronous standby that is gone (the
+// old primary, in a two-node cluster) is the seed's "sync to async"; a
+// commit that hangs may wait for one too (the first probe's CREATE TABLE
+// is not cancelled early, so it times out rather than reports the wait).
+func (f *command) gate(ctx context.Context, t Target) (string, error) {
 	srv := f.o.Connect(t)
-	gctx, cancel := context.WithTimeout(ctx, f.o.ReadinessTimeout)
-	defer cancel()
-	start := time.Now()
-	var refused, attempts int
-	var lastLog time.Time
-	asynced := false
-	for {
-		attempts++
-		pctx, pcancel := context.WithTimeout(gctx, f.o.DBTimeout)
-		r := srv.ProbeWrite(pctx)
-		pcancel()
-		switch {
-		case r.Writable():
-			ev := fmt.Sprintf("%s (attempt %d, %d refused, %s after the gate opened)", r.String(), attempts, refused, time.Since(start).Round(time.Millisecond))
-			f.h.timed("after execute promote, readiness gate passed: %s", ev)
-			return ev, nil
-		case r.Class == database.ProbeSyncWait && !asynced:
-			// The commit waits for a synchronous standby that is gone (the
-			// old primary, in a two-node cluster): the seed's "sync to async".
-			asynced = true
-			_ = f.rec.Run(StepSyncToAsync, func() (string, error) {
-				return f.toAsync(gctx, srv, "commits waited for a synchronous standby that is gone")
-			})
-		case r.Class == database.ProbeTimeout && !asynced:
-			// A commit that hangs may wait for a synchronous standby too
-			// (the first probe's CREATE TABLE is not cancelled early, so it
-			// times out rather than reports the wait): look.
-			octx, ocancel := context.WithTimeout(gctx, f.o.DBTimeout)
-			obs, err := srv.Observe(octx)
-			ocancel()
-			if toAsync, why := SyncAction(obs); err == nil && toAsync {
-				asynced = true
-				_ = f.rec.Run(StepSyncToAsync, func() (string, error) { return f.toAsync(gctx, srv, "a commit timed out: "+why) })
-			}
-		case r.Class == database.ProbeInRecovery || r.Class == database.ProbeReadOnly:
-			refused++
-		}
-		if time.Since(lastLog) >= time.Second {
-			f.h.timed("after execute promote, readiness gate: write not committed on %s (%s), replay backlog %d bytes, attempt %d", t.Host, refusal(r.Class), r.ReplayBacklogBytes, attempts)
-			f.o.Logger.Warn("readiness gate: no write committed yet", "node", t.Name, "class", r.Class, "replay_backlog_bytes", r.ReplayBacklogBytes, "attempts", attempts)
-			lastLog = time.Now()
-		}
-		select {
-		case <-gctx.Done():
-			return "", fmt.Errorf("no write committed on %s within %s after %d attempts (%d refused as read-only), last: %s: the VIP was not moved",
-				t, f.o.ReadinessTimeout, attempts, refused, refusal(r.Class))
-		case <-time.After(f.o.GatePoll):
-		}
+	g := failover.Gate{
+		Server:       srv,
+		Timeout:      f.o.ReadinessTimeout,
+		ProbeTimeout: f.o.DBTimeout,
+		Poll:         f.o.GatePoll,
+		ToAsync: func(ctx context.Context, why string) bool {
+			_ = f.rec.Run(StepSyncToAsync, func() (string, error) { return f.toAsync(ctx, srv, why) })
+			return false
+		},
+		SyncStuck: SyncAction,
+		Report: func(p failover.Progress) bool {
+			f.h.timed("after execute promote, readiness gate: write not committed on %s (%s), replay backlog %d bytes, attempt %d", t.Host, refusal(p.Last.Class), p.Last.ReplayBacklogBytes, p.Attempts)
+			f.o.Logger.Warn("readiness gate: no write committed yet", "node", t.Name, "class", p.Last.Class, "replay_backlog_bytes", p.Last.ReplayBacklogBytes, "attempts", p.Attempts)
+			return true
+		},
 	}
+	p, err := g.Wait(ctx)
+	if err != nil {
+		return "", fmt.Errorf("no write committed on %s within %s after %d attempts (%d refused as read-only), last: %s: the VIP was not moved",
+			t, f.o.ReadinessTimeout, p.Attempts, p.Refused, refusal(p.Last.Class))
+	}
+	ev := fmt.Sprintf("%s (attempt %d, %d refused, %s after the gate opened)", p.Last.String(), p.Attempts, p.Refused, p.Elapsed.Round(time.Millisecond))
+	f.h.timed("after execute promote, readiness gate passed: %s", ev)
+	return ev, nil
 }
 
-func (f *failover) toAsync(ctx context.Context, srv Server, why string) (string, error) {
+func (f *command) toAsync(ctx context.Context, srv Server, why string) (string, error) {
 	f.h.timed("sync to async")
 	f.h.line("execute: %s", f.o.Flavor.SQL(sqlAsync))
 	sctx, cancel := context.WithTimeout(ctx, f.o.DBTimeout*2)
@@ -579,7 +553,7 @@ func (f *failover) toAsync(ctx context.Context, srv Server, why string) (string,
 }
 
 // synchronous is step 6: commits must not wait for a standby that is gone.
-func (f *failover) synchronous(ctx context.Context, t Target) error {
+func (f *command) synchronous(ctx context.Context, t Target) error {
 	srv := f.o.Connect(t)
 	octx, cancel := context.WithTimeout(ctx, f.o.DBTimeout)
 	obs, err := srv.Observe(octx)
@@ -598,22 +572,20 @@ func (f *failover) synchronous(ctx context.Context, t Target) error {
 }
 
 // checkpoint is step 7: a crash soon after must not replay the backlog again.
-func (f *failover) checkpoint(ctx context.Context, t Target) (string, error) {
+func (f *command) checkpoint(ctx context.Context, t Target) (string, error) {
 	f.h.timed("make checkpoint")
 	f.h.line("execute checkpoint")
-	cctx, cancel := context.WithTimeout(ctx, f.o.PromoteTimeout)
-	defer cancel()
-	if err := f.o.Connect(t).Checkpoint(cctx); err != nil {
-		return "", err
+	ev, err := failover.Checkpoint(ctx, f.o.Connect(t), f.o.PromoteTimeout)
+	if err == nil {
+		f.h.line("CHECKPOINT")
 	}
-	f.h.line("CHECKPOINT")
-	return "CHECKPOINT done", nil
+	return ev, err
 }
 
 // vipUp is step 8, and only now: the VIP goes to the new primary after a
 // write has committed there. It refuses an address that another host still
 // answers for, and checks that a write through the VIP commits.
-func (f *failover) vipUp(ctx context.Context, t Target) (string, error) {
+func (f *command) vipUp(ctx context.Context, t Target) (string, error) {
 	h, c, v := f.h, f.o.Commands, f.o.VIP
 	addr := v.Prefix.Addr()
 	h.timed("add VIP on %s", t.Host)
@@ -679,7 +651,7 @@ func (f *failover) vipUp(ctx context.Context, t Target) (string, error) {
 
 // throughVIP commits a write through the VIP: the address answers and
 // leads to a writable primary.
-func (f *failover) throughVIP(ctx context.Context, t Target) (string, error) {
+func (f *command) throughVIP(ctx context.Context, t Target) (string, error) {
 	via := t
 	via.Host = f.o.VIP.Prefix.Addr().String()
 	srv := f.o.Connect(via)
