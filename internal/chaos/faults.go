@@ -36,16 +36,30 @@
 //   - etcd-member-kill: with embedded etcd a member lives in its agent's
 //     process, so this kills a standby's agent (its member with it) for
 //     2×lease_ttl+2 s and restarts it; agent-crash is the short kill of
-//     any agent.
+//     any agent. With --dcs external it kills one of the external
+//     members (SIGKILL) and restarts it on its data directory.
 //   - etcd-down: nftables in every database host drop etcd's ports between
 //     the hosts for 2×lease_ttl: each member is alone, no quorum anywhere,
-//     while every database and every agent API stays reachable.
+//     while every database and every agent API stays reachable. With
+//     --dcs external the rules go into each external member's namespace,
+//     against every other host (the other members included).
 //   - switchover: `vigil ctl switchover` to the best standby.
 //   - flapping: the primary's link goes down and up every one to four
 //     seconds, four times.
-//   - disk-full: in the catalogue but not implemented (it needs pg_wal on
-//     a small filesystem of its own, which the lab does not build);
-//     requesting it is refused, never skipped.
+//   - disk-full: the primary's WAL filesystem is filled (a file takes
+//     every free block) for 10 s, and the server is made to switch to new
+//     WAL segments until creating one fails with ENOSPC, a PANIC; healed
+//     by deleting the file. For it every server's WAL directory is moved,
+//     before the agents start, to a tmpfs of its own (walFSSize) and
+//     replaced with a symbolic link; the campaign unmounts them at the end.
+//     A base-backup rejoin makes a new data directory whose WAL is on the
+//     ordinary disk: after the step the campaign kills that standby's
+//     agent, moves its WAL back to its filesystem and restarts both.
+//
+// With --dcs external the agents use a separate 3-member etcd instead of
+// embedded members: `vigil witness` processes on three more hosts of the
+// lab's bridge, with mutual TLS from a CA made for the campaign. The
+// partition faults that cut etcd then cut the node from those hosts.
 package chaos
 
 import (
@@ -124,8 +138,7 @@ func catalogue() []faultType {
 		{name: Latency, roles: []Role{RoleAny}, hold: fixed(10 * time.Second), implemented: true},
 		{name: EtcdMemberKill, roles: []Role{RoleStandby}, hold: ttlTimes(2, 2*time.Second), implemented: true},
 		{name: EtcdDown, roles: []Role{RoleAll}, hold: ttlTimes(2, 0), implemented: true},
-		{name: DiskFull, roles: []Role{RolePrimary}, hold: fixed(10 * time.Second),
-			why: "disk-full needs pg_wal on a small filesystem of its own, which the lab does not build; this runner does not inject it yet"},
+		{name: DiskFull, roles: []Role{RolePrimary}, hold: fixed(10 * time.Second), implemented: true},
 		{name: Switchover, roles: []Role{RolePrimary}, hold: fixed(0), implemented: true},
 		{name: Flapping, roles: []Role{RolePrimary}, hold: fixed(0), implemented: true},
 	}

@@ -35,6 +35,14 @@ func (r *campaign) resolve(s Step, primary string) string {
 		}
 		candidates = append(candidates, n.Name)
 	}
+	if s.Type == EtcdMemberKill && r.etcd != nil {
+		// The external etcd's members are on hosts of their own.
+		var members []string
+		for _, m := range r.etcd.members {
+			members = append(members, m.name)
+		}
+		return members[s.Pick%len(members)]
+	}
 	switch {
 	case s.Role == RoleAll:
 		return "all"
@@ -49,6 +57,9 @@ func (r *campaign) resolve(s Step, primary string) string {
 // returned heal, which is set even then.
 func (r *campaign) inject(ctx context.Context, s Step, target, primary string) (injected, error) {
 	in := injected{target: target}
+	if s.Type == EtcdMemberKill && r.etcd != nil {
+		return r.killEtcdMember(in, target)
+	}
 	var n lab.Node
 	if target != "all" {
 		var err error
@@ -105,6 +116,9 @@ func (r *campaign) inject(ctx context.Context, s Step, target, primary string) (
 		in.heal = func(context.Context) error { return r.startAgent(n.Name) }
 		r.c.KillAgent(n.Name)
 		in.detail = "agent killed (SIGKILL), its embedded etcd member with it"
+		if r.etcd != nil {
+			in.detail = "agent killed (SIGKILL)"
+		}
 		return in, nil
 
 	case AgentFrozen:
@@ -122,8 +136,8 @@ func (r *campaign) inject(ctx context.Context, s Step, target, primary string) (
 		return in, setLink(ctx, n.Link, "down")
 
 	case PartitionPrimaryDCS:
-		in.detail = fmt.Sprintf("etcd ports 2379, 2380 dropped to and from %v", r.others(n.Name))
-		return r.firewall(ctx, in, n, dropRules(r.others(n.Name), etcdPorts()))
+		in.detail = fmt.Sprintf("etcd ports 2379, 2380 dropped to and from %v", r.etcdPeers(n.Name))
+		return r.firewall(ctx, in, n, dropRules(r.etcdPeers(n.Name), etcdPorts()))
 	case PartitionPrimaryStandbys:
 		in.detail = fmt.Sprintf("database port %d dropped to and from %v", n.Port, r.others(n.Name))
 		return r.firewall(ctx, in, n, dropRules(r.others(n.Name), []int{n.Port}))
@@ -143,23 +157,11 @@ func (r *campaign) inject(ctx context.Context, s Step, target, primary string) (
 	case Latency:
 		return r.latency(ctx, in, n, primary, time.Duration(s.Param)*time.Millisecond)
 
+	case DiskFull:
+		return r.diskFull(ctx, in, n, primary)
+
 	case EtcdDown:
-		var heals []string
-		in.heal = func(ctx context.Context) error {
-			var errs []error
-			for _, ns := range heals {
-				errs = append(errs, nftDelete(ctx, ns))
-			}
-			return errors.Join(errs...)
-		}
-		for _, m := range r.nodes {
-			heals = append(heals, m.Netns)
-			if err := nft(ctx, m.Netns, dropRules(r.others(m.Name), etcdPorts())); err != nil {
-				return in, err
-			}
-		}
-		in.detail = "etcd ports 2379 and 2380 dropped between every pair of hosts: no member reaches another"
-		return in, nil
+		return r.etcdDown(ctx, in)
 
 	case Switchover:
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -255,7 +257,11 @@ func (r *campaign) latency(ctx context.Context, in injected, n lab.Node, primary
 	if n.Name == primary && r.c.VIP() != "" {
 		toN = append(toN, r.c.VIP())
 	}
-	sides := []side{{ns: n.Netns, dsts: append(slices.Clone(others), r.client.Host)}}
+	fromN := append(slices.Clone(others), r.client.Host)
+	if r.etcd != nil {
+		fromN = append(fromN, r.etcd.hosts()...)
+	}
+	sides := []side{{ns: n.Netns, dsts: fromN}}
 	for _, m := range r.nodes {
 		if m.Name != n.Name {
 			sides = append(sides, side{ns: m.Netns, dsts: toN})
@@ -297,6 +303,79 @@ func (r *campaign) latency(ctx context.Context, in injected, n lab.Node, primary
 		}
 	}
 	in.detail = fmt.Sprintf("every TCP connection to and from %s delayed %s each way (delaying proxies)", n.Name, delay)
+	return in, nil
+}
+
+// etcdPeers lists the addresses of the etcd members node name talks to:
+// the other database hosts' embedded members, or the external etcd.
+func (r *campaign) etcdPeers(name string) []string {
+	if r.etcd != nil {
+		return r.etcd.hosts()
+	}
+	return r.others(name)
+}
+
+// killEtcdMember kills a member of the external etcd with SIGKILL; healing
+// restarts it on its data directory.
+func (r *campaign) killEtcdMember(in injected, name string) (injected, error) {
+	m, err := r.etcd.member(name)
+	if err != nil {
+		return in, err
+	}
+	if len(m.pids()) == 0 {
+		return in, fmt.Errorf("etcd member %s is not running", name)
+	}
+	in.heal = func(context.Context) error { return r.startMember(m) }
+	pid := m.proc.Process.Pid
+	r.killMember(m)
+	in.detail = fmt.Sprintf("external etcd member %s (pid %d) killed (SIGKILL)", name, pid)
+	return in, nil
+}
+
+// etcdDown cuts every etcd member from every other member and, with the
+// external etcd, from every other host: nftables in each member's
+// namespace drop etcd's ports. No quorum anywhere; the databases and the
+// agents' APIs stay reachable.
+func (r *campaign) etcdDown(ctx context.Context, in injected) (injected, error) {
+	type member struct{ ns, host string }
+	var members []member
+	var all []string
+	if r.etcd != nil {
+		for _, m := range r.etcd.members {
+			members = append(members, member{m.host.Netns, m.host.Host})
+		}
+		for _, n := range r.nodes {
+			all = append(all, n.Host)
+		}
+		all = append(all, r.client.Host)
+	} else {
+		for _, n := range r.nodes {
+			members = append(members, member{n.Netns, n.Host})
+		}
+	}
+	for _, m := range members {
+		all = append(all, m.host)
+	}
+	var heals []string
+	in.heal = func(ctx context.Context) error {
+		var errs []error
+		for _, ns := range heals {
+			errs = append(errs, nftDelete(ctx, ns))
+		}
+		return errors.Join(errs...)
+	}
+	for _, m := range members {
+		peers := slices.DeleteFunc(slices.Clone(all), func(a string) bool { return a == m.host })
+		heals = append(heals, m.ns)
+		if err := nft(ctx, m.ns, dropRules(peers, etcdPorts())); err != nil {
+			return in, err
+		}
+	}
+	in.detail = "etcd ports 2379 and 2380 dropped between every pair of hosts: no member reaches another"
+	if r.etcd != nil {
+		in.detail = fmt.Sprintf("etcd ports 2379 and 2380 dropped in every external member (%s) to and from every other host: no quorum, no client served",
+			strings.Join(r.etcd.hosts(), ", "))
+	}
 	return in, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,9 +88,7 @@ func validate(o Options) (Plan, error) {
 		return bad("--sync-mode %q: use off, on or strict", o.SyncMode)
 	}
 	switch o.DCS {
-	case "", "embedded":
-	case "external":
-		return bad("--dcs external is not supported yet: the campaign runs the agents' embedded etcd members only (use --dcs embedded)")
+	case "", "embedded", "external":
 	default:
 		return bad("--dcs %q: use embedded or external", o.DCS)
 	}
@@ -153,6 +152,14 @@ type campaign struct {
 	// labDir is removed by teardown; labRoot, labID and subnet stay for
 	// the leak search.
 	labDir, labRoot, labID, subnet string
+
+	// etcd is the separate etcd of --dcs external (nil with embedded
+	// members); etcdDir holds its certificates, data and logs.
+	etcd    *externalEtcd
+	etcdDir string
+	// walFS are the nodes' WAL filesystems (disk-full), unmounted by
+	// teardown.
+	walFS []walFS
 
 	mu     sync.Mutex
 	active map[int]injected // faults in place, by step
@@ -222,27 +229,53 @@ func (r *campaign) run(ctx context.Context, res *Result) (err error) {
 		return fmt.Errorf("lab up: %w", err)
 	}
 	r.l, r.nodes, r.labID, r.subnet = l, l.Nodes(), l.ID(), l.Subnet()
-	c, err := labcluster.New(l, labcluster.Options{
+	if slices.Contains(r.plan.Types, DiskFull) {
+		r.say("moving each server's WAL to a %d MiB filesystem of its own (disk-full)", walFSSize>>20)
+		if err := r.moveWALToSmallFilesystems(ctx, parent); err != nil {
+			return err
+		}
+	}
+	if r.client, err = l.AddClient(ctx, "client"); err != nil {
+		return err
+	}
+	copts := labcluster.Options{
 		Binary: r.o.Binary, Cluster: "chaos", SyncMode: r.o.SyncMode, VIP: vipHost, API: true, MaxLag: maxLag,
 		Edit: func(_ string, cfg map[string]any) {
 			// A former primary comes back by itself: the campaign runs
 			// unattended, and rejoining is part of what it tests.
 			cfg["rejoin"] = map[string]any{"automatic": true}
+			if r.etcd != nil {
+				cfg["dcs"] = r.etcd.dcsSection()
+			}
 		},
-	})
+	}
+	if r.o.DCS == "external" {
+		r.etcdDir = filepath.Join(parent, "etcd")
+		if err := os.MkdirAll(r.etcdDir, 0o755); err != nil {
+			return err
+		}
+		r.say("starting a separate %d-member etcd (mutual TLS) on hosts of its own", externalMembers)
+		r.etcd, err = r.buildExternalEtcd(ctx, r.etcdDir)
+		if err != nil {
+			return err
+		}
+		copts.Endpoints = r.etcd.endpoints()
+	}
+	c, err := labcluster.New(l, copts)
 	if err != nil {
 		return fmt.Errorf("configure agents: %w", err)
 	}
 	r.c = c
-	if r.client, err = l.AddClient(ctx, "client"); err != nil {
-		return err
-	}
 	user, password, err := l.Superuser()
 	if err != nil {
 		return err
 	}
 	r.pg = pgTarget{port: r.nodes[0].Port, user: user, password: password, db: l.Flavor().DefaultDatabase}
-	r.say("starting 3 agents (embedded etcd, API, VIP %s), synchronous mode %s", c.VIP(), r.o.SyncMode)
+	etcdKind := "embedded etcd"
+	if r.etcd != nil {
+		etcdKind = "etcd at " + strings.Join(r.etcd.hosts(), ", ")
+	}
+	r.say("starting 3 agents (%s, API, VIP %s), synchronous mode %s", etcdKind, c.VIP(), r.o.SyncMode)
 	for _, n := range r.nodes {
 		if err := c.StartAgent(n.Name); err != nil {
 			return err
@@ -382,17 +415,30 @@ func (r *campaign) step(ctx context.Context, s Step, res *Result) error {
 		r.log.Error("heal failed", "step", s.N, "type", s.Type, "err", err)
 	}
 	f.Healed = time.Now()
-	f.Recovered, f.PrimaryAfter, _ = r.waitRecovered(ctx, r.o.RecoveryBound)
+	var why string
+	f.Recovered, f.PrimaryAfter, why = r.waitRecovered(ctx, r.o.RecoveryBound)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	if f.Recovered.IsZero() {
-		r.say("step %d: NOT recovered within %s", s.N, r.o.RecoveryBound)
+		r.say("step %d: NOT recovered within %s: %s", s.N, r.o.RecoveryBound, why)
 	} else {
 		r.say("step %d: recovered %.1fs after the heal, primary %s", s.N, f.Recovered.Sub(f.Healed).Seconds(), f.PrimaryAfter)
 	}
 	if err := r.rec.Fault(f); err != nil {
 		return fmt.Errorf("record fault %d: %w", s.N, err)
+	}
+	if !f.Recovered.IsZero() { // every standby streams: no rejoin under way
+		repaired, err := r.restoreWALFilesystems(ctx, f.PrimaryAfter)
+		if err != nil {
+			res.HealErrors = append(res.HealErrors, fmt.Sprintf("after step %d: %v", s.N, err))
+			r.log.Error("WAL filesystem not restored", "step", s.N, "err", err)
+		}
+		if len(repaired) > 0 {
+			at, _, why := r.waitRecovered(ctx, r.o.RecoveryBound)
+			r.say("after step %d: a base-backup rejoin gave %v a WAL directory on the ordinary disk: moved back to its small filesystem (recovered: %t %s)",
+				s.N, repaired, !at.IsZero(), why)
+		}
 	}
 	return clock.Sleep(ctx, calm)
 }

@@ -118,15 +118,17 @@ func TestParseFaults(t *testing.T) {
 	for in, want := range map[string]string{
 		"db-hung,nope":       `unknown fault "nope"`,
 		"db-hung,,partition": "empty fault name",
-		"disk-full":          "does not inject it yet",
 		"db-hung,db-hung":    "listed twice",
 	} {
 		if _, err := ParseFaults(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseFaults(%q) = %v, want an error with %q", in, err, want)
 		}
 	}
-	if slices.Contains(Implemented(), DiskFull) || !slices.Contains(Catalogue(), DiskFull) {
-		t.Error("disk-full must be in the catalogue and not implemented")
+	if got, err := ParseFaults("disk-full,db-crash"); err != nil || !slices.Equal(got, []string{DiskFull, DBCrash}) {
+		t.Errorf("disk-full,db-crash: %v, %v", got, err)
+	}
+	if !slices.Equal(Implemented(), Catalogue()) {
+		t.Errorf("implemented %v, catalogue %v: every fault type is injected", Implemented(), Catalogue())
 	}
 }
 
@@ -140,14 +142,13 @@ func TestValidateRefusesBadInput(t *testing.T) {
 		edit func(*Options)
 		want string
 	}{
-		"sync":     {func(o *Options) { o.SyncMode = "sometimes" }, "--sync-mode"},
-		"dcs":      {func(o *Options) { o.DCS = "zookeeper" }, "--dcs"},
-		"external": {func(o *Options) { o.DCS = "external" }, "not supported yet"},
-		"no out":   {func(o *Options) { o.Out = "" }, "--out is required"},
-		"used out": {func(o *Options) { o.Out = used }, "already holds a campaign"},
-		"short":    {func(o *Options) { o.Duration = time.Minute }, "too short"},
-		"unknown":  {func(o *Options) { o.Faults = []string{"meteor"} }, "unknown fault"},
-		"diskfull": {func(o *Options) { o.Faults = []string{DiskFull} }, "does not inject"},
+		"sync":           {func(o *Options) { o.SyncMode = "sometimes" }, "--sync-mode"},
+		"dcs":            {func(o *Options) { o.DCS = "zookeeper" }, "--dcs"},
+		"no out":         {func(o *Options) { o.Out = "" }, "--out is required"},
+		"used out":       {func(o *Options) { o.Out = used }, "already holds a campaign"},
+		"short":          {func(o *Options) { o.Duration = time.Minute }, "too short"},
+		"unknown":        {func(o *Options) { o.Faults = []string{"meteor"} }, "unknown fault"},
+		"diskfull short": {func(o *Options) { o.Faults = []string{DiskFull}; o.Duration = 10 * time.Second }, "too short"},
 	} {
 		o := ok
 		tc.edit(&o)
@@ -159,6 +160,16 @@ func TestValidateRefusesBadInput(t *testing.T) {
 	}
 	if _, err := validate(ok); err != nil {
 		t.Errorf("valid options: %v", err)
+	}
+	for _, edit := range []func(*Options){
+		func(o *Options) { o.DCS = "external"; o.Faults = []string{EtcdMemberKill, EtcdDown, NodeCrash} },
+		func(o *Options) { o.DCS = "embedded"; o.Faults = []string{DiskFull, DBCrash} },
+	} {
+		o := ok
+		edit(&o)
+		if _, err := validate(o); err != nil {
+			t.Errorf("valid options %+v: %v", o, err)
+		}
 	}
 	if _, err := os.Stat(ok.Out); err == nil {
 		t.Error("validation created the campaign directory")

@@ -203,7 +203,11 @@ func (r *campaign) panics() []string {
 		return nil
 	}
 	panicLine := regexp.MustCompile(`(^|")panic: |^goroutine \d+ \[|^fatal error: `)
-	logs, _ := filepath.Glob(filepath.Join(r.c.Dir, "*.log"))
+	var logs []string
+	for _, dir := range r.logDirs() {
+		more, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		logs = append(logs, more...)
+	}
 	var out []string
 	for _, path := range logs {
 		f, err := os.Open(path)
@@ -227,6 +231,7 @@ func (r *campaign) panics() []string {
 func (r *campaign) teardown(ctx context.Context) error {
 	var errs []error
 	errs = append(errs, r.healAll(ctx))
+	r.stopEtcd()
 	if r.c != nil {
 		r.c.StopAll()
 		if err := r.keepLogs(); err != nil {
@@ -242,7 +247,13 @@ func (r *campaign) teardown(ctx context.Context) error {
 			r.l = nil
 		}
 	}
-	if r.l == nil && r.labDir != "" {
+	if r.l == nil {
+		// The servers are gone with the lab: their WAL can be unmounted.
+		if err := r.unmountWAL(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if r.l == nil && len(r.walFS) == 0 && r.labDir != "" {
 		if err := os.RemoveAll(r.labDir); err != nil {
 			errs = append(errs, err)
 		} else {
@@ -261,23 +272,34 @@ func (r *campaign) keepLogs() error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(r.c.Dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if e.IsDir() || !(strings.HasSuffix(e.Name(), ".log") || strings.HasSuffix(e.Name(), ".jsonl")) {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(r.c.Dir, e.Name()))
+	for _, dir := range r.logDirs() {
+		entries, err := os.ReadDir(dir)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
-			return err
+		for _, e := range entries {
+			if e.IsDir() || !(strings.HasSuffix(e.Name(), ".log") || strings.HasSuffix(e.Name(), ".jsonl")) {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// logDirs are the directories of the agents' and etcd members' logs.
+func (r *campaign) logDirs() []string {
+	dirs := []string{r.c.Dir}
+	if r.etcdDir != "" {
+		dirs = append(dirs, r.etcdDir)
+	}
+	return dirs
 }
 
 // leaks lists what the campaign created and is still there after

@@ -24,7 +24,9 @@ func newChaosCmd() *cobra.Command {
 		Use:   "chaos --duration D --seed S --out DIR [--faults LIST] [--sync-mode off|on|strict] [--dcs embedded|external] [--json]",
 		Short: "Run a seeded fault campaign on a real 3-node cluster and check what the client saw (needs root)",
 		Long: `Build 3 PostgreSQL hosts and a client host in network namespaces, with
-vigil agents (embedded etcd, HTTP API, a VIP) as their own processes. The
+vigil agents (embedded etcd, HTTP API, a VIP) as their own processes; with
+--dcs external the agents use a separate 3-member etcd (vigil witness
+processes with mutual TLS on three more hosts) instead. The
 client writes rows with unique ids through the VIP and directly to the node
 whose agent answers /primary with 200, recording every attempt and the
 server that acknowledged it. Meanwhile a schedule drawn from --seed injects
@@ -34,7 +36,8 @@ streaming. The same seed gives the same schedule.
 
 Fault types (--faults, comma separated; all of them by default):
   ` + strings.Join(chaos.Implemented(), ", ") + `
-(disk-full is in the catalogue but not implemented: requesting it is an error.)
+With disk-full, each server's WAL directory is moved to a small filesystem of
+its own (a tmpfs) before the agents start.
 
 At the end everything is healed and removed, and the history in --out is
 judged: split brain, lost acknowledged writes, read-only errors on routes that
@@ -85,7 +88,7 @@ Interrupted (Ctrl-C), it heals every fault and removes everything it created.`,
 	f.Int64Var(&seed, "seed", 0, "seed of the fault schedule (default: drawn from the clock and printed)")
 	f.StringVar(&faults, "faults", "all", "fault types to inject, comma separated")
 	f.StringVar(&o.SyncMode, "sync-mode", "off", "synchronous_mode of the agents: off, on or strict")
-	f.StringVar(&o.DCS, "dcs", "embedded", "etcd: the agents' embedded members, or external (a separate 3-member etcd; not supported yet)")
+	f.StringVar(&o.DCS, "dcs", "embedded", "etcd: the agents' embedded members, or external (a separate 3-member etcd with mutual TLS)")
 	f.StringVar(&o.Out, "out", "", "directory for the history, the agents' logs and the reports (required; must not hold a campaign)")
 	f.DurationVar(&o.RecoveryBound, "recovery-bound", chaos.DefaultRecoveryBound, "how long the cluster gets to recover after each heal")
 	f.BoolVar(&jsonOut, "json", false, "print the report as one JSON object on standard output")
