@@ -164,11 +164,14 @@ func TestCampaignInterrupted(t *testing.T) {
 	defer os.RemoveAll(parent)
 	o := Options{Binary: bin, Seed: 5, Duration: MinDuration(types, defaultLeaseTTL), Faults: types,
 		Out: filepath.Join(parent, "campaign"), Progress: progress, LabParent: parent}
-	os.Chmod(parent, 0o755)
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		select {
 		case <-progress.hit:
-			time.Sleep(2 * time.Second)
+			// "step 1: " is printed once the fault is in place: cancel
+			// now, with a fault to heal.
 			cancel()
 		case <-ctx.Done():
 		}
