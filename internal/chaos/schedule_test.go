@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/internal/chaos/history"
+	"github.com/vigil-ha/vigil/internal/database"
 )
 
 func TestPlanIsDeterministicPerSeed(t *testing.T) {
@@ -194,8 +195,12 @@ func TestDropRules(t *testing.T) {
 	}
 }
 
-func TestParseTimelineHistory(t *testing.T) {
-	got := parseTimelineHistory("1\t0/3000160\tno recovery target specified\n\n2\t0/5000A28\tno recovery target specified\n", 3)
+func TestForksFromTimelineHistory(t *testing.T) {
+	switches, err := database.ParseTimelineHistory("1\t0/3000160\tno recovery target specified\n\n2\t0/5000A28\tno recovery target specified\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := forks(switches, 3)
 	want := []history.Fork{{Timeline: 2, Parent: 1, LSN: "0/3000160"}, {Timeline: 3, Parent: 2, LSN: "0/5000A28"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v", got)

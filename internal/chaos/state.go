@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/chaos/history"
 	"github.com/vigil-ha/vigil/internal/clock"
+	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/proc"
 )
 
@@ -159,40 +160,26 @@ func (r *campaign) finalState(ctx context.Context) history.Final {
 		var text string
 		if err := conn.QueryRow(qctx, "SELECT pg_read_file($1)", fmt.Sprintf("pg_wal/%08X.history", tl)).Scan(&text); err != nil {
 			r.say("final: timeline history of %s: %v", primary, err)
+		} else if switches, err := database.ParseTimelineHistory(text); err != nil {
+			r.say("final: timeline history of %s: %v", primary, err)
 		} else {
-			f.Forks = parseTimelineHistory(text, uint32(tl))
+			f.Forks = forks(switches, uint32(tl))
 		}
 	}
 	return f
 }
 
-// parseTimelineHistory reads a timeline history file: each line names a
-// parent timeline and where it ended, which is where the next began.
-func parseTimelineHistory(text string, current uint32) []history.Fork {
-	type line struct {
-		tli uint32
-		lsn string
-	}
-	var lines []line
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		tli, err := strconv.ParseUint(f[0], 10, 32)
-		if err != nil {
-			continue
-		}
-		lines = append(lines, line{uint32(tli), f[1]})
-	}
-	var out []history.Fork
-	for i, l := range lines {
+// forks turns a timeline history (database.ParseTimelineHistory: each
+// line a parent timeline and where it ended) into the timelines that began
+// there.
+func forks(switches []database.TimelineSwitch, current uint32) []history.Fork {
+	out := make([]history.Fork, 0, len(switches))
+	for i, sw := range switches {
 		next := current
-		if i+1 < len(lines) {
-			next = lines[i+1].tli
+		if i+1 < len(switches) {
+			next = switches[i+1].Timeline
 		}
-		out = append(out, history.Fork{Timeline: next, Parent: l.tli, LSN: l.lsn})
+		out = append(out, history.Fork{Timeline: next, Parent: sw.Timeline, LSN: sw.SwitchPoint.String()})
 	}
 	return out
 }
