@@ -299,7 +299,7 @@ func (a *Agent) leaseLost(reason string, notLeader bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.o.Decision.LeaseTTL)
 	defer cancel()
 	if notLeader {
-		if err := a.lease.acquire(ctx); err != nil {
+		if err := a.acquireLeader(ctx); err != nil {
 			reason += "; the key cannot be taken back: " + err.Error()
 		} else if keep, why := a.mayKeepKey(ctx); keep {
 			a.log.Warn("leader key taken back after the lease lapsed: nobody replaced this primary", "lapse", reason, "reason", why)

@@ -350,10 +350,14 @@ func (a *Agent) tick(ctx context.Context) {
 	}
 	gaveUpAt, promisedUntil := a.gaveUpAt, a.promisedUntil
 	a.mu.Unlock()
-	if dcsErr == nil {
-		a.rememberMembers(view)
+	var failsafeMembers []string
+	var failsafeAcks map[string]time.Time
+	if a.o.Decision.Failsafe {
+		if dcsErr == nil {
+			a.rememberMembers(view)
+		}
+		failsafeMembers, failsafeAcks = a.failsafeState()
 	}
-	failsafeMembers, failsafeAcks := a.failsafeState()
 	in := decision.Input{
 		GaveUpAt:         gaveUpAt,
 		PromisedUntil:    promisedUntil,

@@ -130,6 +130,10 @@ func withRequestDone(o Output, note string) Output {
 func decideAsLeaderNoRequest(in Input, out outFunc) Output {
 	self := in.Self
 	renew := Action{Kind: RenewLeader}
+	downFor := in.Now.Sub(self.DownSince)
+	if self.DownSince.IsZero() {
+		downFor = 0
+	}
 	switch self.Role() {
 	case RolePrimary:
 		actions := []Action{renew}
@@ -158,10 +162,6 @@ func decideAsLeaderNoRequest(in Input, out outFunc) Output {
 		// Routes go at once; the key is kept for a short grace (one slow
 		// probe is not a failure), then the server is killed and the key
 		// released, unless the crash policy restarts in place.
-		downFor := in.Now.Sub(self.DownSince)
-		if self.DownSince.IsZero() {
-			downFor = 0
-		}
 		if grace := in.Config.UnresponsiveGrace(); downFor < grace && !in.Cluster.Paused && in.Config.PrimaryCrash != CrashRestart {
 			return out(fmt.Sprintf("leader's database does not answer for %s: routes withdrawn; it is ended and the key released after %s",
 				downFor.Round(msRound), grace), renew, Action{Kind: WithdrawWritable})
@@ -170,10 +170,6 @@ func decideAsLeaderNoRequest(in Input, out outFunc) Output {
 	default:
 		if in.Cluster.Paused {
 			return out("leader's database is down, cluster paused: no automatic action", renew, Action{Kind: WithdrawWritable})
-		}
-		downFor := in.Now.Sub(self.DownSince)
-		if self.DownSince.IsZero() {
-			downFor = 0
 		}
 		if in.Config.PrimaryCrash == CrashRestart && downFor < in.Config.RestartTimeout {
 			actions := []Action{renew, {Kind: WithdrawWritable}}
