@@ -6,6 +6,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -15,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/user"
@@ -167,9 +169,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil && cfg.API.Listen != "" {
 		return configError(fmt.Errorf("api.token_file: %w", err))
 	}
+	pings, err := apiClient(cfg)
+	if err != nil {
+		return configError(err)
+	}
 	a, err := agent.New(agent.Options{
 		APIURL:              apiURL(cfg),
 		APIToken:            apiToken,
+		HTTPClient:          pings,
 		Cluster:             cfg.Cluster,
 		Node:                cfg.Node.Name,
 		Host:                cfg.Node.Host,
@@ -203,7 +210,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if cfg.API.Listen == "" {
 		return a.Run(ctx)
 	}
-	srv, err := newAPIServer(cfg, a, store, log)
+	srv, err := newAPIServer(cfg, apiToken, a, store, log)
 	if err != nil {
 		return err
 	}
@@ -217,11 +224,27 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	return errors.Join(runErr, <-apiDone)
 }
 
-func newAPIServer(cfg *config.Config, a *agent.Agent, store *dcs.Store, log *slog.Logger) (*api.Server, error) {
-	token, err := cfg.API.Token()
-	if err != nil {
-		return nil, configError(fmt.Errorf("api.token_file: %w", err))
+// apiClient is how this agent calls the other agents' APIs (failsafe
+// pings): over TLS, when the APIs serve it, trusting the cluster's CA (the
+// API's client CA, else the CA of the etcd certificates), since node
+// certificates from `vigil certs` are not signed by a system root.
+func apiClient(cfg *config.Config) (*http.Client, error) {
+	if cfg.API.CertFile == "" {
+		return nil, nil
 	}
+	_, dcsTLS := AgentDCSTLS(cfg)
+	ca := cmp.Or(cfg.API.ClientCAFile, dcsTLS.CAFile)
+	if ca == "" {
+		return nil, nil // the system's roots, as for any https URL
+	}
+	t, err := certs.ClientTLS(ca, "", "", "")
+	if err != nil {
+		return nil, fmt.Errorf("API client for failsafe pings: %w", err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: t}}, nil
+}
+
+func newAPIServer(cfg *config.Config, token string, a *agent.Agent, store *dcs.Store, log *slog.Logger) (*api.Server, error) {
 	return api.New(api.Options{
 		Listen: cfg.API.Listen, CertFile: cfg.API.CertFile, KeyFile: cfg.API.KeyFile, Token: token, ClientCAFile: cfg.API.ClientCAFile,
 		NodeName: cfg.Node.Name, ClusterName: cfg.Cluster,

@@ -1,8 +1,10 @@
 package node
 
 import (
+	"net/http"
 	"testing"
 
+	"github.com/vigil-ha/vigil/internal/certs"
 	"github.com/vigil-ha/vigil/internal/config"
 	"github.com/vigil-ha/vigil/internal/dcs"
 )
@@ -63,5 +65,27 @@ func TestDCSSourcesNameTheKeys(t *testing.T) {
 	want = dcs.Sources{CA: "dcs.embedded.tls.ca_file /etc/vigil/ca.crt", Password: "dcs.password_env ETCD_PASSWORD"}
 	if got != want {
 		t.Errorf("dcsSources (embedded) = %+v, want %+v", got, want)
+	}
+}
+
+// Failsafe pings reach APIs that serve TLS with certificates of the
+// cluster's own CA, which no system root signs.
+func TestAPIClientTrustsTheClusterCA(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := certs.InitCA(dir, "main", certs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := certs.Paths(dir, "ca")
+	c := &config.Config{}
+	if cl, err := apiClient(c); err != nil || cl != nil {
+		t.Fatalf("plain API: client %v, %v; want the default", cl, err)
+	}
+	c.API.CertFile, c.API.ClientCAFile = "/etc/vigil/node.crt", ca
+	cl, err := apiClient(c)
+	if err != nil || cl == nil {
+		t.Fatalf("TLS API: client %v, %v", cl, err)
+	}
+	if tr, ok := cl.Transport.(*http.Transport); !ok || tr.TLSClientConfig == nil || tr.TLSClientConfig.RootCAs == nil {
+		t.Fatal("the client does not trust the cluster's CA")
 	}
 }
