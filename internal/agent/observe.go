@@ -133,7 +133,7 @@ func (a *Agent) publishMember(ctx context.Context, l decision.Local, isolated bo
 // primary's agent freezes past its lease.
 func (a *Agent) checkSenderTimeout(t time.Duration) {
 	limit := 2 * a.o.Decision.LeaseTTL
-	if t > 0 && t < limit {
+	if t < 0 || t > 0 && t < limit { // unknown, or short enough
 		return
 	}
 	a.mu.Lock()

@@ -42,7 +42,7 @@ type Observation struct {
 
 	SynchronousStandbyNames string `json:"synchronous_standby_names"`
 	SynchronousCommit       string `json:"synchronous_commit"`
-	// WALSenderTimeout is wal_sender_timeout (0: disabled or unknown). An
+	// WALSenderTimeout is wal_sender_timeout (0: disabled; -1: unknown). An
 	// idle primary's keepalives come every half of it, and they are what
 	// tells a standby that its upstream is alive.
 	WALSenderTimeout time.Duration `json:"wal_sender_timeout"`
@@ -224,7 +224,8 @@ func (s *Server) observeStandbys(ctx context.Context, c *pgx.Conn, cat Catalog, 
 }
 
 // parseSettingDuration reads a time setting as SHOW prints it ("4s",
-// "1min", "500ms", "0"); a bare number is in unit. Anything else is 0.
+// "1min", "500ms", "0"); a bare number is in unit. Anything else (an
+// empty value from a server without the setting) is -1: unknown.
 func parseSettingDuration(v string, unit time.Duration) time.Duration {
 	v = strings.TrimSpace(v)
 	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '-' })
@@ -234,13 +235,13 @@ func parseSettingDuration(v string, unit time.Duration) time.Duration {
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n < 0 {
-		return 0
+		return -1
 	}
 	units := map[string]time.Duration{"": unit, "us": time.Microsecond, "ms": time.Millisecond, "s": time.Second,
 		"min": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
 	u, ok := units[strings.TrimSpace(suffix)]
 	if !ok {
-		return 0
+		return -1
 	}
 	return time.Duration(n) * u
 }

@@ -257,7 +257,7 @@ func TestParseSettingDuration(t *testing.T) {
 		want time.Duration
 	}{
 		{"4s", 4 * time.Second}, {"1min", time.Minute}, {"500ms", 500 * time.Millisecond}, {"0", 0},
-		{"60000", time.Minute}, {"2h", 2 * time.Hour}, {"", 0}, {"-1", 0}, {"5 parsecs", 0},
+		{"60000", time.Minute}, {"2h", 2 * time.Hour}, {"", -1}, {"-1", -1}, {"5 parsecs", -1},
 	}
 	for _, tt := range tests {
 		if got := parseSettingDuration(tt.in, time.Millisecond); got != tt.want {
