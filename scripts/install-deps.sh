@@ -9,7 +9,9 @@ set -euo pipefail
 # vigil failover-command; iputils-arping: that command's duplicate check and
 # gratuitous ARP, for real, on the test's namespaces.
 # nftables: vigil chaos injects partitions, packet loss and latency with nft.
-packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates haproxy openssh-server pgpool2 iputils-arping nftables)
+# prometheus: its promtool checks and unit-tests examples/monitoring's
+# alert rules.
+packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates haproxy openssh-server pgpool2 iputils-arping nftables prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -56,6 +58,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   # configuration; a Pgpool-II this run did not install is left alone.
   if [[ " ${missing[*]} " == *" pgpool2 "* ]] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl disable --now pgpool2.service >/dev/null 2>&1 || true
+  fi
+  # Likewise Prometheus: only its promtool is used; a Prometheus server
+  # this run did not install is left alone.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
   fi
 fi
 

@@ -14,7 +14,9 @@ import (
 // logged and the rest of the list is skipped: the next loop decides again
 // from what is then true.
 func (a *Agent) execute(ctx context.Context, out decision.Output, view dcs.View, local decision.Local) {
+	defer func() { a.acting = nil }()
 	for _, act := range out.Actions {
+		a.startAction(view, act)
 		if err := a.do(ctx, act, view, local, out.Reason); err != nil {
 			a.log.Error("action failed", "action", act.Kind, "target", act.Target, "err", err)
 			return
@@ -98,6 +100,12 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 		}
 		return nil
 	case decision.ClearRequest:
+		if r := view.Request; r != nil {
+			// Done, refused or expired: the reason says which.
+			by := r.Actor.OrUnknown()
+			a.log.Info("operator's request cleared", "request", r.Kind, "to", r.To, "reason", reason,
+				"requested_by", by.By, "requested_from", by.From)
+		}
 		a.clearRequest(ctx, view)
 		return nil
 	case decision.Switchover:
@@ -105,6 +113,8 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 		return nil
 	case decision.Rejoin:
 		return a.runRejoin(ctx, view, act.Target, reason)
+	case decision.Reinit:
+		return a.runReinit(ctx, view, act.Target, reason)
 	case decision.SetSyncKey:
 		wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 		defer cancel()

@@ -93,6 +93,9 @@ type Options struct {
 	// RejoinMethod is how a former primary becomes a standby again:
 	// "auto" (pg_rewind, else a base backup), "rewind" or "basebackup".
 	RejoinMethod string
+	// RewindUser and RewindPassword are the account pg_rewind connects as
+	// (rejoin.rewind); empty: the agent's own database account.
+	RewindUser, RewindPassword string
 
 	// Plan is the failover procedure (zero: failover.Agent()).
 	// failover.Legacy() reproduces failover_stream.sh for benchmarks:
@@ -138,13 +141,17 @@ type Agent struct {
 
 	lease *leaseKeeper
 
-	mu         sync.Mutex
-	downSince  time.Time
-	routesUp   bool
-	lastReason string
-	lastDigest map[string]string
-	slotsMade  map[string]bool
-	status     Status
+	mu        sync.Mutex
+	downSince time.Time
+	// notStreamingSince: see decision.Local.NotStreamingSince; counted
+	// per upstream (notStreamingFrom).
+	notStreamingSince time.Time
+	notStreamingFrom  string
+	routesUp          bool
+	lastReason        string
+	lastDigest        map[string]string
+	slotsMade         map[string]bool
+	status            Status
 	// lastRole is the role last reported to on_role_change.
 	lastRole string
 	// etcdLeaderCheckedAt rate-limits the etcd leadership check.
@@ -158,6 +165,17 @@ type Agent struct {
 	gaveUpAt time.Time
 	// senderTimeoutWarned: see checkSenderTimeout.
 	senderTimeoutWarned bool
+	// peerLoginWarned: see upstreamIsPrimary.
+	peerLoginWarned bool
+	// configSeen is the cluster's run-time configuration last read, once
+	// configKnown: a change is an operator's pause or resume, logged with
+	// who asked.
+	configSeen  dcs.ClusterConfig
+	configKnown bool
+	// acting is the operator's request the action being executed carries
+	// out (nil: none), for its history record. Only the loop's goroutine,
+	// which executes actions, uses it.
+	acting *dcs.Request
 	// Failsafe mode, see failsafe.go: the members a leader must hear from
 	// and when each confirmed; the promise this node gave; whether it is
 	// taking the leader key right now.
@@ -210,7 +228,7 @@ func New(o Options) (*Agent, error) {
 		if !ok {
 			return nil, fmt.Errorf("agent: a server of type %T needs its Control", o.Server)
 		}
-		o.Control = pgControl{srv}
+		o.Control = pgControl{srv: srv, rewindUser: o.RewindUser, rewindPassword: o.RewindPassword}
 	}
 	if o.Trusted == nil {
 		o.Trusted = isolation.Checker{}
@@ -377,6 +395,7 @@ func (a *Agent) tick(ctx context.Context) {
 	if dcsErr == nil {
 		a.publishMember(ctx, local, !trusted.Reachable)
 		a.checkConfigDigests(view)
+		a.noticeConfigChange(view.Config)
 		for _, p := range view.Problems {
 			a.log.Warn("DCS data ignored", "problem", p)
 		}
@@ -514,4 +533,77 @@ func (a *Agent) roleChanged(role string) {
 		}
 		a.log.Info("on_role_change callback done", "role", role, "command", argv[0])
 	}()
+}
+
+// noticeConfigChange logs an operator's pause or resume, with who asked and
+// from where, the first time this agent reads it: every agent acts on it
+// (a paused agent takes no automatic action). The configuration found at
+// start is no change.
+func (a *Agent) noticeConfigChange(c dcs.ClusterConfig) {
+	a.mu.Lock()
+	changed := a.configKnown && (c.Paused != a.configSeen.Paused || !c.ChangedAt.Equal(a.configSeen.ChangedAt))
+	a.configSeen, a.configKnown = c, true
+	a.mu.Unlock()
+	if !changed {
+		return
+	}
+	msg := "cluster resumed by an operator: automatic failover again"
+	if c.Paused {
+		msg = "cluster paused by an operator: no automatic failover until resumed"
+	}
+	by := c.ChangedBy.OrUnknown()
+	a.log.Info(msg, "requested_by", by.By, "requested_from", by.From)
+}
+
+// requestActedOn returns the operator's request that an action of kind
+// carries out on this node, nil when the agent acts on its own (an
+// automatic failover or rejoin while a request for something else, or an
+// expired one, is pending).
+func (a *Agent) requestActedOn(view dcs.View, kind decision.ActionKind) *dcs.Request {
+	r := view.Request
+	if r == nil || !decision.RequestActive(r.Created, r.At, a.clock.Now()) {
+		return nil // none, or expired: the decision ignored it too
+	}
+	switch kind {
+	case decision.Failover:
+		// A manual failover, or the target's side of a switchover.
+		if (r.Kind == decision.RequestFailover || r.Kind == decision.RequestSwitchover) && r.To == a.o.Node {
+			return r
+		}
+	case decision.Switchover:
+		if r.Kind == decision.RequestSwitchover && !r.HandedOver {
+			return r
+		}
+	case decision.Rejoin:
+		if r.Kind == decision.RequestRejoin && r.To == a.o.Node {
+			return r
+		}
+	case decision.Reinit:
+		if r.Kind == decision.RequestReinit && r.To == a.o.Node {
+			return r
+		}
+	}
+	return nil
+}
+
+// startAction notes, and logs, whose request act carries out before the
+// agent acts. The request is judged now: a procedure may outlast its
+// request's expiry, and it still carried the request out.
+func (a *Agent) startAction(view dcs.View, act decision.Action) {
+	a.acting = a.requestActedOn(view, act.Kind)
+	if a.acting == nil {
+		return
+	}
+	r, by := a.acting, a.acting.Actor.OrUnknown()
+	a.log.Info("acting on an operator's request", "action", act.Kind, "request", r.Kind, "to", r.To,
+		"requested_at", r.Created, "requested_by", by.By, "requested_from", by.From)
+}
+
+// attribute names in rec the operator whose request the action being
+// executed carries out, if any: the history says who asked.
+func (a *Agent) attribute(rec *timeline.Record) {
+	if r := a.acting; r != nil {
+		by := r.Actor.OrUnknown()
+		rec.RequestedBy, rec.RequestedFrom = by.By, by.From
+	}
 }

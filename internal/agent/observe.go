@@ -3,8 +3,12 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
@@ -46,9 +50,15 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 				l.Upstream = memberAt(view, obs.UpstreamHost, obs.UpstreamPort)
 				// Streaming proves the upstream alive only while it keeps
 				// talking: a receiver cut off by a partition still says
-				// "streaming" until wal_receiver_timeout.
+				// "streaming" until wal_receiver_timeout. This server's
+				// wal_sender_timeout stands for its upstream's: a cluster
+				// shares its settings.
 				if w := obs.WALReceiver; w != nil && w.Status == "streaming" && w.LastMessageAgeSec >= 0 {
-					l.Streaming = time.Duration(w.LastMessageAgeSec*float64(time.Second)) < a.o.Decision.LeaseTTL
+					limit := a.o.Decision.UpstreamSilentAfter(obs.WALSenderTimeout)
+					l.Streaming = limit == 0 || time.Duration(w.LastMessageAgeSec*float64(time.Second)) < limit
+				}
+				if view.Leader == "" && !l.Streaming && obs.UpstreamHost != "" {
+					l.UpstreamIsPrimary = a.upstreamIsPrimary(ctx, obs.UpstreamHost, obs.UpstreamPort)
 				}
 			} else {
 				l.WAL = obs.CurrentLSN
@@ -85,8 +95,43 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 		a.downSince = a.clock.Now()
 	}
 	l.DownSince = a.downSince
+	// The clock restarts when the standby is pointed at another upstream:
+	// it gets its retries against the new one.
+	switch {
+	case l.Role() != decision.RoleStandby || l.Streaming:
+		a.notStreamingSince, a.notStreamingFrom = time.Time{}, ""
+	case a.notStreamingSince.IsZero() || a.notStreamingFrom != l.Upstream:
+		a.notStreamingSince, a.notStreamingFrom = a.clock.Now(), l.Upstream
+	}
+	l.NotStreamingSince = a.notStreamingSince
 	a.mu.Unlock()
 	return l, probe
+}
+
+// upstreamIsPrimary asks the upstream directly, within half a lease: no
+// answer counts as "not a primary" (a hung server is ended by its own
+// agent, a dead one answers nothing).
+func (a *Agent) upstreamIsPrimary(ctx context.Context, host string, port int) bool {
+	pctx, cancel := context.WithTimeout(ctx, a.o.Decision.LeaseTTL/2)
+	defer cancel()
+	primary, err := a.o.Server.PeerIsPrimary(pctx, host, port)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28"): // invalid authorization
+		// The upstream answered but refused the agent's role: the check
+		// is off, silence alone decides. Say so once, loudly.
+		a.mu.Lock()
+		warned := a.peerLoginWarned
+		a.peerLoginWarned = true
+		a.mu.Unlock()
+		if !warned {
+			a.log.Warn("cannot ask the upstream whether it still runs as a primary: its server refuses this agent's role; allow the role from the cluster's hosts in pg_hba.conf, or a frozen primary's agent may cost a second primary",
+				"upstream", fmt.Sprintf("%s:%d", host, port), "err", err)
+		}
+	case err != nil:
+		a.log.Debug("upstream check", "err", err)
+	}
+	return primary
 }
 
 // memberAt names the member whose database listens at host:port.
@@ -126,11 +171,12 @@ func (a *Agent) publishMember(ctx context.Context, l decision.Local, isolated bo
 }
 
 // checkSenderTimeout warns, once per agent run, when the primary's
-// keepalives are too rare for the standbys' "my upstream is alive" guard:
-// with no WAL flowing, a standby hears from its upstream every
-// wal_sender_timeout/2, and counts it alive only within a lease TTL. With
-// PostgreSQL's default (60 s) an idle cluster fails over when the
-// primary's agent freezes past its lease.
+// keepalives are so rare that they slow failover down: with no WAL
+// flowing, a standby hears from its upstream every wal_sender_timeout/2,
+// so it waits that long plus a lease TTL of silence before it counts an
+// unreachable primary gone (decision.Config.UpstreamSilentAfter). With
+// PostgreSQL's default (60 s), a primary cut off from its standbys is
+// replaced only after about half a minute.
 func (a *Agent) checkSenderTimeout(t time.Duration) {
 	limit := 2 * a.o.Decision.LeaseTTL
 	if t < 0 || t > 0 && t < limit { // unknown, or short enough
@@ -141,7 +187,7 @@ func (a *Agent) checkSenderTimeout(t time.Duration) {
 	a.senderTimeoutWarned = true
 	a.mu.Unlock()
 	if !warned {
-		a.log.Warn("wal_sender_timeout is too long for the lease: standbys of an idle primary whose agent froze cannot tell it is alive; set it below 2 x lease_ttl",
-			"wal_sender_timeout", t, "below", limit)
+		a.log.Warn("wal_sender_timeout is long for the lease: a standby waits wal_sender_timeout/2 + lease_ttl of silence before it replaces an unreachable primary; set it below 2 x lease_ttl",
+			"wal_sender_timeout", t, "below", limit, "failover_waits", a.o.Decision.UpstreamSilentAfter(t))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/isolation"
 	"github.com/vigil-ha/vigil/internal/pgctl"
+	"github.com/vigil-ha/vigil/internal/rejoin"
 )
 
 // The agent's I/O edges, one small interface each, so that the same agent
@@ -27,12 +28,14 @@ type Server interface {
 	Halt(ctx context.Context, grace time.Duration) error
 	Promote(ctx context.Context, wait time.Duration) error
 	Follow(ctx context.Context, up database.Upstream) error
-	Rejoin(ctx context.Context, up database.Upstream, o database.RejoinOptions) (database.RejoinResult, error)
 	EnsureSlot(ctx context.Context, name string) error
 	SetSynchronous(ctx context.Context, names ...string) error
 	SetAsync(ctx context.Context) error
 	Checkpoint(ctx context.Context) error
 	CheckAlive(ctx context.Context) error
+	// PeerIsPrimary asks another server of the cluster whether it runs
+	// as a primary.
+	PeerIsPrimary(ctx context.Context, host string, port int) (bool, error)
 }
 
 // Control is what the agent learns of its server without SQL (the process,
@@ -52,6 +55,13 @@ type Control interface {
 	RequestPromote(ctx context.Context) error
 	// RewindConn is the account pg_rewind reads the leader's files as.
 	RewindConn() database.ConnConfig
+	// Rejoin makes the stopped or diverged server a standby of up (the
+	// rejoin procedure, package rejoin), its steps recorded by rec.
+	Rejoin(ctx context.Context, up database.Upstream, o rejoin.Options, rec rejoin.Recorder) (rejoin.Result, error)
+	// Reinit rebuilds the server as a standby of up by a base backup,
+	// whatever its data directory holds (rejoin.Reinit), its steps
+	// recorded by rec.
+	Reinit(ctx context.Context, up database.Upstream, o rejoin.Options, rec rejoin.Recorder) (rejoin.Result, error)
 }
 
 // Store is the part of the DCS the agent uses: exactly the methods of
@@ -90,7 +100,11 @@ type Clock = clock.Clock
 
 // pgControl is Control for a *database.Server: its pg_ctl, its data
 // directory, its connection settings.
-type pgControl struct{ srv *database.Server }
+type pgControl struct {
+	srv *database.Server
+	// rewindUser and rewindPassword: see Options.RewindUser.
+	rewindUser, rewindPassword string
+}
 
 func (c pgControl) Status(ctx context.Context) (bool, int, error) { return c.srv.Ctl.Status(ctx) }
 
@@ -102,14 +116,24 @@ func (c pgControl) StandbyConfigured() bool { return fileExists(c.srv.StandbyMar
 
 func (c pgControl) RequestPromote(ctx context.Context) error {
 	// failover_stream.sh ran "sys_ctl promote" without waiting.
-	srv := c.srv
-	_, err := srv.Ctl.Runner.Run(ctx, srv.Ctl.Bin(srv.Flavor.ControlBinary), "-D", srv.Ctl.DataDir, "promote")
-	return err
+	return c.srv.Ctl.RequestPromote(ctx)
+}
+
+func (c pgControl) Rejoin(ctx context.Context, up database.Upstream, o rejoin.Options, rec rejoin.Recorder) (rejoin.Result, error) {
+	return rejoin.Run(ctx, c.srv, up, o, rec)
+}
+
+func (c pgControl) Reinit(ctx context.Context, up database.Upstream, o rejoin.Options, rec rejoin.Recorder) (rejoin.Result, error) {
+	return rejoin.Reinit(ctx, c.srv, up, o, rec)
 }
 
 func (c pgControl) RewindConn() database.ConnConfig {
-	// pg_rewind reads the leader's files as the agent's own superuser,
-	// which every member shares.
+	// pg_rewind reads the leader's files as the configured rewind account,
+	// else as the agent's own role, which every member shares.
 	conn := c.srv.Conn
-	return database.ConnConfig{User: conn.User, Password: conn.Password, Database: conn.Database, ConnectTimeout: conn.ConnectTimeout}
+	rw := database.ConnConfig{User: conn.User, Password: conn.Password, Database: conn.Database, ConnectTimeout: conn.ConnectTimeout}
+	if c.rewindUser != "" {
+		rw.User, rw.Password = c.rewindUser, c.rewindPassword
+	}
+	return rw
 }

@@ -46,6 +46,7 @@ func (a *Agent) runFailover(ctx context.Context, view dcs.View, reason string) {
 
 	ok := a.runPlan(ctx, rec, view, a.plan())
 	record := rec.Finish(ok, reason)
+	a.attribute(&record) // audit: who asked, if anyone
 	if len(record.Steps) > 2 {
 		// Only a failover that got the key is history; losing the race is routine.
 		a.saveHistory(ctx, record)
@@ -77,10 +78,9 @@ func (a *Agent) runPlan(ctx context.Context, rec *timeline.Recorder, view dcs.Vi
 // steps are the agent's implementations of the plans' steps.
 func (a *Agent) steps(rec *timeline.Recorder, view dcs.View) failover.Steps {
 	var commit database.ProbeResult
-	do := func(f failover.StepFunc) failover.Step { return failover.Step{Do: f} }
 	return failover.Steps{
-		failover.StepIsolationGuard: do(a.isolationGuard),
-		failover.StepAcquireLeader: do(func(ctx context.Context) (string, error) {
+		failover.StepIsolationGuard: a.isolationGuard,
+		failover.StepAcquireLeader: func(ctx context.Context) (string, error) {
 			if err := a.acquireLeader(ctx); errors.Is(err, errKeyTaken) {
 				return "", fmt.Errorf("%w: another candidate took the leader key first", errAborted)
 			} else if err != nil {
@@ -88,30 +88,30 @@ func (a *Agent) steps(rec *timeline.Recorder, view dcs.View) failover.Steps {
 			}
 			a.leaderProgress(false, nil, "failover in progress: holds the leader key, not yet proved writable")
 			return fmt.Sprintf("leader key taken under a %s lease", a.o.Decision.LeaseTTL), nil
-		}),
-		failover.StepFence:   do(func(ctx context.Context) (string, error) { return a.fence(ctx, view) }),
-		failover.StepPromote: do(a.promote),
-		failover.StepReadinessGate: do(func(ctx context.Context) (string, error) {
+		},
+		failover.StepFence:   func(ctx context.Context) (string, error) { return a.fence(ctx, view) },
+		failover.StepPromote: a.promote,
+		failover.StepReadinessGate: func(ctx context.Context) (string, error) {
 			var err error
 			commit, err = a.readinessGate(ctx, rec, view)
 			if err != nil {
 				return "", err
 			}
 			return commit.String(), nil
-		}),
-		failover.StepSynchronous: do(a.fixSynchronous),
-		failover.StepCheckpoint: do(func(ctx context.Context) (string, error) {
+		},
+		failover.StepSynchronous: a.fixSynchronous,
+		failover.StepCheckpoint: func(ctx context.Context) (string, error) {
 			return failover.Checkpoint(ctx, a.o.Server, a.o.PromoteTimeout)
-		}),
-		failover.StepPublish: do(func(ctx context.Context) (string, error) {
+		},
+		failover.StepPublish: func(ctx context.Context) (string, error) {
 			ev, err := a.publish(ctx, commit)
 			if err == nil {
 				a.leaderProgress(true, &commit, "failover done: writable primary published")
 			}
 			return ev, err
-		}),
+		},
 		failover.StepRoutesUp:       failover.Do(a.routesUpIfLeader, "routes up: "+a.routeNames()),
-		failover.StepStandbysFollow: do(func(ctx context.Context) (string, error) { return a.standbysFollow(ctx, view) }),
+		failover.StepStandbysFollow: func(ctx context.Context) (string, error) { return a.standbysFollow(ctx, view) },
 
 		failover.DoForceRoutesUp:   failover.Do(a.forceRoutesUp, "legacy order: routes up before the promotion"),
 		failover.DoRequestPromote:  failover.Do(func(ctx context.Context) error { return a.o.Control.RequestPromote(ctx) }, "promote requested (not waited for)"),

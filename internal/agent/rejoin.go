@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/rejoin"
 	"github.com/vigil-ha/vigil/internal/timeline"
 )
 
@@ -43,19 +43,18 @@ func (a *Agent) runRejoin(ctx context.Context, view dcs.View, leader, reason str
 	rec := timeline.New("rejoin", a.o.Cluster, a.o.Node, leader, a.o.StepLog, a.log)
 	a.log.Warn("rejoining as a standby", "leader", leader, "method", a.o.RejoinMethod, "reason", reason)
 	a.routesDown(ctx, "rejoining as a standby")
-	res, err := a.o.Server.Rejoin(ctx, up, database.RejoinOptions{
-		Method:        database.RejoinMethod(a.o.RejoinMethod),
+	res, err := a.o.Control.Rejoin(ctx, up, rejoin.Options{
+		Method:        rejoin.Method(a.o.RejoinMethod),
 		RewindConn:    a.o.Control.RewindConn(),
 		StreamTimeout: a.o.PromoteTimeout,
-	})
-	for _, st := range res.Steps {
-		rec.Add(timeline.Step{Name: "rejoin_" + st.Name, Start: st.Start, End: st.Start.Add(st.Took), OK: st.Error == "", Evidence: st.Evidence, Error: st.Error})
-	}
+		Logger:        a.log,
+	}, rec)
 	summary := fmt.Sprintf("method %s: %s", res.Method, res.Evidence)
 	if res.MovedDataDir != "" {
 		summary += "; the old data directory is kept at " + res.MovedDataDir
 	}
 	record := rec.Finish(err == nil, reason+"; "+summary)
+	a.attribute(&record) // audit: who asked, if anyone
 	a.appendHistory(ctx, record)
 	if rejoinRequestedHere(view, a.o.Node) { // an automatic rejoin leaves others' requests alone
 		a.clearRequest(ctx, view)
@@ -79,11 +78,12 @@ func rejoinRequestedHere(view dcs.View, node string) bool {
 	return r != nil && r.Kind == decision.RequestRejoin && r.To == node
 }
 
-// appendHistory stores a record that is not a failover (a rejoin).
+// appendHistory stores a record that is not a failover (a rejoin, a
+// reinit).
 func (a *Agent) appendHistory(ctx context.Context, rec timeline.Record) {
 	hctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 	defer cancel()
 	if err := a.o.Store.AppendHistory(hctx, rec.Start, rec); err != nil {
-		a.log.Warn("save rejoin record in the DCS", "err", err)
+		a.log.Warn("save "+rec.Kind+" record in the DCS", "err", err)
 	}
 }

@@ -39,6 +39,7 @@ func (a *Agent) runSwitchover(ctx context.Context, view dcs.View, target, reason
 	a.log.Warn("starting switchover", "target", target, "reason", reason)
 	ok := a.switchoverSteps(ctx, rec, view, target)
 	record := rec.Finish(ok, reason)
+	a.attribute(&record)
 	a.saveHistory(ctx, record)
 	a.log.Info("switchover finished on the old leader", "ok", ok, "timeline", "\n"+timeline.Format(record))
 }
@@ -131,6 +132,10 @@ func (a *Agent) switchoverSteps(ctx context.Context, rec *timeline.Recorder, vie
 		wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 		defer cancel()
 		r := dcs.Request{Kind: decision.RequestSwitchover, From: a.o.Node, To: target, Created: a.clock.Now(), HandedOver: true}
+		if view.Request != nil {
+			// The target's record names the operator too.
+			r.Actor = view.Request.Actor
+		}
 		if err := a.o.Store.SetRequest(wctx, r); err != nil {
 			return "", err
 		}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/tls"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -58,20 +59,22 @@ func TestClientCertificateAuthorisesOperatorEndpoints(t *testing.T) {
 		}
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
 	}
+	const dba = "cert:CN=dba,OU=vigil operator,O=main"
 	tests := []struct {
 		name      string
 		client    *http.Client
 		token     string
 		want      int // 0: the handshake is refused
 		wantCalls int
+		wantBy    string // who the controller is told asked
 	}{
-		{"certificate of the client CA", client(dir), "", 200, 1},
-		{"certificate of the client CA and a wrong token", client(dir), "guess", 200, 1},
-		{"certificate of another CA", client(other), "", 0, 0},
-		{"certificate of another CA with the token", client(other), testToken, 0, 0},
-		{"no certificate, the token", client(""), testToken, 200, 1},
-		{"no certificate, a wrong token", client(""), "guess", 401, 0},
-		{"no certificate, no token", client(""), "", 401, 0},
+		{"certificate of the client CA", client(dir), "", 200, 1, dba},
+		{"certificate of the client CA and a wrong token", client(dir), "guess", 200, 1, dba},
+		{"certificate of another CA", client(other), "", 0, 0, ""},
+		{"certificate of another CA with the token", client(other), testToken, 0, 0, ""},
+		{"no certificate, the token", client(""), testToken, 200, 1, "token:" + TokenName(testToken)},
+		{"no certificate, a wrong token", client(""), "guess", 401, 0, ""},
+		{"no certificate, no token", client(""), "", 401, 0, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,8 +104,16 @@ func TestClientCertificateAuthorisesOperatorEndpoints(t *testing.T) {
 					t.Errorf("POST /pause = %d, want %d", resp.StatusCode, tc.want)
 				}
 			}
-			if got := len(ctl.Calls()) - before; got != tc.wantCalls {
-				t.Errorf("controller called %d times, want %d", got, tc.wantCalls)
+			calls := ctl.Calls()
+			if got := len(calls) - before; got != tc.wantCalls {
+				t.Fatalf("controller called %d times, want %d", got, tc.wantCalls)
+			}
+			if tc.wantCalls > 0 {
+				// The client's side of the connection: the test's own host.
+				by := calls[len(calls)-1].by
+				if host, _, err := net.SplitHostPort(by.From); by.By != tc.wantBy || err != nil || host != "127.0.0.1" {
+					t.Errorf("controller told %+v asked, want %q from 127.0.0.1:<port>", by, tc.wantBy)
+				}
 			}
 		})
 	}

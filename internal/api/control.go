@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,30 +14,61 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/internal/agent"
+	"github.com/vigil-ha/vigil/internal/dcs"
 )
 
 // maxBodyBytes bounds a request body: the largest legitimate one is a
 // switchover request of a few dozen bytes.
 const maxBodyBytes = 64 << 10
 
+// operatorHandler serves a mutating endpoint for by, the caller that
+// authorized identified.
+type operatorHandler func(w http.ResponseWriter, r *http.Request, by dcs.Actor)
+
 // authorized guards the mutating endpoints. A client certificate verified
 // against Options.ClientCAFile authorises as the token does. The order of
 // the refusals is deliberate: without a token or a client CA nothing is
 // open (403); an unauthenticated caller learns nothing else (401), not even
 // whether the controller exists (501).
-func (s *Server) authorized(next http.HandlerFunc) http.HandlerFunc {
+func (s *Server) authorized(next operatorHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if subject, ok := s.verifiedClient(r); ok {
-			s.log.Info("API request authorised by a client certificate", "path", r.URL.Path, "subject", subject, "remote", r.RemoteAddr)
-		} else if !s.tokenAuthorized(w, r) {
+		by, ok := s.identify(w, r)
+		if !ok {
 			return
 		}
 		if s.o.Control == nil {
 			s.writeError(w, http.StatusNotImplemented, errors.New("this agent does not accept operator requests yet"))
 			return
 		}
-		next(w, r)
+		next(w, r, by)
 	}
+}
+
+// identify authenticates the caller of a mutating endpoint and names them
+// for the audit trail: by the subject of a verified client certificate,
+// else by the name of the token they hold (never the token itself); from
+// the address the request came from. A refusal is answered here.
+func (s *Server) identify(w http.ResponseWriter, r *http.Request) (dcs.Actor, bool) {
+	if subject, ok := s.verifiedClient(r); ok {
+		s.log.Info("API request authorised by a client certificate", "path", r.URL.Path, "subject", subject, "remote", r.RemoteAddr)
+		return dcs.Actor{By: "cert:" + subject, From: r.RemoteAddr}, true
+	}
+	if !s.tokenAuthorized(w, r) {
+		return dcs.Actor{}, false
+	}
+	return dcs.Actor{By: "token:" + s.tokenName, From: r.RemoteAddr}, true
+}
+
+// TokenName names the holders of token in the audit trail: a fingerprint
+// (the first 32 bits of its SHA-256) that tells two tokens apart but says
+// nothing usable about the token, which must never be logged or stored.
+// "" for no token.
+func TokenName(token string) string {
+	if token == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(token))
+	return "sha256:" + hex.EncodeToString(sum[:4])
 }
 
 // verifiedClient returns the subject of the request's client certificate
@@ -106,7 +138,7 @@ type failoverRequest struct {
 	To string `json:"to"`
 }
 
-func (s *Server) handleSwitchover(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleSwitchover(w http.ResponseWriter, r *http.Request, by dcs.Actor) {
 	var req switchoverRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		s.writeError(w, http.StatusBadRequest, err)
@@ -120,14 +152,14 @@ func (s *Server) handleSwitchover(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.log.Info("switchover requested", "to", req.To, "at", at, "remote", r.RemoteAddr)
+	s.log.Info("switchover requested", "to", req.To, "at", at, "requested_by", by.By, "requested_from", by.From)
 	ctx, cancel := s.controlContext(r)
 	defer cancel()
-	msg, err := s.o.Control.Switchover(ctx, req.To, at)
+	msg, err := s.o.Control.Switchover(ctx, by, req.To, at)
 	s.writeControlResult(w, "switchover", msg, err)
 }
 
-func (s *Server) handleFailover(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleFailover(w http.ResponseWriter, r *http.Request, by dcs.Actor) {
 	var req failoverRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		s.writeError(w, http.StatusBadRequest, err)
@@ -139,23 +171,23 @@ func (s *Server) handleFailover(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusBadRequest, errors.New(`a failover needs a target: {"to": "<member>"}`))
 		return
 	}
-	s.log.Info("failover requested", "to", req.To, "remote", r.RemoteAddr)
+	s.log.Info("failover requested", "to", req.To, "requested_by", by.By, "requested_from", by.From)
 	ctx, cancel := s.controlContext(r)
 	defer cancel()
-	msg, err := s.o.Control.Failover(ctx, req.To)
+	msg, err := s.o.Control.Failover(ctx, by, req.To)
 	s.writeControlResult(w, "failover", msg, err)
 }
 
-func (s *Server) handlePause(paused bool) http.HandlerFunc {
+func (s *Server) handlePause(paused bool) operatorHandler {
 	op, msg := "resume", "cluster resumed: automatic failover is on again"
 	if paused {
 		op, msg = "pause", "cluster paused: no automatic failover until resumed"
 	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		s.log.Info(op+" requested", "remote", r.RemoteAddr)
+	return func(w http.ResponseWriter, r *http.Request, by dcs.Actor) {
+		s.log.Info(op+" requested", "requested_by", by.By, "requested_from", by.From)
 		ctx, cancel := s.controlContext(r)
 		defer cancel()
-		s.writeControlResult(w, op, msg, s.o.Control.SetPaused(ctx, paused))
+		s.writeControlResult(w, op, msg, s.o.Control.SetPaused(ctx, by, paused))
 	}
 }
 
@@ -207,7 +239,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
 // handleFailsafe answers a failsafe leader's ping: 200 with the promise,
 // 409 when this node may promote. It runs on every loop of a leader that
 // lost the DCS, so only refusals are logged.
-func (s *Server) handleFailsafe(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleFailsafe(w http.ResponseWriter, r *http.Request, _ dcs.Actor) {
 	if s.o.Failsafe == nil {
 		s.writeError(w, http.StatusNotImplemented, errors.New("this agent does not answer failsafe pings"))
 		return

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-ha/vigil/internal/dcs"
 )
 
 func TestControlAuth(t *testing.T) {
@@ -197,6 +200,66 @@ func TestTokenNeverLogged(t *testing.T) {
 	for _, secret := range []string{testToken, wrong} {
 		if strings.Contains(out, secret) {
 			t.Errorf("log contains a token:\n%s", out)
+		}
+	}
+}
+
+// TestControlRequestsNameTheCaller: every operator request reaches the
+// controller with who asked (the token's name, never the token) and from
+// where (the client's address), and the request's log line says the same.
+func TestControlRequestsNameTheCaller(t *testing.T) {
+	want := dcs.Actor{By: "token:" + TokenName(testToken), From: "192.0.2.9:51234"}
+	for _, ep := range []struct{ path, body string }{
+		{"/switchover", `{"to":"node2"}`}, {"/failover", `{"to":"node2"}`}, {"/pause", ""}, {"/resume", ""},
+	} {
+		t.Run(ep.path, func(t *testing.T) {
+			var logs logBuffer
+			ctl := &fakeControl{msg: "done"}
+			s := newServer(t, writablePrimary(), func(o *Options) { o.Token, o.Control, o.Logger = testToken, ctl, logs.logger() })
+			req := httptest.NewRequest(http.MethodPost, ep.path, strings.NewReader(ep.body))
+			req.RemoteAddr = want.From
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, req)
+			if rec.Code != 200 {
+				t.Fatalf("POST %s = %d: %s", ep.path, rec.Code, rec.Body)
+			}
+			calls := ctl.Calls()
+			if len(calls) != 1 || calls[0].by != want {
+				t.Fatalf("controller calls %+v, want one by %+v", calls, want)
+			}
+			line := ""
+			for l := range strings.Lines(logs.String()) {
+				if strings.Contains(l, "requested") && !strings.Contains(l, "authorised") {
+					line = l
+				}
+			}
+			if !strings.Contains(line, "requested_by="+want.By) || !strings.Contains(line, "requested_from="+want.From) {
+				t.Errorf("the request's log line does not name who asked and from where: %q\n%s", line, logs.String())
+			}
+			if strings.Contains(logs.String(), testToken) {
+				t.Errorf("log contains the token:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestTokenName: a token's name tells tokens apart, is stable, and holds
+// nothing of the token.
+func TestTokenName(t *testing.T) {
+	if got := TokenName(""); got != "" {
+		t.Errorf("TokenName(\"\") = %q, want none", got)
+	}
+	a, b := TokenName(testToken), TokenName(testToken+"x")
+	if a == b || a != TokenName(testToken) {
+		t.Errorf("names %q and %q: want stable and distinct", a, b)
+	}
+	if !strings.HasPrefix(a, "sha256:") || len(a) != len("sha256:")+8 {
+		t.Errorf("name %q, want sha256: and 8 hex digits", a)
+	}
+	for i := 0; i+4 <= len(testToken); i++ {
+		if strings.Contains(a, testToken[i:i+4]) {
+			t.Errorf("name %q contains %q of the token", a, testToken[i:i+4])
 		}
 	}
 }

@@ -52,6 +52,8 @@ type controlCall struct {
 	to     string
 	at     time.Time
 	paused bool
+	// by is who the server said asked.
+	by dcs.Actor
 	// ctxErr and hasDeadline describe the context the call received.
 	ctxErr      error
 	hasDeadline bool
@@ -82,18 +84,18 @@ func (f *fakeControl) record(ctx context.Context, c controlCall) {
 	f.mu.Unlock()
 }
 
-func (f *fakeControl) Switchover(ctx context.Context, to string, at time.Time) (string, error) {
-	f.record(ctx, controlCall{op: "switchover", to: to, at: at})
+func (f *fakeControl) Switchover(ctx context.Context, by dcs.Actor, to string, at time.Time) (string, error) {
+	f.record(ctx, controlCall{op: "switchover", to: to, at: at, by: by})
 	return f.msg, f.err
 }
 
-func (f *fakeControl) Failover(ctx context.Context, to string) (string, error) {
-	f.record(ctx, controlCall{op: "failover", to: to})
+func (f *fakeControl) Failover(ctx context.Context, by dcs.Actor, to string) (string, error) {
+	f.record(ctx, controlCall{op: "failover", to: to, by: by})
 	return f.msg, f.err
 }
 
-func (f *fakeControl) SetPaused(ctx context.Context, paused bool) error {
-	f.record(ctx, controlCall{op: "pause", paused: paused})
+func (f *fakeControl) SetPaused(ctx context.Context, by dcs.Actor, paused bool) error {
+	f.record(ctx, controlCall{op: "pause", paused: paused, by: by})
 	return f.err
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/agent"
 	"github.com/vigil-ha/vigil/internal/certs"
 	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/decision"
 )
 
 // StatusSource gives the agent's view after its last loop.
@@ -36,14 +37,15 @@ type ClusterSource interface {
 	Snapshot(ctx context.Context) (dcs.View, error)
 }
 
-// Controller performs operator requests. Its methods return a message for
-// the operator. An error wrapping ErrConflict means the cluster's state does
-// not allow the request (answered 409); any other error is answered 500,
-// or 504 when the call ran out of time.
+// Controller performs operator requests on behalf of by, the authenticated
+// caller (for the audit trail: the request stored names them). Its methods
+// return a message for the operator. An error wrapping ErrConflict means
+// the cluster's state does not allow the request (answered 409); any other
+// error is answered 500, or 504 when the call ran out of time.
 type Controller interface {
-	Switchover(ctx context.Context, to string, at time.Time) (string, error)
-	Failover(ctx context.Context, to string) (string, error)
-	SetPaused(ctx context.Context, paused bool) error
+	Switchover(ctx context.Context, by dcs.Actor, to string, at time.Time) (string, error)
+	Failover(ctx context.Context, by dcs.Actor, to string) (string, error)
+	SetPaused(ctx context.Context, by dcs.Actor, paused bool) error
 }
 
 // FailsafeConfirmer is the agent's side of failsafe mode: it promises a
@@ -95,6 +97,16 @@ type Options struct {
 	// answers 501.
 	Failsafe FailsafeConfirmer
 
+	// SyncMode and MaximumLagOnFailover are this node's failover settings
+	// (failover.synchronous_mode, failover.maximum_lag_on_failover), for
+	// the metrics the alerts compare with. An empty SyncMode is off.
+	SyncMode             decision.SyncMode
+	MaximumLagOnFailover uint64
+	// DCS, when set, exports the agent's reads of etcd (its round-trip
+	// time, the synchronous standbys recorded); the agent's store must be
+	// wrapped to feed it (see DCSReads).
+	DCS *DCSReads
+
 	// DefaultMaxLagBytes applies to /replica and /read-only when no ?lag=
 	// is given; 0 means DefaultMaxLagBytes (the package constant).
 	DefaultMaxLagBytes uint64
@@ -119,6 +131,8 @@ type Server struct {
 	reg     *prometheus.Registry
 	handler http.Handler
 	tls     *tls.Config
+	// tokenName names the token's holders in the audit trail.
+	tokenName string
 }
 
 // New checks the options, loads the TLS key pair and registers the metrics.
@@ -152,7 +166,7 @@ func New(o Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{o: o, log: log.With("component", "api")}
+	s := &Server{o: o, log: log.With("component", "api"), tokenName: TokenName(o.Token)}
 
 	if o.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
@@ -179,14 +193,21 @@ func New(o Options) (*Server, error) {
 	// must not collide.
 	s.reg = prometheus.NewRegistry()
 	labelled := prometheus.WrapRegistererWith(prometheus.Labels{"node": o.NodeName, "cluster": o.ClusterName}, s.reg)
-	for _, c := range []struct {
+	cs := []struct {
 		r prometheus.Registerer
 		c prometheus.Collector
 	}{
-		{labelled, newStatusCollector(o.Agent)},
+		{labelled, newStatusCollector(o.Agent, o.SyncMode, o.MaximumLagOnFailover)},
 		{s.reg, collectors.NewGoCollector()},
 		{s.reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})},
-	} {
+	}
+	if o.DCS != nil {
+		cs = append(cs, struct {
+			r prometheus.Registerer
+			c prometheus.Collector
+		}{labelled, o.DCS})
+	}
+	for _, c := range cs {
 		if err := c.r.Register(c.c); err != nil {
 			return nil, fmt.Errorf("api: register metrics: %w", err)
 		}

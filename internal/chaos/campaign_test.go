@@ -19,10 +19,10 @@ import (
 )
 
 // TestCampaignEveryFault runs a short campaign on a real netns cluster with
-// every implemented fault type at least once, then judges its history:
+// every fault type of the catalogue at least once, then judges its history:
 // no violation, a complete history, nothing left behind.
 func TestCampaignEveryFault(t *testing.T) {
-	types := Implemented()
+	types := Catalogue()
 	runCampaign(t, Options{Seed: 20261202, Faults: types, Command: "go test ./internal/chaos -run TestCampaignEveryFault"}, 20*time.Minute)
 }
 
@@ -88,7 +88,7 @@ func runCampaign(t *testing.T, o Options, timeout time.Duration) (history.Histor
 	defer remove()
 	types := o.Faults
 	var progress bytes.Buffer
-	o.Binary, o.Duration, o.Out, o.Progress = bin, MinDuration(types, defaultLeaseTTL), filepath.Join(t.TempDir(), "campaign"), &progress
+	o.Binary, o.Duration, o.Out, o.Progress = bin, MinDuration(types, defaultLeaseTTL), keptOnFailure(t), &progress
 	o.Logger = slog.New(slog.NewTextHandler(&progress, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -138,6 +138,49 @@ func runCampaign(t *testing.T, o Options, timeout time.Duration) (history.Histor
 		t.Errorf("leaks: %v", h.Final.Leaks)
 	}
 	return h, o.Out
+}
+
+// keptOnFailure returns a campaign directory that outlives a failed test:
+// its agents' logs are what explains a violation, and the failure prints
+// their warnings and decisions (a CI run leaves nothing else to read).
+func keptOnFailure(t *testing.T) string {
+	t.Helper()
+	parent, err := os.MkdirTemp("", "vigil-chaos-campaign-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(parent, "campaign")
+	t.Cleanup(func() {
+		if !t.Failed() {
+			os.RemoveAll(parent)
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(out, "agents", "*.log"))
+		for _, l := range logs {
+			t.Logf("==== %s: warnings and decisions (last 80)\n%s", filepath.Base(l), agentLogDigest(l, 80))
+		}
+		t.Logf("campaign directory kept: %s", out)
+	})
+	return out
+}
+
+// agentLogDigest keeps the agent's own lines at warning level and its
+// decisions, without the embedded etcd's, the last n of them.
+func agentLogDigest(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var keep []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, `"caller":`) {
+			continue // the embedded etcd member's
+		}
+		if strings.Contains(l, `"msg":"decision"`) || strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`) {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep[max(0, len(keep)-n):], "\n")
 }
 
 // TestCampaignInterrupted cancels a campaign while a latency fault (nft

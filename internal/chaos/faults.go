@@ -108,9 +108,6 @@ type faultType struct {
 	roles []Role
 	// hold is how long the fault stays before it is healed.
 	hold func(ttl time.Duration) time.Duration
-	// implemented: false for catalogue entries this runner refuses.
-	implemented bool
-	why         string
 }
 
 func fixed(d time.Duration) func(time.Duration) time.Duration {
@@ -125,22 +122,22 @@ func ttlTimes(k int, plus time.Duration) func(time.Duration) time.Duration {
 // report and of the default --faults).
 func catalogue() []faultType {
 	return []faultType{
-		{name: NodeCrash, roles: []Role{RolePrimary, RolePrimary, RoleStandby}, hold: ttlTimes(2, 0), implemented: true},
-		{name: DBCrash, roles: []Role{RolePrimary, RolePrimary, RoleStandby}, hold: fixed(0), implemented: true},
-		{name: DBHung, roles: []Role{RolePrimary, RolePrimary, RoleStandby}, hold: ttlTimes(2, 4*time.Second), implemented: true},
-		{name: AgentCrash, roles: []Role{RoleAny}, hold: ttlTimes(0, time.Second), implemented: true},
-		{name: AgentFrozen, roles: []Role{RolePrimary}, hold: ttlTimes(2, time.Second), implemented: true},
-		{name: Partition, roles: []Role{RoleAny}, hold: ttlTimes(2, 2*time.Second), implemented: true},
-		{name: PartitionPrimaryDCS, roles: []Role{RolePrimary}, hold: ttlTimes(2, 2*time.Second), implemented: true},
-		{name: PartitionPrimaryStandbys, roles: []Role{RolePrimary}, hold: ttlTimes(2, 2*time.Second), implemented: true},
-		{name: PartitionPrimaryClients, roles: []Role{RolePrimary}, hold: ttlTimes(2, 2*time.Second), implemented: true},
-		{name: PacketLoss, roles: []Role{RoleAny}, hold: fixed(10 * time.Second), implemented: true},
-		{name: Latency, roles: []Role{RoleAny}, hold: fixed(10 * time.Second), implemented: true},
-		{name: EtcdMemberKill, roles: []Role{RoleStandby}, hold: ttlTimes(2, 2*time.Second), implemented: true},
-		{name: EtcdDown, roles: []Role{RoleAll}, hold: ttlTimes(2, 0), implemented: true},
-		{name: DiskFull, roles: []Role{RolePrimary}, hold: fixed(10 * time.Second), implemented: true},
-		{name: Switchover, roles: []Role{RolePrimary}, hold: fixed(0), implemented: true},
-		{name: Flapping, roles: []Role{RolePrimary}, hold: fixed(0), implemented: true},
+		{name: NodeCrash, roles: []Role{RolePrimary, RolePrimary, RoleStandby}, hold: ttlTimes(2, 0)},
+		{name: DBCrash, roles: []Role{RolePrimary, RolePrimary, RoleStandby}, hold: fixed(0)},
+		{name: DBHung, roles: []Role{RolePrimary, RolePrimary, RoleStandby}, hold: ttlTimes(2, 4*time.Second)},
+		{name: AgentCrash, roles: []Role{RoleAny}, hold: ttlTimes(0, time.Second)},
+		{name: AgentFrozen, roles: []Role{RolePrimary}, hold: ttlTimes(2, time.Second)},
+		{name: Partition, roles: []Role{RoleAny}, hold: ttlTimes(2, 2*time.Second)},
+		{name: PartitionPrimaryDCS, roles: []Role{RolePrimary}, hold: ttlTimes(2, 2*time.Second)},
+		{name: PartitionPrimaryStandbys, roles: []Role{RolePrimary}, hold: ttlTimes(2, 2*time.Second)},
+		{name: PartitionPrimaryClients, roles: []Role{RolePrimary}, hold: ttlTimes(2, 2*time.Second)},
+		{name: PacketLoss, roles: []Role{RoleAny}, hold: fixed(10 * time.Second)},
+		{name: Latency, roles: []Role{RoleAny}, hold: fixed(10 * time.Second)},
+		{name: EtcdMemberKill, roles: []Role{RoleStandby}, hold: ttlTimes(2, 2*time.Second)},
+		{name: EtcdDown, roles: []Role{RoleAll}, hold: ttlTimes(2, 0)},
+		{name: DiskFull, roles: []Role{RolePrimary}, hold: fixed(10 * time.Second)},
+		{name: Switchover, roles: []Role{RolePrimary}, hold: fixed(0)},
+		{name: Flapping, roles: []Role{RolePrimary}, hold: fixed(0)},
 	}
 }
 
@@ -170,25 +167,12 @@ func Catalogue() []string {
 	return out
 }
 
-// Implemented returns the fault types this runner injects, in the
-// catalogue's order: the default of --faults.
-func Implemented() []string {
-	var out []string
-	for _, f := range catalogue() {
-		if f.implemented {
-			out = append(out, f.name)
-		}
-	}
-	return out
-}
-
 // ParseFaults reads a comma-separated list of fault type names; empty or
-// "all" means every implemented type. Unknown names, types this runner
-// cannot inject and duplicates are errors.
+// "all" means the whole catalogue. Unknown names and duplicates are errors.
 func ParseFaults(s string) ([]string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == "all" {
-		return Implemented(), nil
+		return Catalogue(), nil
 	}
 	var out []string
 	for _, part := range strings.Split(s, ",") {
@@ -196,12 +180,8 @@ func ParseFaults(s string) ([]string, error) {
 		if name == "" {
 			return nil, fmt.Errorf("--faults %q: empty fault name", s)
 		}
-		f, ok := lookup(name)
-		if !ok {
+		if _, ok := lookup(name); !ok {
 			return nil, fmt.Errorf("--faults: unknown fault %q; the catalogue has %s", name, strings.Join(Catalogue(), ", "))
-		}
-		if !f.implemented {
-			return nil, fmt.Errorf("--faults: %s", f.why)
 		}
 		if slices.Contains(out, name) {
 			return nil, fmt.Errorf("--faults: %s is listed twice", name)

@@ -35,7 +35,7 @@ settle period to return to one writable primary with every standby
 streaming. The same seed gives the same schedule.
 
 Fault types (--faults, comma separated; all of them by default):
-  ` + strings.Join(chaos.Implemented(), ", ") + `
+  ` + strings.Join(chaos.Catalogue(), ", ") + `
 With disk-full, each server's WAL directory is moved to a small filesystem of
 its own (a tmpfs) before the agents start.
 

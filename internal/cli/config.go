@@ -24,48 +24,88 @@ func newConfigCmd() *cobra.Command {
 }
 
 func newConfigCheckCmd() *cobra.Command {
-	return &cobra.Command{
+	var pgpoolFile bool
+	cmd := &cobra.Command{
 		Use:   "check FILE",
-		Short: "Validate a node's configuration: one line per problem",
-		Long: `Load and validate a node's configuration file, as the agent does at start.
+		Short: "Validate a node's configuration (or, with --pgpool, the Pgpool command's): one line per problem",
+		Long: `Load and validate a node's configuration file, as the agent does at start,
+or with --pgpool the configuration of failover-command and follow-command, as
+they do when Pgpool-II runs them. Both kinds of file share their sections
+(database, vip, trusted_ips, the timing of a promotion, SSH) and their names.
 
 Every problem is printed on its own line as FILE:LINE: key: what to do (the
 line is left out for a key the file does not set), and the command exits
 with status 2. Checks that look at this host (the control binary in bin_dir,
-password and TLS files, the OS account, the VIP interface) are included, so
-run it on the node the file is for. Warnings (for instance a password file
-other accounts can read) are printed the same way but do not fail the check.
-Notes name the faults the configuration does not survive for want of an
-option (no fence, no failsafe, asynchronous replication); see the README's
-reliability section.`,
+password, SSH and TLS files, the OS account, the VIP interface) are included,
+so run it on the host the file is for. Warnings (for instance a password file
+other accounts can read, or a key written with its old name) are printed the
+same way but do not fail the check. Notes name the faults a node's
+configuration does not survive for want of an option (no fence, no
+failsafe, asynchronous replication); see the README's reliability section.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := args[0]
-			stderr := cmd.ErrOrStderr()
-			cfg, err := config.Load(path)
-			if err == nil {
-				err = cfg.Validate()
+			if pgpoolFile {
+				return checkPgpoolConfig(cmd, args[0])
 			}
-			var problems config.Problems
-			switch {
-			case errors.As(err, &problems):
-				if err := printProblems(stderr, path, "", problems); err != nil {
-					return err
-				}
-				return usageError(fmt.Errorf("%s: configuration rejected, see the lines above", path))
-			case err != nil:
-				return usageError(err)
-			}
-			if err := printProblems(stderr, path, "warning: ", cfg.Warnings()); err != nil {
-				return err
-			}
-			if err := printProblems(stderr, path, "note: ", cfg.Limits()); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (cluster %s, node %s, flavor %s)\n", path, cfg.Cluster, cfg.Node.Name, cfg.Database.Flavor)
-			return err
+			return checkNodeConfig(cmd, args[0])
 		},
 	}
+	cmd.Flags().BoolVar(&pgpoolFile, "pgpool", false, "FILE is the Pgpool command's configuration (failover-command, follow-command)")
+	return cmd
+}
+
+func checkNodeConfig(cmd *cobra.Command, path string) error {
+	stderr := cmd.ErrOrStderr()
+	cfg, err := config.Load(path)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err := rejected(stderr, path, err); err != nil {
+		return err
+	}
+	if err := printProblems(stderr, path, "warning: ", cfg.Warnings()); err != nil {
+		return err
+	}
+	if err := printProblems(stderr, path, "note: ", cfg.Limits()); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (cluster %s, node %s, flavor %s)\n", path, cfg.Cluster, cfg.Node.Name, cfg.Database.Flavor)
+	return err
+}
+
+func checkPgpoolConfig(cmd *cobra.Command, path string) error {
+	stderr := cmd.ErrOrStderr()
+	cfg, err := config.LoadPgpool(path)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err == nil {
+		err = cfg.HostProblems()
+	}
+	if err := rejected(stderr, path, err); err != nil {
+		return err
+	}
+	if err := printProblems(stderr, path, "warning: ", cfg.Warnings()); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (Pgpool command, cluster %s, flavor %s)\n", path, cfg.Cluster, cfg.Database.Flavor)
+	return err
+}
+
+// rejected prints the problems of a configuration that failed to load or
+// validate and returns the usage error to exit with; nil when err is.
+func rejected(w io.Writer, path string, err error) error {
+	var problems config.Problems
+	switch {
+	case errors.As(err, &problems):
+		if err := printProblems(w, path, "", problems); err != nil {
+			return err
+		}
+		return usageError(fmt.Errorf("%s: configuration rejected, see the lines above", path))
+	case err != nil:
+		return usageError(err)
+	}
+	return nil
 }
 
 // printProblems writes one line per problem in the FILE:LINE: form editors

@@ -128,3 +128,65 @@ func TestConfigDefaults(t *testing.T) {
 		})
 	}
 }
+
+// pgpoolConfig writes a Pgpool command's configuration whose SSH files
+// exist, plus extra YAML, and returns its path.
+func pgpoolConfig(t *testing.T, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"id_ed25519", "known_hosts"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := "database: {bin_dir: /usr/lib/postgresql/15/bin}\n" +
+		"trusted_ips: [198.18.0.1]\n" +
+		"ssh: {user: root, key_file: " + dir + "/id_ed25519, known_hosts_file: " + dir + "/known_hosts}\n" + extra
+	path := filepath.Join(dir, "pgpool.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestConfigCheckPgpool: `vigil config check --pgpool` checks the Pgpool
+// command's file with the same loader and output as a node's, and names the
+// new key for each old one.
+func TestConfigCheckPgpool(t *testing.T) {
+	tests := []struct {
+		name       string
+		extra      string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{"valid", "timing: {readiness_timeout: 3m}\n", ExitOK, "FILE: OK (Pgpool command, cluster pgpool, flavor postgres)\n", ""},
+		{"old names warn", "timing:\n  db: 1s\n  readiness: 3m\n", ExitOK, "FILE: OK (Pgpool command, cluster pgpool, flavor postgres)\n",
+			"FILE:5: warning: timing.db: old name of timing.db_timeout: rename it; the old name is read in this release only\n" +
+				"FILE:6: warning: timing.readiness: old name of timing.readiness_timeout: rename it; the old name is read in this release only\n"},
+		{"unknown key", "timing:\n  readines_timeout: 3m\n", ExitUsage, "",
+			`FILE:5: timing.readines_timeout: unknown key (did you mean "readiness_timeout"?)` + "\n" +
+				"vigil: FILE: configuration rejected, see the lines above\n"},
+		{"a problem under an old name", "timing:\n  readiness: 1s\n", ExitUsage, "",
+			"FILE:5: timing.readiness_timeout: must be longer than timing.db_timeout (2s): the readiness gate needs time for at least one write probe\n" +
+				"vigil: FILE: configuration rejected, see the lines above\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := pgpoolConfig(t, tt.extra)
+			var stdout, stderr bytes.Buffer
+			code := Main([]string{"config", "check", "--pgpool", path}, &stdout, &stderr)
+			out := strings.ReplaceAll(stdout.String(), path, "FILE")
+			errOut := strings.ReplaceAll(stderr.String(), path, "FILE")
+			if code != tt.wantCode || out != tt.wantStdout || errOut != tt.wantStderr {
+				t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit %d\nstdout:\n%s\nstderr:\n%s",
+					code, out, errOut, tt.wantCode, tt.wantStdout, tt.wantStderr)
+			}
+		})
+	}
+	// A node's file is not a Pgpool command's: its keys are unknown there.
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"config", "check", "--pgpool", nodeConfig(t, "")}, &stdout, &stderr); code != ExitUsage || !strings.Contains(stderr.String(), "node: unknown key") {
+		t.Errorf("a node's file as --pgpool: exit %d\n%s", code, stderr.String())
+	}
+}

@@ -2,10 +2,14 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -33,13 +37,47 @@ type ctlOptions struct {
 	// tls are --cacert, --cert and --key: an operator's certificate for
 	// an etcd that requires one. Unset, --config's files are used.
 	tls config.TLS
+
+	// Set by open: the cluster reached and who this operator is for the
+	// audit trail.
+	clusterName string
+	actor       dcs.Actor
+}
+
+// controller makes requests on s in this operator's name.
+func (o *ctlOptions) controller(s *dcs.Store) control.Controller {
+	return control.Controller{Store: s, Actor: o.actor, Cluster: o.clusterName}
+}
+
+// operator names who runs this command, for the audit trail: the subject
+// of the client certificate shown to etcd, else the etcd user, else the OS
+// user; from this OS account and host.
+func operator(tlsCfg *tls.Config, etcdUser string) dcs.Actor {
+	subject := ""
+	if tlsCfg != nil && len(tlsCfg.Certificates) > 0 && len(tlsCfg.Certificates[0].Certificate) > 0 {
+		leaf := tlsCfg.Certificates[0].Leaf
+		if leaf == nil {
+			leaf, _ = x509.ParseCertificate(tlsCfg.Certificates[0].Certificate[0])
+		}
+		if leaf != nil {
+			subject = leaf.Subject.String()
+		}
+	}
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	} else if name == "" {
+		name = fmt.Sprintf("uid %d", os.Getuid())
+	}
+	host, _ := os.Hostname()
+	return control.OperatorActor(subject, etcdUser, name, host)
 }
 
 func newCtlCmd() *cobra.Command {
 	var o ctlOptions
 	cmd := &cobra.Command{
 		Use:   "ctl",
-		Short: "Operate a cluster: list, switchover, failover, rejoin, pause, resume, history",
+		Short: "Operate a cluster: list, switchover, failover, rejoin, reinit, pause, resume, history",
 		Long: `Operate a cluster through its DCS. Point it at the cluster with a node's
 configuration (--config) or with --endpoints and --cluster. With embedded
 etcd, --config reaches the etcd member of that node: use a live node's
@@ -60,7 +98,7 @@ requires a certificate of the cluster's CA: --config uses the node's files
 	f.StringVar(&o.tls.CertFile, "cert", "", "client certificate for etcd, e.g. from `vigil certs client` (default: --config's)")
 	f.StringVar(&o.tls.KeyFile, "key", "", "private key of --cert")
 	cmd.AddCommand(newCtlListCmd(&o), newCtlPauseCmd(&o, true), newCtlPauseCmd(&o, false), newCtlHistoryCmd(&o),
-		newCtlFailoverCmd(&o), newCtlSwitchoverCmd(&o), newCtlRejoinCmd(&o))
+		newCtlFailoverCmd(&o), newCtlSwitchoverCmd(&o), newCtlRejoinCmd(&o), newCtlReinitCmd(&o))
 	return cmd
 }
 
@@ -115,6 +153,7 @@ func (o *ctlOptions) open() (*dcs.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.clusterName, o.actor = cluster, operator(tlsCfg, user)
 	return dcs.Open(dcs.Options{Endpoints: endpoints, TLS: tlsCfg, Username: user, Password: password,
 		Cluster: cluster, Prefix: prefix, LeaseTTL: ttl, DialTimeout: o.timeout})
 }
@@ -236,8 +275,9 @@ func printList(w io.Writer, out listOutput) {
 		paused = "  [PAUSED: no automatic failover]"
 	}
 	fmt.Fprintf(w, "cluster %s, leader %s%s\n", out.Cluster, orDash(out.Leader), paused)
-	if out.Request != nil {
-		fmt.Fprintf(w, "pending %s request: from %s to %s\n", out.Request.Kind, orDash(out.Request.From), orDash(out.Request.To))
+	if r := out.Request; r != nil {
+		by := r.Actor.OrUnknown()
+		fmt.Fprintf(w, "pending %s request: from %s to %s, requested by %s from %s\n", r.Kind, orDash(r.From), orDash(r.To), by.By, by.From)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tHOST\tROLE\tTL\tWAL\tLAG(bytes)\tSYNC\tROUTES\tSTATE")
@@ -287,7 +327,7 @@ func newCtlPauseCmd(o *ctlOptions, pause bool) *cobra.Command {
 		RunE: o.withStore(func(cmd *cobra.Command, _ []string, s *dcs.Store) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			defer cancel()
-			if err := s.SetPaused(ctx, pause); err != nil {
+			if err := o.controller(s).SetPaused(ctx, pause); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cluster %sd\n", use)
@@ -299,7 +339,7 @@ func newCtlPauseCmd(o *ctlOptions, pause bool) *cobra.Command {
 func newCtlHistoryCmd(o *ctlOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "history",
-		Short: "Past failovers and switchovers with their step timelines",
+		Short: "Past failovers, switchovers, rejoins, reinits, pauses and resumes: their steps and who asked",
 		Args:  cobra.NoArgs,
 		RunE: o.withStore(func(cmd *cobra.Command, _ []string, s *dcs.Store) error {
 			recs, err := o.records(cmd.Context(), s, 0)
@@ -313,7 +353,7 @@ func newCtlHistoryCmd(o *ctlOptions) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), "no failover or switchover recorded")
 			}
 			for _, rec := range recs {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s  %s\n", rec.Start.Format(time.RFC3339), timeline.Format(rec))
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %s\n", rec.Start.Format(time.RFC3339), formatRecord(rec))
 			}
 			return nil
 		}),
@@ -336,7 +376,7 @@ leader key, promotion, readiness gate, and only then the routes.`,
 			v, err := s.Snapshot(ctx)
 			if err == nil {
 				var req dcs.Request
-				req, err = control.Controller{Store: s}.Failover(ctx, to)
+				req, err = o.controller(s).Failover(ctx, to)
 				cancel()
 				if err == nil {
 					return requestAndWait(cmd, o, s, req, v.Leader, wait)
@@ -376,7 +416,7 @@ write outage it caused.`,
 				wait += time.Until(t)
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-			req, err := control.Controller{Store: s}.Switchover(ctx, to, when)
+			req, err := o.controller(s).Switchover(ctx, to, when)
 			cancel()
 			if err != nil {
 				return controlError(err)
@@ -429,7 +469,7 @@ func reportHandover(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, req dcs.Req
 		if rec.Start.Before(req.Created) {
 			continue
 		}
-		fmt.Fprint(w, timeline.Format(rec))
+		fmt.Fprint(w, formatRecord(rec))
 		for _, st := range rec.Steps {
 			switch st.Name {
 			case agent.StepRoutesDown:
@@ -476,39 +516,81 @@ printed), when NODE does not stream within --settle of its agent clearing
 the request, or after --wait.`,
 		Args: cobra.ExactArgs(1),
 		RunE: o.withStore(func(cmd *cobra.Command, args []string, s *dcs.Store) error {
-			node := args[0]
-			// The rejoin's records are those written after this view:
-			// etcd revisions, unlike times, need no agreement of clocks.
-			before, err := o.snapshot(cmd.Context(), s)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-			req, err := control.Controller{Store: s}.Rejoin(ctx, node)
-			cancel()
-			if err != nil {
-				return controlError(err)
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "rejoin of %s requested; waiting until it streams from the primary...\n", node)
-			werr := waitRejoin(cmd.Context(), o, s, req, before.Revision, wait, settle)
-			if rerr := reportRecords(cmd, o, s, before.Revision, node); rerr != nil && werr == nil {
-				werr = rerr
-			}
-			if werr != nil && cmd.Context().Err() == nil {
-				return &exitError{code: ExitFailure, err: werr}
-			}
-			return werr
+			return rebuildAndWait(cmd, o, s, args[0], "rejoin", "streams from the primary", control.Controller.Rejoin, wait, settle)
 		}),
 	}
-	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "how long to wait (a base backup of a large database takes a while)")
-	cmd.Flags().DurationVar(&settle, "settle", time.Minute, "how long NODE may take to show it streams once its agent has cleared the request")
+	rebuildWaitFlags(cmd, &wait, &settle)
 	return cmd
 }
 
-// waitRejoin polls the DCS until control.CheckRejoin says the rejoin
-// requested by req is done (nil) or failed, NODE does not stream within
-// settle of its agent finishing, or wait passes. since is the revision
-// read before the request.
+// rebuildAndWait asks for a rejoin or reinit of node (ask is the
+// controller's method), waits until node streams from the primary, prints
+// the records the agent wrote meanwhile, and turns a failure into exit 1.
+func rebuildAndWait(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, node, what, until string,
+	ask func(control.Controller, context.Context, string) (dcs.Request, error), wait, settle time.Duration) error {
+	// The records are those written after this view: etcd revisions,
+	// unlike times, need no agreement of clocks.
+	before, err := o.snapshot(cmd.Context(), s)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	req, err := ask(o.controller(s), ctx, node)
+	cancel()
+	if err != nil {
+		return controlError(err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s of %s requested; waiting until it %s...\n", what, node, until)
+	werr := waitRejoin(cmd.Context(), o, s, req, before.Revision, wait, settle)
+	if rerr := reportRecords(cmd, o, s, before.Revision, node); rerr != nil && werr == nil {
+		werr = rerr
+	}
+	if werr != nil && cmd.Context().Err() == nil {
+		return &exitError{code: ExitFailure, err: werr}
+	}
+	return werr
+}
+
+func rebuildWaitFlags(cmd *cobra.Command, wait, settle *time.Duration) {
+	cmd.Flags().DurationVar(wait, "wait", 10*time.Minute, "how long to wait (a base backup of a large database takes a while)")
+	cmd.Flags().DurationVar(settle, "settle", time.Minute, "how long NODE may take to show it streams once its agent has cleared the request")
+}
+
+func newCtlReinitCmd(o *ctlOptions) *cobra.Command {
+	var wait, settle time.Duration
+	cmd := &cobra.Command{
+		Use:   "reinit NODE",
+		Short: "Rebuild a broken standby from the current primary (base backup; old data directory kept)",
+		Long: `Rebuild NODE, a standby (or a stopped former primary) whose server no longer
+starts or streams, from the current writable primary. NODE's agent does it,
+whatever NODE's data directory holds: it stops the server if it runs, moves
+the data directory aside (it is never deleted: the record says where it
+went), copies the primary with pg_basebackup, puts NODE's own configuration
+files back, starts the server as a standby and waits until it streams.
+Unlike rejoin it takes no rewind and trusts nothing the old directory says.
+
+Refused for the leader, a node running a primary, a node without a live
+agent, while another request is pending, and while the cluster is paused
+(a paused cluster's agents replace no server: ` + "`vigil ctl resume`" + ` first).
+
+The command waits until NODE's agent has recorded the reinit and then
+published that NODE is a standby of the primary on its timeline, and exits
+0 only then. It exits 1 when the reinit failed (its record, with the failed
+step, is printed), when NODE does not stream within --settle of its agent
+clearing the request, or after --wait; 2 when the request is refused.`,
+		Args: cobra.ExactArgs(1),
+		RunE: o.withStore(func(cmd *cobra.Command, args []string, s *dcs.Store) error {
+			return rebuildAndWait(cmd, o, s, args[0], "reinit", "is rebuilt and streams from the primary", control.Controller.Reinit, wait, settle)
+		}),
+	}
+	rebuildWaitFlags(cmd, &wait, &settle)
+	return cmd
+}
+
+// waitRejoin polls the DCS until control.CheckRejoin (CheckReinit for a
+// reinit) says what req asked for is done (nil) or failed, NODE does not
+// stream within settle of its agent finishing, or wait passes. since is
+// the revision read before the request.
 func waitRejoin(ctx context.Context, o *ctlOptions, s *dcs.Store, req dcs.Request, since int64, wait, settle time.Duration) error {
 	deadline := time.Now().Add(wait)
 	var settleBy time.Time
@@ -529,8 +611,8 @@ func waitRejoin(ctx context.Context, o *ctlOptions, s *dcs.Store, req dcs.Reques
 			}
 		}
 		if !settleBy.IsZero() && time.Now().After(settleBy) {
-			return fmt.Errorf("the request to rejoin %s is gone (its agent acted on it, or it expired unanswered), but %s does not stream from the primary %s later: %s; see its agent's log",
-				req.To, req.To, settle, last.Waiting)
+			return fmt.Errorf("the request to %s %s is gone (its agent acted on it, or it expired unanswered), but %s does not stream from the primary %s later: %s; see its agent's log",
+				req.Kind, req.To, req.To, settle, last.Waiting)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s does not stream from the primary after %s: %s", req.To, wait, last.Waiting)
@@ -553,6 +635,9 @@ func rejoinProgress(ctx context.Context, o *ctlOptions, s *dcs.Store, req dcs.Re
 	v, err := o.snapshot(ctx, s)
 	if err != nil {
 		return control.RejoinProgress{}, err
+	}
+	if req.Kind == decision.RequestReinit {
+		return control.CheckReinit(v, req, recs), nil
 	}
 	return control.CheckRejoin(v, req, recs), nil
 }
@@ -583,8 +668,21 @@ func reportRecords(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, since int64,
 	}
 	for _, rec := range recs {
 		if rec.Node == node {
-			fmt.Fprint(cmd.OutOrStdout(), timeline.Format(rec))
+			fmt.Fprint(cmd.OutOrStdout(), formatRecord(rec))
 		}
 	}
 	return nil
+}
+
+// formatRecord renders a history record with who asked for it: a pause or
+// resume, which has neither node nor steps, in one line.
+func formatRecord(rec timeline.Record) string {
+	if rec.Node == "" && len(rec.Steps) == 0 {
+		return fmt.Sprintf("%s (%s), requested by %s from %s\n", rec.Kind, rec.Reason, orDash(rec.RequestedBy), orDash(rec.RequestedFrom))
+	}
+	s := timeline.Format(rec)
+	if rec.RequestedBy != "" {
+		s += fmt.Sprintf("  requested by %s from %s\n", rec.RequestedBy, orDash(rec.RequestedFrom))
+	}
+	return s
 }

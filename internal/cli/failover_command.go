@@ -20,9 +20,9 @@ const pgpoolExitCodes = `Exit codes (Pgpool-II logs them and carries on; they ar
   3  no trusted IP answered: nothing was done
   4  no usable new primary (none given, or it does not answer): nothing was done
   5  the old primary could not be fenced: nothing was promoted
-  6  promoted, but no write committed within timing.readiness: the VIP was not moved
+  6  promoted, but no write committed within timing.readiness_timeout: the VIP was not moved
   7  writable primary, but the VIP was not added or does not answer
-  8  timing.total ran out (the log says during which step)`
+  8  timing.total_timeout ran out (the log says during which step)`
 
 type pgpoolCmdOptions struct {
 	config string
@@ -56,6 +56,11 @@ func (o *pgpoolCmdOptions) setup(cmd *cobra.Command, positional []string) (pgpoo
 	}
 	if err != nil {
 		return fail(fmt.Errorf("configuration %s:\n%w", o.config, err))
+	}
+	// Pgpool-II's log is where its operator reads what the command said,
+	// a key written with its old name included.
+	for _, w := range cfg.Warnings() {
+		logger(cmd).Warn("configuration: " + w.String())
 	}
 	named := map[string]string{}
 	for flag, v := range o.named {

@@ -110,7 +110,7 @@ func TestClusterExamplesDescribeOneCluster(t *testing.T) {
 		s.Database.ConnectHost = "" // node.host when not set
 		s.DCS.Embedded.PeerURL, s.DCS.Embedded.ClientURL = "", ""
 		s.API.Listen = ""
-		s.lines = nil
+		s.src = source{}
 		return s
 	}
 	want := shared(configs["node1"])

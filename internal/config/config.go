@@ -13,11 +13,11 @@ import (
 type Config struct {
 	// Cluster names the cluster; it is part of every DCS key, so the agents
 	// of one cluster must agree on it and different clusters must not.
-	Cluster  string   `yaml:"cluster"`
-	Node     Node     `yaml:"node"`
-	Database Database `yaml:"database"`
-	DCS      DCS      `yaml:"dcs"`
-	VIP      VIP      `yaml:"vip"`
+	Cluster  string       `yaml:"cluster"`
+	Node     Node         `yaml:"node"`
+	Database NodeDatabase `yaml:"database"`
+	DCS      DCS          `yaml:"dcs"`
+	VIP      VIP          `yaml:"vip"`
 	// TrustedIPs are addresses outside the cluster (gateway, DNS server) the
 	// agent pings to tell "the others are gone" from "I am cut off".
 	TrustedIPs []string  `yaml:"trusted_ips"`
@@ -27,9 +27,9 @@ type Config struct {
 	API        API       `yaml:"api"`
 	Callbacks  Callbacks `yaml:"callbacks"`
 
-	// lines maps a key's dotted path to its line in the loaded file, so that
-	// problems found after decoding still point at the line to change.
-	lines map[string]int
+	// src is the file the configuration was read from: its problems name
+	// the file and line to change.
+	src source
 }
 
 // Node describes this node.
@@ -42,36 +42,13 @@ type Node struct {
 	Priority int `yaml:"priority"`
 }
 
-// Database says where this node's server is and how to reach it.
-type Database struct {
-	Flavor  string `yaml:"flavor"`
-	BinDir  string `yaml:"bin_dir"`
-	DataDir string `yaml:"data_dir"`
-	Port    int    `yaml:"port"`
+// NodeDatabase is a node's database section: the keys every file shares
+// and where the agent reaches its own server.
+type NodeDatabase struct {
+	Database `yaml:",inline"`
 	// ConnectHost is where the agent connects to its own server: a unix
 	// socket directory or an address. Load sets it to node.host when empty.
 	ConnectHost string `yaml:"connect_host"`
-	// OSUser is the account the server runs as when the agent runs as root;
-	// empty means the owner of the data directory.
-	OSUser         string        `yaml:"os_user"`
-	Superuser      Superuser     `yaml:"superuser"`
-	Replication    Replication   `yaml:"replication"`
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
-}
-
-// Superuser is the role the agent uses for its own SQL.
-type Superuser struct {
-	User     string `yaml:"user"`
-	Database string `yaml:"database"`
-	// Secret is inline, so the file says password_file or password_env next
-	// to user, and Resolve reads the password.
-	Secret `yaml:",inline"`
-}
-
-// Replication is the role standbys stream with.
-type Replication struct {
-	User   string `yaml:"user"`
-	Secret `yaml:",inline"`
 }
 
 // DCS says how to reach etcd: external endpoints, or a member embedded in
@@ -127,23 +104,13 @@ type TLS struct {
 // Enabled reports whether any TLS file is set.
 func (t TLS) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
 
-// VIP is the service address that follows the writable primary; an empty
-// Address means no VIP.
-type VIP struct {
-	Address            string `yaml:"address"`
-	Interface          string `yaml:"interface"`
-	GratuitousARPCount int    `yaml:"gratuitous_arp_count"`
-}
-
 // Timing holds the agent's clocks; package decision explains how lease_ttl
 // and loop_interval bound the time two primaries could coexist.
 type Timing struct {
-	LeaseTTL         time.Duration `yaml:"lease_ttl"`
-	LoopInterval     time.Duration `yaml:"loop_interval"`
-	DCSTimeout       time.Duration `yaml:"dcs_timeout"`
-	DBTimeout        time.Duration `yaml:"db_timeout"`
-	PromoteTimeout   time.Duration `yaml:"promote_timeout"`
-	ReadinessTimeout time.Duration `yaml:"readiness_timeout"`
+	LeaseTTL     time.Duration `yaml:"lease_ttl"`
+	LoopInterval time.Duration `yaml:"loop_interval"`
+	DCSTimeout   time.Duration `yaml:"dcs_timeout"`
+	StepTimeouts `yaml:",inline"`
 }
 
 // Failover holds the failover policy.
@@ -159,15 +126,7 @@ type Failover struct {
 	FenceCommand []string `yaml:"fence_command"`
 	// FenceSSH stops the old primary's server and deletes the VIP on its
 	// host over SSH before a promotion; an empty User means off.
-	FenceSSH FenceSSH `yaml:"fence_ssh"`
-}
-
-// FenceSSH is how the new leader reaches the old primary's host.
-type FenceSSH struct {
-	User           string `yaml:"user"`
-	KeyFile        string `yaml:"key_file"`
-	KnownHostsFile string `yaml:"known_hosts_file"`
-	Port           int    `yaml:"port"`
+	FenceSSH SSH `yaml:"fence_ssh"`
 }
 
 // Rejoin says how a former primary comes back as a standby of the new one.
@@ -179,6 +138,18 @@ type Rejoin struct {
 	Automatic bool `yaml:"automatic"`
 	// Method is RejoinAuto, RejoinRewind or RejoinBaseBackup.
 	Method string `yaml:"method"`
+	// Rewind is the account pg_rewind reads the new primary's files as
+	// (and runs a CHECKPOINT there with); empty User means the agent's own
+	// database.superuser. An agent on the least-privilege role (vigil
+	// setup-role) cannot rewind as itself: it needs a superuser here, or a
+	// role with the pg_rewind grants.
+	Rewind RewindAccount `yaml:"rewind"`
+}
+
+// RewindAccount is rejoin.rewind.
+type RewindAccount struct {
+	User   string `yaml:"user"`
+	Secret `yaml:",inline"`
 }
 
 // API is the agent's HTTP API; an empty Listen means none.
@@ -236,6 +207,9 @@ func (c *Config) Flavor() flavor.Flavor {
 
 // Problem is one thing wrong with a configuration.
 type Problem struct {
+	// File is the file's path, empty for a configuration not loaded from
+	// a file (Parse, ParsePgpool).
+	File string
 	// Line is the line in the file, 0 when unknown (a missing key, a value
 	// that came from the defaults, a configuration not loaded from a file).
 	Line int
@@ -245,9 +219,16 @@ type Problem struct {
 	Message string
 }
 
+// String is "FILE:LINE: key: message", the form editors and grep -n users
+// recognise, or "line LINE: key: message" when the file is not known.
 func (p Problem) String() string {
 	var b strings.Builder
-	if p.Line > 0 {
+	switch {
+	case p.File != "" && p.Line > 0:
+		fmt.Fprintf(&b, "%s:%d: ", p.File, p.Line)
+	case p.File != "":
+		fmt.Fprintf(&b, "%s: ", p.File)
+	case p.Line > 0:
 		fmt.Fprintf(&b, "line %d: ", p.Line)
 	}
 	if p.Field != "" {
@@ -272,12 +253,9 @@ func (ps Problems) Error() string {
 
 // at builds a problem that points at field's line, if the file set it.
 func (c *Config) at(field, format string, args ...any) Problem {
-	return Problem{Line: c.lines[field], Field: field, Message: fmt.Sprintf(format, args...)}
+	return c.src.at(field, format, args...)
 }
 
 // set reports whether the loaded file gave field a value (as opposed to the
 // value coming from the defaults).
-func (c *Config) set(field string) bool {
-	_, ok := c.lines[field]
-	return ok
-}
+func (c *Config) set(field string) bool { return c.src.set(field) }

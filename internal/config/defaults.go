@@ -3,15 +3,13 @@ package config
 import (
 	"path/filepath"
 	"time"
-
-	"github.com/vigil-ha/vigil/internal/flavor"
 )
 
 // Defaults returns the configuration a file starts from: every key the file
 // leaves out keeps the value below. Keys without a safe value for every
 // cluster (names, addresses, directories, how to reach etcd, trusted IPs)
 // stay empty and are required by Validate. The defaults that depend on the
-// flavor are in applyFlavorDefaults.
+// flavor are in Database.applyFlavorDefaults.
 func Defaults() Config {
 	return Config{
 		Node: Node{
@@ -19,32 +17,13 @@ func Defaults() Config {
 			// one with the most WAL, which is what loses the fewest commits.
 			Priority: 100,
 		},
-		Database: Database{
-			// A KingbaseES installation under the default is caught by
-			// Validate: its bin_dir holds sys_ctl, not pg_ctl.
-			Flavor: string(flavor.Postgres),
-			// Long enough for a loaded server to accept a session, short
-			// enough that a dead one is noticed within a few loop ticks;
-			// libpq counts it in whole seconds.
-			ConnectTimeout: 2 * time.Second,
-			Replication: Replication{
-				// The name a wrong guess costs nothing with: a role that
-				// does not exist fails authentication loudly the first time
-				// a standby follows, it can never reach the wrong server.
-				User: "replicator",
-			},
-		},
+		Database: NodeDatabase{Database: databaseDefaults()},
 		DCS: DCS{
 			// Keys live under /vigil/<cluster>/, so several clusters and
 			// other etcd users can share one etcd without colliding.
 			Prefix: "/vigil",
 		},
-		VIP: VIP{
-			// Three announcements survive one lost packet on the way to a
-			// switch or router that still holds the old MAC address, and
-			// cost nothing on a healthy network.
-			GratuitousARPCount: 3,
-		},
+		VIP: vipDefaults(),
 		Timing: Timing{
 			// A crashed primary is replaced about 3 s after its last lease
 			// renewal (plus up to a second when the etcd leader died with
@@ -63,18 +42,8 @@ func Defaults() Config {
 			LoopInterval: 500 * time.Millisecond,
 			// loop_interval + dcs_timeout stays under lease_ttl/2, so a hung
 			// etcd request can never delay a demotion past the lease.
-			DCSTimeout: 800 * time.Millisecond,
-			// A write probe or status query that has not answered in 2 s
-			// means the server cannot serve; treating it as down is safe
-			// because a standby is only promoted after the lease runs out.
-			DBTimeout: 2 * time.Second,
-			// pg_ctl promote waits 60 s by default too; a promotion that
-			// takes longer is reported rather than waited for forever.
-			PromoteTimeout: 60 * time.Second,
-			// The new primary gets the VIP only after a write commits; five
-			// minutes covers replaying a large backlog (the seed incident
-			// needed 35 s under load) before the failover is declared failed.
-			ReadinessTimeout: 300 * time.Second,
+			DCSTimeout:   800 * time.Millisecond,
+			StepTimeouts: nodeStepTimeouts(),
 		},
 		Failover: Failover{
 			// Automatic failover is what Vigil is for, and it is guarded:
@@ -96,7 +65,7 @@ func Defaults() Config {
 			// crash recovery after an ordinary crash; after that the leader
 			// gives up and a standby takes over.
 			RestartTimeout: 30 * time.Second,
-			FenceSSH:       FenceSSH{Port: 22},
+			FenceSSH:       sshDefaults(),
 		},
 		Rejoin: Rejoin{
 			// pg_rewind when it can (it copies only what diverged), a base
@@ -121,28 +90,8 @@ func Defaults() Config {
 func DefaultsFor(flavorName string) Config {
 	c := Defaults()
 	c.Database.Flavor = flavorName
-	c.applyFlavorDefaults()
+	c.Database.applyFlavorDefaults(source{})
 	return c
-}
-
-// applyFlavorDefaults fills the defaults that differ between products, for
-// the keys the file did not set: they come from the flavor table so that a
-// KingbaseES node gets port 54321 and the "system" superuser without the
-// operator having to know.
-func (c *Config) applyFlavorDefaults() {
-	f, err := flavor.Lookup(c.Database.Flavor)
-	if err != nil {
-		return // Validate reports the unknown flavor
-	}
-	if !c.set("database.port") {
-		c.Database.Port = f.DefaultPort
-	}
-	if !c.set("database.superuser.user") {
-		c.Database.Superuser.User = f.DefaultSuperuser
-	}
-	if !c.set("database.superuser.database") {
-		c.Database.Superuser.Database = f.DefaultDatabase
-	}
 }
 
 // applyDerivedDefaults fills the defaults that are other keys' values.
@@ -156,5 +105,22 @@ func (c *Config) applyDerivedDefaults() {
 		// provisioned for this node, and named after the node so that lab
 		// nodes sharing one host do not share it.
 		c.DCS.Embedded.DataDir = filepath.Join(filepath.Dir(c.Database.DataDir), "vigil-etcd-"+c.Node.Name)
+	}
+}
+
+// nodeStepTimeouts are the agent's bounds on a promotion's steps.
+func nodeStepTimeouts() StepTimeouts {
+	return StepTimeouts{
+		// A write probe or status query that has not answered in 2 s
+		// means the server cannot serve; treating it as down is safe
+		// because a standby is only promoted after the lease runs out.
+		DBTimeout: 2 * time.Second,
+		// pg_ctl promote waits 60 s by default too; a promotion that
+		// takes longer is reported rather than waited for forever.
+		PromoteTimeout: 60 * time.Second,
+		// The new primary gets the VIP only after a write commits; five
+		// minutes covers replaying a large backlog (the seed incident
+		// needed 35 s under load) before the failover is declared failed.
+		ReadinessTimeout: 300 * time.Second,
 	}
 }

@@ -62,7 +62,7 @@ func validConfig(t *testing.T) *Config {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("minimal configuration is invalid:\n%v", err)
 	}
-	c.lines = nil
+	c.src = source{}
 	return c
 }
 

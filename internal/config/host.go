@@ -33,10 +33,10 @@ func (c *Config) hostProblems() Problems {
 			ps = append(ps, c.at("database.os_user", "no account named %q on this host", d.OSUser))
 		}
 	}
-	ps = append(ps, c.passwordFileProblems("database.superuser", d.Superuser.Secret)...)
-	ps = append(ps, c.passwordFileProblems("database.replication", d.Replication.Secret)...)
-	ps = append(ps, c.passwordFileProblems("dcs", c.DCS.Secret)...)
-	for _, f := range []struct{ field, path string }{
+	ps = append(ps, c.src.passwordFileProblems("database.superuser", d.Superuser.Secret)...)
+	ps = append(ps, c.src.passwordFileProblems("database.replication", d.Replication.Secret)...)
+	ps = append(ps, c.src.passwordFileProblems("dcs", c.DCS.Secret)...)
+	ps = append(ps, c.src.readableFilesProblems([]struct{ field, path string }{
 		{"dcs.tls.ca_file", c.DCS.TLS.CAFile},
 		{"dcs.tls.cert_file", c.DCS.TLS.CertFile},
 		{"dcs.tls.key_file", c.DCS.TLS.KeyFile},
@@ -49,13 +49,7 @@ func (c *Config) hostProblems() Problems {
 		{"api.client_ca_file", c.API.ClientCAFile},
 		{"failover.fence_ssh.key_file", c.Failover.FenceSSH.KeyFile},
 		{"failover.fence_ssh.known_hosts_file", c.Failover.FenceSSH.KnownHostsFile},
-	} {
-		if filepath.IsAbs(f.path) {
-			if msg := readableFileProblem(f.path); msg != "" {
-				ps = append(ps, c.at(f.field, "%s", msg))
-			}
-		}
-	}
+	})...)
 	ps = append(ps, c.tlsFileProblems("dcs.tls", c.DCS.TLS, nil)...)
 	if e := c.DCS.Embedded; e.Enabled {
 		ps = append(ps, c.tlsFileProblems("dcs.embedded.tls", e.TLS, []string{e.PeerURL, e.ClientURL})...)
@@ -162,16 +156,16 @@ func (c *Config) dirProblems(field, dir string) Problems {
 
 // passwordFileProblems reads the secret's password file, if it has one,
 // exactly as the agent will. The password itself goes nowhere.
-func (c *Config) passwordFileProblems(field string, s Secret) Problems {
-	if !filepath.IsAbs(s.PasswordFile) || s.PasswordEnv != "" {
+func (s source) passwordFileProblems(field string, sec Secret) Problems {
+	if !filepath.IsAbs(sec.PasswordFile) || sec.PasswordEnv != "" {
 		return nil
 	}
 	field += ".password_file"
-	if msg := readableFileProblem(s.PasswordFile); msg != "" {
-		return Problems{c.at(field, "%s", msg)}
+	if msg := readableFileProblem(sec.PasswordFile); msg != "" {
+		return Problems{s.at(field, "%s", msg)}
 	}
-	if _, err := s.Resolve(); err != nil {
-		return Problems{c.at(field, "%v", err)}
+	if _, err := sec.Resolve(); err != nil {
+		return Problems{s.at(field, "%v", err)}
 	}
 	return nil
 }
@@ -196,31 +190,31 @@ func readableFileProblem(path string) string {
 	return ""
 }
 
+// secretWarnings flags a secret that is exposed or not visible from here.
+func (s source) secretWarnings(field string, sec Secret) Problems {
+	var ws Problems
+	if file := sec.PasswordFile; filepath.IsAbs(file) {
+		// The rule libpq applies to ~/.pgpass.
+		if info, err := os.Stat(file); err == nil && info.Mode().Perm()&0o077 != 0 {
+			ws = append(ws, s.at(field+".password_file", "%s is open to other accounts (mode %04o): chmod 0600 it, as libpq demands of .pgpass", file, info.Mode().Perm()))
+		}
+	}
+	if env := sec.PasswordEnv; validEnvName(env) {
+		if _, ok := os.LookupEnv(env); !ok {
+			// The agent may well have it (systemd Environment=) while
+			// the shell running `vigil config check` does not.
+			ws = append(ws, s.at(field+".password_env", "environment variable %s is not set here: make sure the environment Vigil runs in sets it", env))
+		}
+	}
+	return ws
+}
+
 // hostWarnings flags secrets that are exposed or not visible from here.
 func (c *Config) hostWarnings() Problems {
 	var ws Problems
-	for _, s := range []struct {
-		field  string
-		secret Secret
-	}{
-		{"database.superuser", c.Database.Superuser.Secret},
-		{"database.replication", c.Database.Replication.Secret},
-		{"dcs", c.DCS.Secret},
-	} {
-		if file := s.secret.PasswordFile; filepath.IsAbs(file) {
-			// The rule libpq applies to ~/.pgpass.
-			if info, err := os.Stat(file); err == nil && info.Mode().Perm()&0o077 != 0 {
-				ws = append(ws, c.at(s.field+".password_file", "%s is open to other accounts (mode %04o): chmod 0600 it, as libpq demands of .pgpass", file, info.Mode().Perm()))
-			}
-		}
-		if env := s.secret.PasswordEnv; validEnvName(env) {
-			if _, ok := os.LookupEnv(env); !ok {
-				// The agent may well have it (systemd Environment=) while
-				// the shell running `vigil config check` does not.
-				ws = append(ws, c.at(s.field+".password_env", "environment variable %s is not set here: make sure the agent's environment sets it", env))
-			}
-		}
-	}
+	ws = append(ws, c.src.secretWarnings("database.superuser", c.Database.Superuser.Secret)...)
+	ws = append(ws, c.src.secretWarnings("database.replication", c.Database.Replication.Secret)...)
+	ws = append(ws, c.src.secretWarnings("dcs", c.DCS.Secret)...)
 	if t := c.API.TokenFile; filepath.IsAbs(t) {
 		if info, err := os.Stat(t); err == nil && info.Mode().Perm()&0o077 != 0 {
 			ws = append(ws, c.at("api.token_file", "%s is open to other accounts (mode %04o): chmod 0600 it; whoever reads it can request failovers", t, info.Mode().Perm()))

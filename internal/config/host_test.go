@@ -186,7 +186,7 @@ func TestHostWarnings(t *testing.T) {
 		{"password variable not set here", func(t *testing.T, c *Config) []string {
 			c.DCS.Username = "vigil"
 			c.DCS.PasswordEnv = "VIGIL_TEST_UNSET_ETCD_PASSWORD"
-			return []string{"dcs.password_env: environment variable VIGIL_TEST_UNSET_ETCD_PASSWORD is not set here: make sure the agent's environment sets it"}
+			return []string{"dcs.password_env: environment variable VIGIL_TEST_UNSET_ETCD_PASSWORD is not set here: make sure the environment Vigil runs in sets it"}
 		}},
 	}
 	for _, tt := range tests {

@@ -18,47 +18,125 @@ import (
 // Load reads the configuration file at path and completes it with the
 // defaults. Anything wrong with the file's syntax or shape (broken YAML, a
 // value of the wrong type, an unknown key, a literal password) is returned
-// as Problems with line numbers; a file that cannot be read is an ordinary
-// error. Load does not judge the values: call Validate for that.
+// as Problems naming the file and line; a file that cannot be read is an
+// ordinary error. Load does not judge the values: call Validate for that.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
-	return Parse(data)
+	return parseNode(data, path)
 }
 
 // Parse is Load for a configuration already in memory.
-func Parse(data []byte) (*Config, error) {
-	root, err := parseDocument(data)
+func Parse(data []byte) (*Config, error) { return parseNode(data, "") }
+
+func parseNode(data []byte, file string) (*Config, error) {
+	c := Defaults()
+	src, err := decode(data, file, &c, nodeFile())
 	if err != nil {
 		return nil, err
 	}
-	c := Defaults()
-	// The walk reports what yaml.v3 would report too, but with the key's
-	// full path, a suggestion for misspelt keys and messages that never
-	// quote a value that could be a password.
-	w := schemaWalker{lines: map[string]int{}, root: reflect.TypeOf(c)}
-	w.walk(root, reflect.TypeOf(c), "")
-	if len(w.problems) > 0 {
-		return nil, w.problems
-	}
-	// Decoding onto the defaults keeps every key the file leaves out, and
-	// keeps an explicit zero (priority: 0, gratuitous_arp_count: 0) as the
-	// file wrote it. KnownFields is a second guard behind the walk.
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, yamlProblems(data, err)
-	}
-	c.lines = w.lines
-	c.applyFlavorDefaults()
+	c.src = src
+	c.Database.applyFlavorDefaults(c.src)
 	c.applyDerivedDefaults()
 	return &c, nil
 }
 
+// fileKind is what differs between the two kinds of configuration file as
+// far as reading one goes: everything else is the one loader, decode.
+type fileKind struct {
+	// example is where every key is explained; keys lists the first
+	// top-level ones; one is what a file holds.
+	example, keys, one string
+	// renamed maps the dotted path of a key's old name to its new last
+	// element, in the same mapping. The old name is read for one release,
+	// with a warning, so that no operator's file breaks silently.
+	renamed map[string]string
+}
+
+func nodeFile() fileKind {
+	return fileKind{example: "examples/vigil.yaml", keys: "cluster:, node:, database:, ...", one: "one node's configuration"}
+}
+
+// source is what a configuration remembers of the file it came from, so
+// that problems found after decoding still name the file and the line to
+// change.
+type source struct {
+	file string
+	// lines maps a key's dotted path to its line; a key written with its
+	// old name is recorded under the new one.
+	lines map[string]int
+	// deprecated holds a warning for each old name the file uses.
+	deprecated Problems
+}
+
+// at builds a problem that points at field's line, if the file set it.
+func (s source) at(field, format string, args ...any) Problem {
+	return Problem{File: s.file, Line: s.lines[field], Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// set reports whether the file gave field a value (as opposed to the value
+// coming from the defaults).
+func (s source) set(field string) bool {
+	_, ok := s.lines[field]
+	return ok
+}
+
+// decode is the loader of both kinds of file. It checks data against the
+// type dst points to before decoding (broken YAML, wrong types, unknown
+// keys with a suggestion, literal passwords: each a Problem with its line),
+// reads old names of renamed keys as the new ones, and decodes onto dst,
+// which holds the kind's defaults: every key the file leaves out keeps its
+// default, and an explicit zero (priority: 0) stays as the file wrote it.
+func decode(data []byte, file string, dst any, kind fileKind) (source, error) {
+	root, err := parseDocument(data, kind)
+	if err != nil {
+		return source{}, inFile(err, file)
+	}
+	// The walk reports what yaml.v3 would report too, but with the key's
+	// full path, a suggestion for misspelt keys and messages that never
+	// quote a value that could be a password.
+	t := reflect.TypeOf(dst).Elem()
+	w := schemaWalker{lines: map[string]int{}, root: t, kind: kind}
+	w.walk(root, t, "")
+	if len(w.problems) > 0 {
+		return source{}, inFile(w.problems, file)
+	}
+	if w.renamed {
+		// The walk wrote the new names into the tree; decoding that tree
+		// keeps KnownFields as a second guard behind the walk.
+		if data, err = yaml.Marshal(root); err != nil {
+			return source{}, fmt.Errorf("read configuration: %w", err)
+		}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil {
+		return source{}, inFile(yamlProblems(data, err), file)
+	}
+	src := source{file: file, lines: w.lines, deprecated: w.deprecated}
+	for i := range src.deprecated {
+		src.deprecated[i].File = file
+	}
+	return src, nil
+}
+
+// inFile names file in every problem of err.
+func inFile(err error, file string) error {
+	var ps Problems
+	if !errors.As(err, &ps) {
+		return err
+	}
+	for i := range ps {
+		ps[i].File = file
+	}
+	return ps
+}
+
 // parseDocument returns the root mapping of the file's single document.
-func parseDocument(data []byte) (*yaml.Node, error) {
+func parseDocument(data []byte, kind fileKind) (*yaml.Node, error) {
+	emptyFile := "the file is empty: see " + kind.example + " for every key"
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -73,7 +151,7 @@ func parseDocument(data []byte) (*yaml.Node, error) {
 	case err != nil:
 		return nil, yamlProblems(data, err)
 	default:
-		return nil, Problems{{Line: extra.Line, Message: "a second YAML document (after ---): keep one node's configuration per file"}}
+		return nil, Problems{{Line: extra.Line, Message: "a second YAML document (after ---): keep " + kind.one + " per file"}}
 	}
 	if len(doc.Content) == 0 {
 		return nil, Problems{{Message: emptyFile}}
@@ -83,12 +161,10 @@ func parseDocument(data []byte) (*yaml.Node, error) {
 		return nil, Problems{{Message: emptyFile}}
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, Problems{{Line: root.Line, Message: "the file must be a mapping of keys (cluster:, node:, database:, ...), see examples/vigil.yaml"}}
+		return nil, Problems{{Line: root.Line, Message: "the file must be a mapping of keys (" + kind.keys + "), see " + kind.example}}
 	}
 	return root, nil
 }
-
-const emptyFile = "the file is empty: see examples/vigil.yaml for every key"
 
 // yamlProblems turns a yaml.v3 error ("yaml: line 3: ..." or a TypeError
 // with one "line N: ..." per value) into Problems.
@@ -123,13 +199,19 @@ func yamlProblem(data []byte, msg string) Problem {
 	return Problem{Line: line, Message: "invalid YAML: " + msg}
 }
 
-// schemaWalker checks the YAML tree against the Config type before decoding.
+// schemaWalker checks the YAML tree against the configuration's type
+// before decoding.
 type schemaWalker struct {
 	problems Problems
 	// lines records the line of every key the file sets (to a non-null
 	// value), by dotted path.
 	lines map[string]int
 	root  reflect.Type
+	kind  fileKind
+	// deprecated warns of each old name read; renamed says the tree now
+	// holds new names in their place.
+	deprecated Problems
+	renamed    bool
 }
 
 func (w *schemaWalker) report(line int, field, format string, args ...any) {
@@ -232,24 +314,43 @@ func (w *schemaWalker) stringMap(n *yaml.Node, t reflect.Type, path string) {
 
 func (w *schemaWalker) mapping(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind != yaml.MappingNode {
-		w.report(n.Line, path, "must be a mapping of keys, see examples/vigil.yaml")
+		w.report(n.Line, path, "must be a mapping of keys, see %s", w.kind.example)
 		return
 	}
 	fields := yamlFields(t)
-	seen := map[string]int{}
+	type written struct {
+		line int
+		name string
+	}
+	seen := map[string]written{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, value := n.Content[i], n.Content[i+1]
-		field := join(path, key.Value)
 		if key.Kind != yaml.ScalarNode {
 			w.report(key.Line, path, "a key must be a plain name")
 			continue
 		}
-		if first, dup := seen[key.Value]; dup {
-			w.report(key.Line, field, "set twice (first on line %d)", first)
+		name := key.Value
+		if _, known := fields[name]; !known {
+			if to, ok := w.kind.renamed[join(path, name)]; ok {
+				name = to
+			}
+		}
+		field := join(path, name)
+		if first, dup := seen[name]; dup {
+			as := ""
+			if first.name != key.Value {
+				as = ", as " + first.name
+			}
+			w.report(key.Line, join(path, key.Value), "set twice (first on line %d%s)", first.line, as)
 			continue
 		}
-		seen[key.Value] = key.Line
-		ft, known := fields[key.Value]
+		seen[name] = written{key.Line, key.Value}
+		if name != key.Value {
+			w.deprecated = append(w.deprecated, Problem{Line: key.Line, Field: join(path, key.Value),
+				Message: fmt.Sprintf("old name of %s: rename it; the old name is read in this release only", field)})
+			key.Value, w.renamed = name, true
+		}
+		ft, known := fields[name]
 		switch {
 		case known:
 			if value.ShortTag() != "!!null" {
@@ -259,7 +360,7 @@ func (w *schemaWalker) mapping(n *yaml.Node, t reflect.Type, path string) {
 		case isPasswordKey(key.Value):
 			w.report(key.Line, field, "passwords are not written in the configuration file: use password_file (a file only the agent's account can read, mode 0600) or password_env (an environment variable)")
 		default:
-			w.report(key.Line, field, "unknown key%s", w.suggest(key.Value, path, fields))
+			w.report(key.Line, field, "unknown key%s", w.suggest(name, path, fields))
 		}
 	}
 }
@@ -291,6 +392,11 @@ func (w *schemaWalker) suggest(key, path string, fields map[string]reflect.Type)
 	}
 	if best != "" {
 		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	// The Pgpool command's file once said timing.readiness where a node's
+	// says timing.readiness_timeout.
+	if _, ok := fields[key+"_timeout"]; ok {
+		return fmt.Sprintf(" (did you mean %q?)", key+"_timeout")
 	}
 	var elsewhere []string
 	for _, p := range schemaPaths(w.root, "") {

@@ -119,7 +119,8 @@ func TestLoadNamesUnreadableFile(t *testing.T) {
 }
 
 // TestValidateProblemsPointAtLines: problems found after decoding still
-// carry the line of the key to change, and none for keys the file left out.
+// name the file and carry the line of the key to change, and no line for
+// keys the file left out.
 func TestValidateProblemsPointAtLines(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vigil.yaml")
 	text := minimalYAML(t) + "timing:\n  lease_ttl: 2s\n  loop_interval: 1s\n"
@@ -131,12 +132,12 @@ func TestValidateProblemsPointAtLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	equalLines(t, problemLines(t, c.Validate()), []string{
-		"line 13: timing.loop_interval: must be less than half of timing.lease_ttl (1s): a leader that cannot renew its lease must get to demote itself before the lease expires",
+		path + ":13: timing.loop_interval: must be less than half of timing.lease_ttl (1s): a leader that cannot renew its lease must get to demote itself before the lease expires",
 	})
 	// With a shorter loop the default dcs_timeout (800ms) is what does not fit,
 	// and the file has no line for it.
 	c.Timing.LoopInterval = 500 * time.Millisecond
 	equalLines(t, problemLines(t, c.Validate()), []string{
-		"timing.dcs_timeout: must be less than timing.lease_ttl/2 - timing.loop_interval (500ms): a leader whose lease renewal hangs this long must still demote itself before the lease expires",
+		path + ": timing.dcs_timeout: must be less than timing.lease_ttl/2 - timing.loop_interval (500ms): a leader whose lease renewal hangs this long must still demote itself before the lease expires",
 	})
 }

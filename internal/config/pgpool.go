@@ -1,16 +1,11 @@
 package config
 
 import (
-	"bytes"
 	"fmt"
-	"net/netip"
 	"os"
-	"path/filepath"
-	"reflect"
+	"slices"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-ha/vigil/internal/flavor"
 )
@@ -23,8 +18,8 @@ import (
 // docs/migration-from-failover_stream.md shows a complete file.
 type Pgpool struct {
 	// Cluster names the failover records (step log ids); default "pgpool".
-	Cluster  string         `yaml:"cluster"`
-	Database PgpoolDatabase `yaml:"database"`
+	Cluster  string   `yaml:"cluster"`
+	Database Database `yaml:"database"`
 	// Nodes names Pgpool-II's backends in the order of backend_hostname0,
 	// backend_hostname1, ...: the name is the application_name a standby
 	// streams with (synchronous_standby_names matches on it). Optional: a
@@ -42,23 +37,8 @@ type Pgpool struct {
 	Timing     PgpoolTiming   `yaml:"timing"`
 	Log        PgpoolLog      `yaml:"log"`
 
-	lines map[string]int
-}
-
-// PgpoolDatabase is what every node of the cluster shares.
-type PgpoolDatabase struct {
-	Flavor string `yaml:"flavor"`
-	// BinDir holds the control binary on every node (sys_ctl, pg_ctl).
-	BinDir string `yaml:"bin_dir"`
-	// DataDir is used when Pgpool-II passes no %D / %R.
-	DataDir string `yaml:"data_dir"`
-	// Port is used when Pgpool-II passes no %p / %r / %S.
-	Port int `yaml:"port"`
-	// OSUser runs the control binary when the SSH user is root.
-	OSUser         string        `yaml:"os_user"`
-	Superuser      Superuser     `yaml:"superuser"`
-	Replication    Replication   `yaml:"replication"`
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// src is the file the configuration was read from, as for Config.
+	src source
 }
 
 // PgpoolNode is one Pgpool-II backend.
@@ -66,23 +46,18 @@ type PgpoolNode struct {
 	Name string `yaml:"name"`
 }
 
-// PgpoolSSH says how the nodes are reached. Host keys are always verified
-// against known_hosts_file.
+// PgpoolSSH says how the nodes are reached: every step on a node goes
+// through it, not only the fence.
 type PgpoolSSH struct {
-	User           string        `yaml:"user"`
-	KeyFile        string        `yaml:"key_file"`
-	KnownHostsFile string        `yaml:"known_hosts_file"`
-	Port           int           `yaml:"port"`
-	Timeout        time.Duration `yaml:"timeout"`
+	SSH     `yaml:",inline"`
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // PgpoolVIP is the database VIP the seed's script moved; no address, no VIP.
 type PgpoolVIP struct {
-	Address   string `yaml:"address"`
-	Interface string `yaml:"interface"`
+	VIP `yaml:",inline"`
 	// Label is `ip addr add ... label`; default <interface>:2, as the seed.
-	Label              string `yaml:"label"`
-	GratuitousARPCount int    `yaml:"gratuitous_arp_count"`
+	Label string `yaml:"label"`
 }
 
 // PgpoolCommands are the programs run on the nodes.
@@ -130,15 +105,14 @@ type PgpoolFollow struct {
 	RemoteConfig string `yaml:"remote_config"`
 }
 
-// PgpoolTiming bounds every step; Total bounds the whole command, since
-// Pgpool-II waits for it.
+// PgpoolTiming bounds every step; TotalTimeout bounds the whole command,
+// since Pgpool-II waits for it.
 type PgpoolTiming struct {
-	Total     time.Duration `yaml:"total"`
-	TrustedIP time.Duration `yaml:"trusted_ip"`
-	DB        time.Duration `yaml:"db"`
-	Command   time.Duration `yaml:"command"`
-	Promote   time.Duration `yaml:"promote"`
-	Readiness time.Duration `yaml:"readiness"`
+	TotalTimeout     time.Duration `yaml:"total_timeout"`
+	TrustedIPTimeout time.Duration `yaml:"trusted_ip_timeout"`
+	StepTimeouts     `yaml:",inline"`
+	// CommandTimeout bounds each command run on a node.
+	CommandTimeout time.Duration `yaml:"command_timeout"`
 }
 
 // PgpoolLog says where the records go.
@@ -167,15 +141,11 @@ const (
 // PgpoolDefaults is the configuration a Pgpool file starts from.
 func PgpoolDefaults() Pgpool {
 	return Pgpool{
-		Cluster: "pgpool",
-		Database: PgpoolDatabase{
-			Flavor:         string(flavor.Postgres),
-			ConnectTimeout: 2 * time.Second,
-			Replication:    Replication{User: "replicator"},
-		},
-		SSH: PgpoolSSH{Port: 22, Timeout: 10 * time.Second},
+		Cluster:  "pgpool",
+		Database: databaseDefaults(),
+		SSH:      PgpoolSSH{SSH: sshDefaults(), Timeout: 10 * time.Second},
 		// The seed announced once; three survive a lost packet.
-		VIP: PgpoolVIP{GratuitousARPCount: 3},
+		VIP: PgpoolVIP{VIP: vipDefaults()},
 		Commands: PgpoolCommands{
 			// Absolute: a non-interactive SSH session's PATH lacks /sbin.
 			IP: "/sbin/ip", Arping: "/usr/sbin/arping", NetworkPrivilege: PrivilegeAuto,
@@ -185,51 +155,52 @@ func PgpoolDefaults() Pgpool {
 		Timing: PgpoolTiming{
 			// Pgpool-II waits for the command: five minutes covers a
 			// replay backlog far beyond the seed's 35 s.
-			Total: 5 * time.Minute, TrustedIP: time.Second, DB: 2 * time.Second,
-			Command: 30 * time.Second, Promote: 60 * time.Second, Readiness: 4 * time.Minute,
+			TotalTimeout: 5 * time.Minute, TrustedIPTimeout: time.Second, CommandTimeout: 30 * time.Second,
+			StepTimeouts: StepTimeouts{DBTimeout: 2 * time.Second, PromoteTimeout: 60 * time.Second, ReadinessTimeout: 4 * time.Minute},
+		},
+	}
+}
+
+// pgpoolFile is the Pgpool command's kind of file. Its timing keys were
+// named apart from a node's (timing.readiness for timing.readiness_timeout);
+// they now follow the node's names, and the old ones are still read.
+func pgpoolFile() fileKind {
+	return fileKind{
+		example: "docs/migration-from-failover_stream.md",
+		keys:    "cluster:, database:, ssh:, ...",
+		one:     "one Pgpool command's configuration",
+		renamed: map[string]string{
+			"timing.total":      "total_timeout",
+			"timing.trusted_ip": "trusted_ip_timeout",
+			"timing.db":         "db_timeout",
+			"timing.command":    "command_timeout",
+			"timing.promote":    "promote_timeout",
+			"timing.readiness":  "readiness_timeout",
 		},
 	}
 }
 
 // LoadPgpool reads a Pgpool configuration file and completes it with the
-// defaults; Validate judges the values.
+// defaults, as Load does a node's; Validate judges the values.
 func LoadPgpool(path string) (*Pgpool, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
-	return ParsePgpool(data)
+	return parsePgpool(data, path)
 }
 
 // ParsePgpool is LoadPgpool for a file already in memory.
-func ParsePgpool(data []byte) (*Pgpool, error) {
-	root, err := parseDocument(data)
+func ParsePgpool(data []byte) (*Pgpool, error) { return parsePgpool(data, "") }
+
+func parsePgpool(data []byte, file string) (*Pgpool, error) {
+	p := PgpoolDefaults()
+	src, err := decode(data, file, &p, pgpoolFile())
 	if err != nil {
 		return nil, err
 	}
-	p := PgpoolDefaults()
-	w := schemaWalker{lines: map[string]int{}, root: reflect.TypeOf(p)}
-	w.walk(root, reflect.TypeOf(p), "")
-	if len(w.problems) > 0 {
-		return nil, w.problems
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&p); err != nil {
-		return nil, yamlProblems(data, err)
-	}
-	p.lines = w.lines
-	if f, err := flavor.Lookup(p.Database.Flavor); err == nil {
-		if _, ok := p.lines["database.port"]; !ok {
-			p.Database.Port = f.DefaultPort
-		}
-		if _, ok := p.lines["database.superuser.user"]; !ok {
-			p.Database.Superuser.User = f.DefaultSuperuser
-		}
-		if _, ok := p.lines["database.superuser.database"]; !ok {
-			p.Database.Superuser.Database = f.DefaultDatabase
-		}
-	}
+	p.src = src
+	p.Database.applyFlavorDefaults(p.src)
 	if p.VIP.Label == "" && p.VIP.Interface != "" {
 		p.VIP.Label = p.VIP.Interface + ":2"
 	}
@@ -243,7 +214,14 @@ func (p *Pgpool) Flavor() flavor.Flavor {
 }
 
 func (p *Pgpool) at(field, format string, args ...any) Problem {
-	return Problem{Line: p.lines[field], Field: field, Message: fmt.Sprintf(format, args...)}
+	return p.src.at(field, format, args...)
+}
+
+// Warnings lists what is allowed but probably not meant, such as a key
+// written with its old name; they do not stop the commands.
+func (p *Pgpool) Warnings() Problems {
+	ws := slices.Clone(p.src.deprecated)
+	return append(ws, p.src.secretWarnings("database.superuser", p.Database.Superuser.Secret)...)
 }
 
 // Validate reports every problem with the values, or nil.
@@ -265,63 +243,20 @@ func (p *Pgpool) Validate() error {
 // key, the known_hosts file and the password files. A failover that finds
 // one missing half-way would stop at the fence; found first, nothing is done.
 func (p *Pgpool) HostProblems() error {
-	var ps Problems
-	for _, f := range []struct{ field, path string }{
+	ps := p.src.readableFilesProblems([]struct{ field, path string }{
 		{"ssh.key_file", p.SSH.KeyFile},
 		{"ssh.known_hosts_file", p.SSH.KnownHostsFile},
-		{"database.superuser.password_file", p.Database.Superuser.PasswordFile},
-	} {
-		if filepath.IsAbs(f.path) {
-			if msg := readableFileProblem(f.path); msg != "" {
-				ps = append(ps, p.at(f.field, "%s", msg))
-			}
-		}
-	}
+	})
+	ps = append(ps, p.src.passwordFileProblems("database.superuser", p.Database.Superuser.Secret)...)
 	if len(ps) == 0 {
 		return nil
 	}
 	return ps
 }
 
-func (p *Pgpool) absPath(field, path string, required bool, what string) Problems {
-	switch {
-	case path == "" && required:
-		return Problems{p.at(field, "required: %s", what)}
-	case path != "" && !filepath.IsAbs(path):
-		return Problems{p.at(field, "must be an absolute path")}
-	}
-	return nil
-}
-
 func (p *Pgpool) databaseProblems() Problems {
-	var ps Problems
-	d := p.Database
-	if _, err := flavor.Lookup(d.Flavor); err != nil {
-		ps = append(ps, p.at("database.flavor", "%v", err))
-	}
-	ps = append(ps, p.absPath("database.bin_dir", d.BinDir, true, "the directory holding the control binary on the nodes (sys_ctl, pg_ctl)")...)
-	ps = append(ps, p.absPath("database.data_dir", d.DataDir, false, "")...)
-	if d.Port < 1 || d.Port > 65535 {
-		ps = append(ps, p.at("database.port", "%d is out of range: use 1 to 65535", d.Port))
-	}
-	if d.Superuser.User == "" || d.Superuser.Database == "" {
-		ps = append(ps, p.at("database.superuser", "user and database are required: the role and database the readiness gate writes with"))
-	}
-	for _, s := range []struct {
-		field  string
-		secret Secret
-	}{{"database.superuser", d.Superuser.Secret}, {"database.replication", d.Replication.Secret}} {
-		if s.secret.PasswordFile != "" && s.secret.PasswordEnv != "" {
-			ps = append(ps, p.at(s.field, "password_file and password_env are both set: keep one"))
-		}
-		ps = append(ps, p.absPath(s.field+".password_file", s.secret.PasswordFile, false, "")...)
-		if e := s.secret.PasswordEnv; e != "" && !validEnvName(e) {
-			ps = append(ps, p.at(s.field+".password_env", "must be the name of an environment variable, not the password itself"))
-		}
-	}
-	if d.ConnectTimeout <= 0 || d.ConnectTimeout%time.Second != 0 {
-		ps = append(ps, p.at("database.connect_timeout", "must be a positive whole number of seconds"))
-	}
+	ps := p.src.databaseProblems(p.Database, false)
+	ps = append(ps, p.src.roleProblems(p.Database)...)
 	seen := map[string]int{}
 	for i, n := range p.Nodes {
 		field := fmt.Sprintf("nodes[%d].name", i)
@@ -334,11 +269,15 @@ func (p *Pgpool) databaseProblems() Problems {
 		}
 		seen[n.Name] = i
 	}
-	ps = append(ps, p.absPath("follow.passfile", p.Follow.Passfile, false, "")...)
-	ps = append(ps, p.absPath("follow.remote_vigil", p.Follow.RemoteVigil, false, "")...)
-	ps = append(ps, p.absPath("follow.remote_config", p.Follow.RemoteConfig, p.Follow.RemoteVigil != "", "the configuration file on the nodes, for follow.remote_vigil")...)
-	ps = append(ps, p.absPath("log.failover_log", p.Log.FailoverLog, false, "")...)
-	ps = append(ps, p.absPath("log.step_log", p.Log.StepLog, false, "")...)
+	ps = append(ps, p.src.optionalPath("follow.passfile", p.Follow.Passfile)...)
+	ps = append(ps, p.src.optionalPath("follow.remote_vigil", p.Follow.RemoteVigil)...)
+	if p.Follow.RemoteVigil != "" {
+		ps = append(ps, p.src.requiredPath("follow.remote_config", p.Follow.RemoteConfig, "the configuration file on the nodes, for follow.remote_vigil")...)
+	} else {
+		ps = append(ps, p.src.optionalPath("follow.remote_config", p.Follow.RemoteConfig)...)
+	}
+	ps = append(ps, p.src.optionalPath("log.failover_log", p.Log.FailoverLog)...)
+	ps = append(ps, p.src.optionalPath("log.step_log", p.Log.StepLog)...)
 	return ps
 }
 
@@ -348,12 +287,8 @@ func (p *Pgpool) guardProblems() Problems {
 		ps = append(ps, p.at("trusted_ips", "required: at least one address outside the cluster (the gateway); without an answer from one nothing is promoted"))
 	}
 	for i, raw := range p.TrustedIPs {
-		ip, err := trustedAddr(raw)
-		switch {
-		case err != nil:
-			ps = append(ps, p.at(fmt.Sprintf("trusted_ips[%d]", i), "must be an IP address or IP:port"))
-		case ip.IsLoopback() || ip.IsUnspecified():
-			ps = append(ps, p.at(fmt.Sprintf("trusted_ips[%d]", i), "%s always answers: use an address outside this host", ip))
+		if _, msg := trustedAddrProblem(raw, false); msg != "" {
+			ps = append(ps, p.at(fmt.Sprintf("trusted_ips[%d]", i), "%s", msg))
 		}
 	}
 	return ps
@@ -365,35 +300,23 @@ func (p *Pgpool) sshProblems() Problems {
 	if s.User == "" {
 		ps = append(ps, p.at("ssh.user", "required: the account Vigil logs in as on the nodes"))
 	}
-	ps = append(ps, p.absPath("ssh.key_file", s.KeyFile, true, "the private key Vigil logs in with")...)
-	ps = append(ps, p.absPath("ssh.known_hosts_file", s.KnownHostsFile, true, "the nodes' host keys: an unknown host key stops the failover")...)
-	if s.Port < 1 || s.Port > 65535 {
-		ps = append(ps, p.at("ssh.port", "%d is out of range: use 1 to 65535", s.Port))
-	}
-	if s.Timeout <= 0 {
-		ps = append(ps, p.at("ssh.timeout", "must be positive"))
-	}
-	return ps
+	ps = append(ps, p.src.sshProblems("ssh", s.SSH)...)
+	return append(ps, p.src.durationProblems("ssh.timeout", s.Timeout, PgpoolDefaults().SSH.Timeout)...)
 }
 
 func (p *Pgpool) vipProblems() Problems {
-	var ps Problems
 	v := p.VIP
-	if v.GratuitousARPCount < 0 {
-		ps = append(ps, p.at("vip.gratuitous_arp_count", "must be 0 or more"))
-	}
-	ps = append(ps, p.absPath("commands.ip", p.Commands.IP, true, "the ip program on the nodes")...)
-	ps = append(ps, p.absPath("commands.arping", p.Commands.Arping, true, "the arping program on the nodes (iputils)")...)
+	ps, prefix := p.src.vipProblems(v.VIP)
+	ps = append(ps, p.src.requiredPath("commands.ip", p.Commands.IP, "the ip program on the nodes")...)
+	ps = append(ps, p.src.requiredPath("commands.arping", p.Commands.Arping, "the arping program on the nodes (iputils)")...)
 	if v.Address == "" {
 		return ps
 	}
-	if pfx, err := netip.ParsePrefix(v.Address); err != nil || !pfx.Addr().Is4() {
-		ps = append(ps, p.at("vip.address", "must be an IPv4 address with its prefix length, e.g. 192.168.1.10/24"))
+	if prefix.IsValid() && !prefix.Addr().Is4() {
+		// The commands announce it with arping, which is IPv4 only.
+		ps = append(ps, p.at("vip.address", "must be an IPv4 address with its prefix length, e.g. 192.168.1.10/24: arping announces it"))
 	}
-	if v.Interface == "" {
-		return append(ps, p.at("vip.interface", "required with vip.address"))
-	}
-	if !strings.HasPrefix(v.Label, v.Interface) || len(v.Label) > 15 {
+	if v.Interface != "" && (!strings.HasPrefix(v.Label, v.Interface) || len(v.Label) > 15) {
 		ps = append(ps, p.at("vip.label", "must start with the interface name and have at most 15 characters (e.g. %s:2)", v.Interface))
 	}
 	return ps
@@ -423,26 +346,25 @@ func (p *Pgpool) choiceProblems() Problems {
 
 func (p *Pgpool) timingProblems() Problems {
 	t := p.Timing
+	def := PgpoolDefaults().Timing
 	var ps Problems
 	for _, d := range []struct {
-		field string
-		value time.Duration
+		field      string
+		value, def time.Duration
 	}{
-		{"timing.total", t.Total}, {"timing.trusted_ip", t.TrustedIP}, {"timing.db", t.DB},
-		{"timing.command", t.Command}, {"timing.promote", t.Promote}, {"timing.readiness", t.Readiness},
+		{"timing.total_timeout", t.TotalTimeout, def.TotalTimeout},
+		{"timing.trusted_ip_timeout", t.TrustedIPTimeout, def.TrustedIPTimeout},
+		{"timing.command_timeout", t.CommandTimeout, def.CommandTimeout},
 	} {
-		if d.value <= 0 {
-			ps = append(ps, p.at(d.field, "must be positive"))
-		}
+		ps = append(ps, p.src.durationProblems(d.field, d.value, d.def)...)
 	}
+	ps = append(ps, p.src.stepTimeoutProblems(t.StepTimeouts, def.StepTimeouts)...)
 	if len(ps) > 0 {
 		return ps
 	}
-	if t.Readiness <= t.DB {
-		ps = append(ps, p.at("timing.readiness", "must be longer than timing.db: the gate needs time for one write"))
-	}
-	if t.Readiness >= t.Total || t.Promote >= t.Total {
-		ps = append(ps, p.at("timing.total", "must be longer than timing.promote and timing.readiness: it bounds the whole command"))
+	ps = append(ps, p.src.readinessProblems(t.StepTimeouts)...)
+	if t.ReadinessTimeout >= t.TotalTimeout || t.PromoteTimeout >= t.TotalTimeout {
+		ps = append(ps, p.at("timing.total_timeout", "must be longer than timing.promote_timeout and timing.readiness_timeout: it bounds the whole command"))
 	}
 	return ps
 }

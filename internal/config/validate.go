@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/internal/decision"
-	"github.com/vigil-ha/vigil/internal/flavor"
 )
 
 // Validate reports every problem with the configuration as Problems, one
@@ -28,7 +27,9 @@ func (c *Config) Validate() error {
 // Warnings lists what is allowed but probably not meant. They do not stop
 // the agent.
 func (c *Config) Warnings() Problems {
-	return append(c.settingWarnings(), c.hostWarnings()...)
+	ws := slices.Clone(c.src.deprecated)
+	ws = append(ws, c.settingWarnings()...)
+	return append(ws, c.hostWarnings()...)
 }
 
 // settingProblems checks the values alone, the same on any host.
@@ -113,84 +114,12 @@ func (c *Config) nodeProblems() Problems {
 }
 
 func (c *Config) databaseProblems() Problems {
-	var ps Problems
 	d := c.Database
-	f, err := flavor.Lookup(d.Flavor)
-	if err != nil {
-		ps = append(ps, c.at("database.flavor", "%v", err))
-	}
-	binHint := "the directory holding the control binary"
-	switch f.Name {
-	case flavor.Postgres:
-		binHint = "the directory holding pg_ctl (e.g. /usr/lib/postgresql/15/bin)"
-	case "":
-	default:
-		binHint = "the directory holding " + f.ControlBinary
-	}
-	switch {
-	case d.BinDir == "":
-		ps = append(ps, c.at("database.bin_dir", "required: %s", binHint))
-	case !filepath.IsAbs(d.BinDir):
-		ps = append(ps, c.at("database.bin_dir", "must be an absolute path"))
-	}
-	ps = append(ps, c.requiredPath("database.data_dir", d.DataDir, "the server's data directory")...)
-	if d.Port < 1 || d.Port > 65535 {
-		ps = append(ps, c.at("database.port", "%d is out of range: use 1 to 65535", d.Port))
-	}
+	ps := c.src.databaseProblems(d.Database, true)
 	if h := d.ConnectHost; h != "" && !strings.HasPrefix(h, "/") && !validHost(h) {
 		ps = append(ps, c.at("database.connect_host", "must be a unix socket directory (an absolute path), an IP address or a host name"))
 	}
-	if d.Superuser.User == "" {
-		ps = append(ps, c.at("database.superuser.user", "required: the role the agent runs its SQL as"))
-	}
-	if d.Superuser.Database == "" {
-		ps = append(ps, c.at("database.superuser.database", "required: the database the agent connects to"))
-	}
-	ps = append(ps, c.secretProblems("database.superuser", d.Superuser.Secret)...)
-	if d.Replication.User == "" {
-		ps = append(ps, c.at("database.replication.user", "required: the role standbys stream with"))
-	}
-	ps = append(ps, c.secretProblems("database.replication", d.Replication.Secret)...)
-	ps = append(ps, c.durationProblems("database.connect_timeout", d.ConnectTimeout, Defaults().Database.ConnectTimeout)...)
-	if d.ConnectTimeout > 0 && d.ConnectTimeout%time.Second != 0 {
-		ps = append(ps, c.at("database.connect_timeout", "must be a whole number of seconds: the server's client library counts it in seconds"))
-	}
-	return ps
-}
-
-// requiredPath checks a required absolute path.
-func (c *Config) requiredPath(field, path, what string) Problems {
-	switch {
-	case path == "":
-		return Problems{c.at(field, "required: %s", what)}
-	case !filepath.IsAbs(path):
-		return Problems{c.at(field, "must be an absolute path")}
-	}
-	return nil
-}
-
-// optionalPath checks a path that may be empty. The path is not quoted back
-// in case it is a password put in the wrong key.
-func (c *Config) optionalPath(field, path string) Problems {
-	if path != "" && !filepath.IsAbs(path) {
-		return Problems{c.at(field, "must be an absolute path")}
-	}
-	return nil
-}
-
-// secretProblems checks the form of the secret at field (e.g.
-// "database.superuser"); hostProblems reads the file.
-func (c *Config) secretProblems(field string, s Secret) Problems {
-	if s.PasswordFile != "" && s.PasswordEnv != "" {
-		return Problems{c.at(field, "password_file and password_env are both set: keep one")}
-	}
-	ps := c.optionalPath(field+".password_file", s.PasswordFile)
-	if s.PasswordEnv != "" && !validEnvName(s.PasswordEnv) {
-		// Not quoted back: this is where a password typed into the wrong
-		// key would land.
-		ps = append(ps, c.at(field+".password_env", "must be the name of an environment variable (letters, digits and _), not the password itself"))
-	}
-	return ps
+	return append(ps, c.src.roleProblems(d.Database)...)
 }
 
 func validEnvName(name string) bool {
@@ -227,9 +156,9 @@ func (c *Config) dcsProblems() Problems {
 	if !strings.HasPrefix(d.Prefix, "/") || (len(d.Prefix) > 1 && strings.HasSuffix(d.Prefix, "/")) || strings.ContainsAny(d.Prefix, " \t\n") {
 		ps = append(ps, c.at("dcs.prefix", "must start with / and not end with one, e.g. /vigil"))
 	}
-	ps = append(ps, c.optionalPath("dcs.tls.ca_file", d.TLS.CAFile)...)
-	ps = append(ps, c.optionalPath("dcs.tls.cert_file", d.TLS.CertFile)...)
-	ps = append(ps, c.optionalPath("dcs.tls.key_file", d.TLS.KeyFile)...)
+	ps = append(ps, c.src.optionalPath("dcs.tls.ca_file", d.TLS.CAFile)...)
+	ps = append(ps, c.src.optionalPath("dcs.tls.cert_file", d.TLS.CertFile)...)
+	ps = append(ps, c.src.optionalPath("dcs.tls.key_file", d.TLS.KeyFile)...)
 	if d.Embedded.Enabled && d.TLS.Enabled() {
 		// Two sets of files for one connection would leave the reader
 		// guessing which one the agent presents.
@@ -247,7 +176,7 @@ func (c *Config) dcsProblems() Problems {
 	case d.Username == "" && d.IsSet():
 		ps = append(ps, c.at("dcs.username", "required with dcs.password_file or dcs.password_env: the etcd user the password belongs to"))
 	}
-	ps = append(ps, c.secretProblems("dcs", d.Secret)...)
+	ps = append(ps, c.src.secretProblems("dcs", d.Secret)...)
 	return ps
 }
 
@@ -281,7 +210,7 @@ func (c *Config) embeddedProblems() Problems {
 		}
 	}
 	ps = append(ps, c.embeddedTLSProblems()...)
-	ps = append(ps, c.optionalPath("dcs.embedded.data_dir", e.DataDir)...)
+	ps = append(ps, c.src.optionalPath("dcs.embedded.data_dir", e.DataDir)...)
 	tick, election := e.raftTiming()
 	switch {
 	case election > maxElectionMs:
@@ -337,7 +266,7 @@ func (c *Config) embeddedTLSProblems() Problems {
 		case f.path == "" && e.TLS.Enabled():
 			ps = append(ps, c.at(f.field, "required with the other dcs.embedded.tls files: mutual TLS needs %s", f.what))
 		case f.path != "":
-			ps = append(ps, c.optionalPath(f.field, f.path)...)
+			ps = append(ps, c.src.optionalPath(f.field, f.path)...)
 		}
 	}
 	if e.Insecure && e.TLS.Enabled() {
@@ -399,23 +328,9 @@ func (e Embedded) raftTiming() (tick, election uint) {
 }
 
 func (c *Config) vipProblems() Problems {
-	var ps Problems
-	v := c.VIP
-	if v.GratuitousARPCount < 0 {
-		ps = append(ps, c.at("vip.gratuitous_arp_count", "must be 0 (send none) or more"))
-	}
-	if v.Address == "" {
-		return ps
-	}
-	prefix, err := netip.ParsePrefix(v.Address)
-	if err != nil {
-		return append(ps, c.at("vip.address", "must be an address with its prefix length, e.g. 198.18.0.100/24"))
-	}
-	if host, err := netip.ParseAddr(c.Node.Host); err == nil && host == prefix.Addr() {
+	ps, prefix := c.src.vipProblems(c.VIP)
+	if host, err := netip.ParseAddr(c.Node.Host); err == nil && prefix.IsValid() && host == prefix.Addr() {
 		ps = append(ps, c.at("vip.address", "must differ from node.host: the VIP moves between nodes, node.host must stay put"))
-	}
-	if v.Interface == "" {
-		ps = append(ps, c.at("vip.interface", "required with vip.address: the network interface to add the address to (e.g. eth0)"))
 	}
 	return ps
 }
@@ -429,12 +344,10 @@ func (c *Config) trustedIPProblems() Problems {
 	host, _ := netip.ParseAddr(c.Node.Host)
 	for i, raw := range c.TrustedIPs {
 		field := fmt.Sprintf("trusted_ips[%d]", i)
-		ip, err := trustedAddr(raw)
+		ip, msg := trustedAddrProblem(raw, host.IsLoopback())
 		switch {
-		case err != nil:
-			ps = append(ps, c.at(field, "must be an IP address or IP:port: a host name would need DNS, which may be what failed"))
-		case (ip.IsLoopback() || ip.IsUnspecified()) && !host.IsLoopback():
-			ps = append(ps, c.at(field, "%s always answers, so it cannot tell a node it is cut off: use an address outside this host", ip))
+		case msg != "":
+			ps = append(ps, c.at(field, "%s", msg))
 		case ip == host && !host.IsLoopback():
 			ps = append(ps, c.at(field, "%s is node.host, which always answers: use an address outside this host", ip))
 		case vip.IsValid() && ip == vip.Addr():
@@ -442,23 +355,6 @@ func (c *Config) trustedIPProblems() Problems {
 		}
 	}
 	return ps
-}
-
-// trustedAddr reads a trusted address: an IP, or IP:port for the TCP probe.
-func trustedAddr(raw string) (netip.Addr, error) {
-	if ap, err := netip.ParseAddrPort(raw); err == nil {
-		return ap.Addr(), nil
-	}
-	return netip.ParseAddr(raw)
-}
-
-// durationProblems checks that a duration is positive; relations between
-// durations are checked only once each is.
-func (c *Config) durationProblems(field string, d, def time.Duration) Problems {
-	if d <= 0 {
-		return Problems{c.at(field, "must be positive (the default is %s)", def)}
-	}
-	return nil
 }
 
 func (c *Config) timingProblems() Problems {
@@ -472,12 +368,10 @@ func (c *Config) timingProblems() Problems {
 		{"timing.lease_ttl", t.LeaseTTL, def.LeaseTTL},
 		{"timing.loop_interval", t.LoopInterval, def.LoopInterval},
 		{"timing.dcs_timeout", t.DCSTimeout, def.DCSTimeout},
-		{"timing.db_timeout", t.DBTimeout, def.DBTimeout},
-		{"timing.promote_timeout", t.PromoteTimeout, def.PromoteTimeout},
-		{"timing.readiness_timeout", t.ReadinessTimeout, def.ReadinessTimeout},
 	} {
-		ps = append(ps, c.durationProblems(d.field, d.value, d.def)...)
+		ps = append(ps, c.src.durationProblems(d.field, d.value, d.def)...)
 	}
+	ps = append(ps, c.src.stepTimeoutProblems(t.StepTimeouts, def.StepTimeouts)...)
 	if len(ps) > 0 {
 		return ps
 	}
@@ -489,10 +383,7 @@ func (c *Config) timingProblems() Problems {
 	if p := lease.CheckTiming(); p != nil {
 		ps = append(ps, c.at("timing."+p.Field, "%s", strings.NewReplacer("lease_ttl", "timing.lease_ttl", "loop_interval", "timing.loop_interval").Replace(p.Reason)))
 	}
-	if t.ReadinessTimeout <= t.DBTimeout {
-		ps = append(ps, c.at("timing.readiness_timeout", "must be longer than timing.db_timeout (%s): the readiness gate needs time for at least one write probe", t.DBTimeout))
-	}
-	return ps
+	return append(ps, c.src.readinessProblems(t.StepTimeouts)...)
 }
 
 func (c *Config) failoverProblems() Problems {
@@ -504,21 +395,12 @@ func (c *Config) failoverProblems() Problems {
 	switch f.PrimaryCrash {
 	case CrashFailover:
 	case CrashRestart:
-		ps = append(ps, c.durationProblems("failover.restart_timeout", f.RestartTimeout, Defaults().Failover.RestartTimeout)...)
+		ps = append(ps, c.src.durationProblems("failover.restart_timeout", f.RestartTimeout, Defaults().Failover.RestartTimeout)...)
 	default:
 		ps = append(ps, c.at("failover.primary_crash", "%q is not a policy: use failover or restart", f.PrimaryCrash))
 	}
-	if ssh := f.FenceSSH; ssh.User != "" {
-		for _, k := range []struct{ field, path string }{
-			{"failover.fence_ssh.key_file", ssh.KeyFile}, {"failover.fence_ssh.known_hosts_file", ssh.KnownHostsFile},
-		} {
-			if !filepath.IsAbs(k.path) {
-				ps = append(ps, c.at(k.field, "required with failover.fence_ssh.user, as an absolute path (host keys are always verified)"))
-			}
-		}
-		if ssh.Port < 1 || ssh.Port > 65535 {
-			ps = append(ps, c.at("failover.fence_ssh.port", "%d is out of range: use 1 to 65535", ssh.Port))
-		}
+	if f.FenceSSH.User != "" {
+		ps = append(ps, c.src.sshProblems("failover.fence_ssh", f.FenceSSH)...)
 	}
 	return ps
 }
@@ -528,6 +410,15 @@ func (c *Config) operationProblems() Problems {
 	var ps Problems
 	if !slices.Contains([]string{RejoinAuto, RejoinRewind, RejoinBaseBackup}, c.Rejoin.Method) {
 		ps = append(ps, c.at("rejoin.method", "%q is not a method: use auto, rewind or basebackup", c.Rejoin.Method))
+	}
+	if rw := c.Rejoin.Rewind; rw.User != "" || rw.IsSet() {
+		if rw.User == "" {
+			ps = append(ps, c.at("rejoin.rewind.user", "required with a rewind password: the role pg_rewind connects as"))
+		}
+		if !rw.IsSet() {
+			ps = append(ps, c.at("rejoin.rewind", "password_file or password_env is required with rejoin.rewind.user"))
+		}
+		ps = append(ps, c.src.secretProblems("rejoin.rewind", rw.Secret)...)
 	}
 	a := c.API
 	if a.Listen != "" {
@@ -554,7 +445,7 @@ func (c *Config) operationProblems() Problems {
 	if a.ReplicaMaxLag == 0 {
 		ps = append(ps, c.at("api.replica_max_lag", "must be positive (bytes; the default is %d)", Defaults().API.ReplicaMaxLag))
 	}
-	ps = append(ps, c.durationProblems("callbacks.timeout", c.Callbacks.Timeout, Defaults().Callbacks.Timeout)...)
+	ps = append(ps, c.src.durationProblems("callbacks.timeout", c.Callbacks.Timeout, Defaults().Callbacks.Timeout)...)
 	if cb := c.Callbacks.OnRoleChange; len(cb) > 0 && !filepath.IsAbs(cb[0]) {
 		ps = append(ps, c.at("callbacks.on_role_change", "the program %q must be an absolute path: it runs without a shell or PATH lookup", cb[0]))
 	}

@@ -59,9 +59,9 @@ func TestValidateSettings(t *testing.T) {
 		{"no data dir", func(c *Config) { c.Database.DataDir = "" },
 			[]string{"database.data_dir: required: the server's data directory"}},
 		{"no superuser", func(c *Config) { c.Database.Superuser.User = "" },
-			[]string{"database.superuser.user: required: the role the agent runs its SQL as"}},
+			[]string{"database.superuser.user: required: the role Vigil runs its SQL as"}},
 		{"no superuser database", func(c *Config) { c.Database.Superuser.Database = "" },
-			[]string{"database.superuser.database: required: the database the agent connects to"}},
+			[]string{"database.superuser.database: required: the database Vigil connects to"}},
 		{"no replication user", func(c *Config) { c.Database.Replication.User = "" },
 			[]string{"database.replication.user: required: the role standbys stream with"}},
 
@@ -285,13 +285,18 @@ func TestValidateSettings(t *testing.T) {
 			"failover.fence_ssh.known_hosts_file: required with failover.fence_ssh.user, as an absolute path (host keys are always verified)",
 		}},
 		{"SSH fence complete", func(c *Config) {
-			c.Failover.FenceSSH = FenceSSH{User: "root", KeyFile: "/etc/vigil/k", KnownHostsFile: "/etc/vigil/kh", Port: 2222}
+			c.Failover.FenceSSH = SSH{User: "root", KeyFile: "/etc/vigil/k", KnownHostsFile: "/etc/vigil/kh", Port: 2222}
 		}, nil},
 
 		// Rejoin, API, callbacks.
 		{"unknown rejoin method", func(c *Config) { c.Rejoin.Method = "rsync" },
 			[]string{`rejoin.method: "rsync" is not a method: use auto, rewind or basebackup`}},
 		{"rejoin by base backup", func(c *Config) { c.Rejoin.Method = RejoinBaseBackup; c.Rejoin.Automatic = true }, nil},
+		{"rewind account without a password", func(c *Config) { c.Rejoin.Rewind.User = "rewinder" },
+			[]string{"rejoin.rewind: password_file or password_env is required with rejoin.rewind.user"}},
+		{"rewind password without a user", func(c *Config) { c.Rejoin.Rewind.PasswordEnv = "REWIND_PW" },
+			[]string{"rejoin.rewind.user: required with a rewind password: the role pg_rewind connects as"}},
+		{"rewind account", func(c *Config) { c.Rejoin.Rewind.User, c.Rejoin.Rewind.PasswordEnv = "rewinder", "REWIND_PW" }, nil},
 		{"API listen without port", func(c *Config) { c.API.Listen = "198.18.0.11" },
 			[]string{`api.listen: "198.18.0.11" is not host:port (e.g. :8008 or 198.18.0.11:8008)`}},
 		{"API listen on all addresses", func(c *Config) { c.API.Listen = ":8008" }, nil},

@@ -2,7 +2,9 @@
 // rejoin, pause) into a request in the DCS, after checking that the
 // cluster's state allows it. The agents carry requests out; `vigil ctl` and
 // the agents' HTTP API both go through here, so an operator gets the same
-// answer from either.
+// answer from either. Every request and every pause or resume names who
+// asked and from where (Controller.Actor): the agent that acts on it logs
+// them and its history record keeps them.
 package control
 
 import (
@@ -15,6 +17,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/timeline"
 )
 
 // ErrRefused wraps every refusal caused by the cluster's state: retrying
@@ -25,7 +28,9 @@ var ErrRefused = errors.New("refused")
 type Store interface {
 	Snapshot(ctx context.Context) (dcs.View, error)
 	ReplaceRequest(ctx context.Context, r dcs.Request, revision int64) error
-	SetPaused(ctx context.Context, paused bool) error
+	// SetConfig stores the cluster's run-time settings together with the
+	// history record of the change.
+	SetConfig(ctx context.Context, c dcs.ClusterConfig, record any) error
 }
 
 func refuse(format string, args ...any) error {
@@ -37,6 +42,17 @@ func refuse(format string, args ...any) error {
 type Controller struct {
 	Store Store
 	Now   func() time.Time
+	// Actor is the operator the requests are made for: every request and
+	// every pause or resume names them, for the audit trail.
+	Actor dcs.Actor
+	// Cluster names the cluster in the history records of pauses.
+	Cluster string
+}
+
+// As is c acting for by: one controller serves every caller of an API.
+func (c Controller) As(by dcs.Actor) Controller {
+	c.Actor = by
+	return c
 }
 
 func (c Controller) now() time.Time {
@@ -78,7 +94,7 @@ func (c Controller) Switchover(ctx context.Context, to string, at time.Time) (dc
 	if !at.IsZero() && at.Before(c.now().Add(-time.Minute)) {
 		return dcs.Request{}, fmt.Errorf("switchover: %w", refuse("--at %s is in the past", at.Format(time.RFC3339)))
 	}
-	r := dcs.Request{Kind: decision.RequestSwitchover, From: v.Leader, To: to, At: at, Created: c.now()}
+	r := dcs.Request{Kind: decision.RequestSwitchover, From: v.Leader, To: to, At: at, Created: c.now(), Actor: c.Actor}
 	return r, c.store(ctx, r, v)
 }
 
@@ -106,7 +122,7 @@ func (c Controller) Failover(ctx context.Context, to string) (dcs.Request, error
 	if l, ok := v.Members[v.Leader]; ok && l.Writable {
 		return dcs.Request{}, fmt.Errorf("failover: %w", refuse("%s is a healthy writable primary; use a switchover to %s, which loses no data", v.Leader, to))
 	}
-	r := dcs.Request{Kind: decision.RequestFailover, To: to, Created: c.now()}
+	r := dcs.Request{Kind: decision.RequestFailover, To: to, Created: c.now(), Actor: c.Actor}
 	return r, c.store(ctx, r, v)
 }
 
@@ -134,7 +150,7 @@ func (c Controller) Rejoin(ctx context.Context, node string) (dcs.Request, error
 	if l, ok := v.Members[v.Leader]; !ok || !l.Writable {
 		return dcs.Request{}, fmt.Errorf("rejoin: %w", refuse("there is no writable primary to rejoin"))
 	}
-	r := dcs.Request{Kind: decision.RequestRejoin, To: node, Created: c.now()}
+	r := dcs.Request{Kind: decision.RequestRejoin, To: node, Created: c.now(), Actor: c.Actor}
 	return r, c.store(ctx, r, v)
 }
 
@@ -145,27 +161,67 @@ func leaderTimeline(v dcs.View) uint32 {
 	return 0
 }
 
-// SetPaused turns maintenance mode on or off; doing it twice is no error.
+// History record kinds of maintenance mode turned on and off.
+const (
+	PauseRecordKind  = "pause"
+	ResumeRecordKind = "resume"
+)
+
+// SetPaused turns maintenance mode on or off, with a history record naming
+// who asked; doing it twice is no error (and two records).
 func (c Controller) SetPaused(ctx context.Context, paused bool) error {
-	if err := c.Store.SetPaused(ctx, paused); err != nil {
+	at := c.now()
+	cfg := dcs.ClusterConfig{Paused: paused, ChangedBy: c.Actor, ChangedAt: at}
+	if err := c.Store.SetConfig(ctx, cfg, PauseRecord(c.Cluster, cfg)); err != nil {
 		return fmt.Errorf("set paused=%t: %w", paused, err)
 	}
 	return nil
+}
+
+// PauseRecord is the history record of cfg's pause or resume: no steps,
+// no node (the whole cluster changes mode), who asked and from where.
+func PauseRecord(cluster string, cfg dcs.ClusterConfig) timeline.Record {
+	kind, reason := ResumeRecordKind, "maintenance mode off: automatic failover again"
+	if cfg.Paused {
+		kind, reason = PauseRecordKind, "maintenance mode on: no automatic failover until resumed"
+	}
+	by := cfg.ChangedBy.OrUnknown()
+	return timeline.Record{
+		ID:   fmt.Sprintf("%s-%s", kind, cfg.ChangedAt.UTC().Format("20060102T150405.000Z")),
+		Kind: kind, Cluster: cluster, Reason: reason,
+		Start: cfg.ChangedAt, End: cfg.ChangedAt, OK: true,
+		RequestedBy: by.By, RequestedFrom: by.From,
+	}
+}
+
+// OperatorActor names the operator of `vigil ctl` for the audit trail: by
+// the subject of the client certificate it shows etcd, else by its etcd
+// user, else by its OS user; from the OS account and host it runs on,
+// which a certificate shared by several people does not tell.
+func OperatorActor(certSubject, etcdUser, osUser, host string) dcs.Actor {
+	if osUser == "" {
+		osUser = dcs.Unknown
+	}
+	if host == "" {
+		host = dcs.Unknown
+	}
+	where := osUser + "@" + host
+	switch {
+	case certSubject != "":
+		return dcs.Actor{By: "cert:" + certSubject, From: where}
+	case etcdUser != "":
+		return dcs.Actor{By: "etcd-user:" + etcdUser, From: where}
+	default:
+		return dcs.Actor{By: "os:" + where, From: where}
+	}
 }
 
 // noPending refuses a new request while another one still stands: one
 // operation at a time, and nobody silently cancels a colleague's.
 func (c Controller) noPending(v dcs.View) error {
 	r := v.Request
-	if r == nil {
-		return nil
-	}
-	start := r.Created
-	if r.At.After(start) {
-		start = r.At
-	}
-	if c.now().Sub(start) >= decision.RequestTimeout {
-		return nil // expired: the agents ignore it, so may we
+	if r == nil || !decision.RequestActive(r.Created, r.At, c.now()) {
+		return nil // none, or expired: the agents ignore it, so may we
 	}
 	to := r.To
 	if to == "" {

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/timeline"
 )
 
 var t0 = time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
@@ -19,6 +21,9 @@ type fakeStore struct {
 	view   dcs.View
 	stored *dcs.Request
 	err    error
+	// configs and records are what SetConfig stored, in order.
+	configs []dcs.ClusterConfig
+	records []any
 }
 
 func (f *fakeStore) Snapshot(context.Context) (dcs.View, error) { return f.view, f.err }
@@ -29,7 +34,17 @@ func (f *fakeStore) ReplaceRequest(_ context.Context, r dcs.Request, rev int64) 
 	f.stored = &r
 	return nil
 }
-func (f *fakeStore) SetPaused(context.Context, bool) error { return f.err }
+func (f *fakeStore) SetConfig(_ context.Context, c dcs.ClusterConfig, record any) error {
+	if f.err != nil {
+		return f.err
+	}
+	f.configs = append(f.configs, c)
+	f.records = append(f.records, record)
+	return nil
+}
+
+// alice is the operator the tests' requests are made for.
+var alice = dcs.Actor{By: "cert:CN=alice,OU=operator", From: "192.0.2.7:40112"}
 
 func member(name string, role decision.Role, writable bool, upstream string) dcs.Member {
 	return dcs.Member{Member: decision.Member{Name: name, Role: role, Reachable: true, Writable: writable, Upstream: upstream, Timeline: 1, Priority: 100}}
@@ -142,7 +157,7 @@ func TestRequests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := &fakeStore{view: tt.view()}
-			c := Controller{Store: store, Now: func() time.Time { return t0 }}
+			c := Controller{Store: store, Now: func() time.Time { return t0 }}.As(alice)
 			r, err := tt.call(c)
 			if tt.refused == "" {
 				if err != nil {
@@ -150,6 +165,9 @@ func TestRequests(t *testing.T) {
 				}
 				if store.stored == nil || *store.stored != r || !r.Created.Equal(t0) {
 					t.Errorf("stored %+v, returned %+v", store.stored, r)
+				}
+				if r.Actor != alice {
+					t.Errorf("request names %+v as its author, want %+v", r.Actor, alice)
 				}
 				return
 			}
@@ -191,5 +209,104 @@ func TestDCSErrorsAreNotRefusals(t *testing.T) {
 	_, err := c.Failover(context.Background(), "node2")
 	if err == nil || errors.Is(err, ErrRefused) {
 		t.Errorf("err = %v: a DCS failure must not look like a refusal (409)", err)
+	}
+}
+
+func TestPauseAndResumeRecordWhoAsked(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		actor  dcs.Actor
+		paused bool
+		kind   string
+		by     dcs.Actor
+	}{
+		{"pause by an operator", alice, true, PauseRecordKind, alice},
+		{"resume by an operator", alice, false, ResumeRecordKind, alice},
+		{"pause by a caller that names nobody", dcs.Actor{}, true, PauseRecordKind, dcs.Actor{By: dcs.Unknown, From: dcs.Unknown}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &fakeStore{}
+			c := Controller{Store: store, Now: func() time.Time { return t0 }, Cluster: "main"}.As(tt.actor)
+			if err := c.SetPaused(context.Background(), tt.paused); err != nil {
+				t.Fatal(err)
+			}
+			if len(store.configs) != 1 || len(store.records) != 1 {
+				t.Fatalf("stored %d configs and %d records, want one each", len(store.configs), len(store.records))
+			}
+			want := dcs.ClusterConfig{Paused: tt.paused, ChangedBy: tt.actor, ChangedAt: t0}
+			if got := store.configs[0]; got != want {
+				t.Errorf("config = %+v, want %+v", got, want)
+			}
+			rec, ok := store.records[0].(timeline.Record)
+			if !ok {
+				t.Fatalf("history record is a %T, want a timeline.Record", store.records[0])
+			}
+			if rec.Kind != tt.kind || rec.Cluster != "main" || !rec.OK || !rec.Start.Equal(t0) || len(rec.Steps) != 0 {
+				t.Errorf("record = %+v, want kind %s of cluster main at %s", rec, tt.kind, t0)
+			}
+			if rec.RequestedBy != tt.by.By || rec.RequestedFrom != tt.by.From {
+				t.Errorf("record requested by %q from %q, want %q from %q", rec.RequestedBy, rec.RequestedFrom, tt.by.By, tt.by.From)
+			}
+		})
+	}
+}
+
+func TestPauseFailureIsReported(t *testing.T) {
+	store := &fakeStore{err: errors.New("etcdserver: request timed out")}
+	if err := (Controller{Store: store}).SetPaused(context.Background(), true); err == nil || !strings.Contains(err.Error(), "request timed out") {
+		t.Errorf("err = %v, want the DCS's error", err)
+	}
+}
+
+func TestOperatorActor(t *testing.T) {
+	for _, tt := range []struct {
+		name                          string
+		subject, etcdUser, user, host string
+		want                          dcs.Actor
+	}{
+		{"client certificate", "CN=alice,OU=operator", "", "root", "db1", dcs.Actor{By: "cert:CN=alice,OU=operator", From: "root@db1"}},
+		{"certificate and etcd user: the certificate counts", "CN=alice", "vigil", "root", "db1", dcs.Actor{By: "cert:CN=alice", From: "root@db1"}},
+		{"etcd user", "", "ops", "bob", "admin1", dcs.Actor{By: "etcd-user:ops", From: "bob@admin1"}},
+		{"OS user", "", "", "bob", "admin1", dcs.Actor{By: "os:bob@admin1", From: "bob@admin1"}},
+		{"nothing known", "", "", "", "", dcs.Actor{By: "os:unknown@unknown", From: "unknown@unknown"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := OperatorActor(tt.subject, tt.etcdUser, tt.user, tt.host); got != tt.want {
+				t.Errorf("OperatorActor = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRequestsFromBeforeTheAudit: a request stored by an older version
+// names nobody; it still decodes, and the action taken on it is
+// attributed to "unknown". A new request keeps its author through JSON.
+func TestRequestsFromBeforeTheAudit(t *testing.T) {
+	var old dcs.Request
+	if err := json.Unmarshal([]byte(`{"kind":"switchover","from":"node1","to":"node2","created":"2026-11-25T03:00:00Z"}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if old.Actor != (dcs.Actor{}) {
+		t.Errorf("old request decodes with author %+v", old.Actor)
+	}
+	if got := old.Actor.OrUnknown(); got != (dcs.Actor{By: "unknown", From: "unknown"}) {
+		t.Errorf("old request attributed to %+v", got)
+	}
+	var cfg dcs.ClusterConfig
+	if err := json.Unmarshal([]byte(`{"paused":true}`), &cfg); err != nil || !cfg.Paused || cfg.ChangedBy != (dcs.Actor{}) {
+		t.Errorf("old config decodes as %+v, %v", cfg, err)
+	}
+
+	data, err := json.Marshal(dcs.Request{Kind: "failover", To: "node3", Created: t0, Actor: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back dcs.Request
+	if err := json.Unmarshal(data, &back); err != nil || back.Actor != alice {
+		t.Errorf("request round trip: %s gives %+v, %v", data, back.Actor, err)
+	}
+	data, err = json.Marshal(dcs.Request{Kind: "failover", To: "node3", Created: t0})
+	if err != nil || strings.Contains(string(data), "actor") {
+		t.Errorf("a request without an author is written as %s (%v), want no actor field", data, err)
 	}
 }

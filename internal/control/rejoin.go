@@ -11,11 +11,11 @@ import (
 // rejoinRecordKind is the Kind of the history record of an agent's rejoin.
 const rejoinRecordKind = "rejoin"
 
-// RejoinProgress is where a requested rejoin stands, as read in one view of
-// the cluster.
+// RejoinProgress is where a requested rejoin or reinit stands, as read in
+// one view of the cluster.
 type RejoinProgress struct {
-	// Done: the node's agent published, after the rejoin, that its server
-	// is a standby of the leader on the leader's timeline.
+	// Done: the node's agent published, after the rejoin (or reinit),
+	// that its server is a standby of the leader on the leader's timeline.
 	Done bool
 	// Failed explains why the rejoin did not complete; "" while it may.
 	Failed string
@@ -35,10 +35,16 @@ type RejoinProgress struct {
 // after the node's new state is published, and a published state counts
 // only once it is newer than the rejoin's record.
 func CheckRejoin(v dcs.View, req dcs.Request, records []timeline.Record) RejoinProgress {
+	return checkRebuild(v, req, records, rejoinRecordKind)
+}
+
+// checkRebuild is CheckRejoin and CheckReinit: kind is the record kind the
+// node's agent writes when it has acted.
+func checkRebuild(v dcs.View, req dcs.Request, records []timeline.Record, kind string) RejoinProgress {
 	node := req.To
 	var rec *timeline.Record
 	for i := range records {
-		if records[i].Kind == rejoinRecordKind && records[i].Node == node {
+		if records[i].Kind == kind && records[i].Node == node {
 			rec = &records[i]
 		}
 	}
@@ -54,22 +60,43 @@ func CheckRejoin(v dcs.View, req dcs.Request, records []timeline.Record) RejoinP
 			node, m.Role, m.Upstream, m.Timeline, v.Leader, leaderTimeline(v))
 	case rec != nil && !m.UpdatedAt.After(rec.End):
 		// Both times come from the node's agent: no clock skew between them.
-		notFollowing = fmt.Sprintf("%s's agent has not published its state since the rejoin finished", node)
+		notFollowing = fmt.Sprintf("%s's agent has not published its state since the %s finished", node, kind)
 	}
 	if rec != nil && rec.OK && notFollowing == "" {
 		// Whether or not the agent has cleared the request yet.
 		return RejoinProgress{Done: true, Finished: !samePendingRequest(v.Request, req)}
 	}
 	if samePendingRequest(v.Request, req) {
-		if rec != nil && !rec.OK {
+		switch {
+		case rec != nil && !rec.OK && kind == reinitRecordKind:
+			// No automatic reinit exists: this is the request's own
+			// attempt, and its agent clears the request next.
+			return RejoinProgress{Waiting: fmt.Sprintf("%s's reinit failed (%s); its agent has not cleared the request yet", node, failure(*rec))}
+		case rec != nil && !rec.OK:
 			// An automatic attempt failed; the agent still owes the
 			// operator's request an attempt of its own.
 			return RejoinProgress{Waiting: fmt.Sprintf("%s's agent has not acted on the request yet (an earlier attempt failed: %s)", node, failure(*rec))}
+		case rec == nil && v.Config.Paused && kind == reinitRecordKind:
+			// A requested rejoin goes ahead while paused; a reinit waits.
+			return RejoinProgress{Waiting: fmt.Sprintf("the cluster is paused: %s's agent does not start the %s until `vigil ctl resume`", node, kind)}
 		}
-		return RejoinProgress{Waiting: fmt.Sprintf("%s's agent has not finished the rejoin", node)}
+		return RejoinProgress{Waiting: fmt.Sprintf("%s's agent has not finished the %s", node, kind)}
 	}
 	if rec != nil && !rec.OK {
-		return RejoinProgress{Finished: true, Failed: fmt.Sprintf("rejoin of %s failed: %s", node, failure(*rec))}
+		return RejoinProgress{Finished: true, Failed: fmt.Sprintf("%s of %s failed: %s", kind, node, failure(*rec))}
+	}
+	if rec == nil && kind == reinitRecordKind {
+		// A reinit always ends in a record: without one the request
+		// expired unanswered or was refused (the node became the leader),
+		// unless the record is about to appear.
+		why := "it expired unanswered, was refused, or its agent is still rebuilding"
+		switch {
+		case v.Leader == node:
+			why = node + " is the leader now, whose agent refuses a reinit"
+		case v.Config.Paused:
+			why = "the cluster is paused, so it was not carried out before it expired"
+		}
+		return RejoinProgress{Finished: true, Waiting: fmt.Sprintf("the request is gone but %s's agent has written no reinit record: %s", node, why)}
 	}
 	// No record and the request gone: the agent found the node streaming
 	// already and had nothing to do, or the request expired unanswered.

@@ -90,7 +90,7 @@ func (s *Server) Observe(ctx context.Context) (Observation, error) {
 	obs := Observation{Node: s.Name, ObservedAt: time.Now()}
 	err := s.withConn(ctx, func(c *pgx.Conn) error {
 		obs.Reachable = true
-		return s.observe(ctx, c, &obs)
+		return s.needs(OpObserve, s.observe(ctx, c, &obs))
 	})
 	if err != nil {
 		return obs, fmt.Errorf("observe %s: %w", s.Name, err)

@@ -116,6 +116,7 @@ func (s *Server) ProbeWrite(ctx context.Context) ProbeResult {
 				err = fmt.Errorf("create heartbeat table: %w", err)
 			}
 		}
+		err = s.needs(OpProbeWrite, err)
 		if isSQLState(err, sqlStateReadOnly) {
 			// Ask why: still replaying (and how much is left) or read-only by setting.
 			res.Class = ProbeReadOnly

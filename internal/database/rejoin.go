@@ -1,11 +1,16 @@
 package database
 
+// The adapter's part of a rejoin (package rejoin runs the procedure): the
+// pure verdicts on what the server and its upstream say (timeline
+// history, divergence, pg_rewind's output, the node's own files) and the
+// primitive operations on one server (identify the upstream over a
+// replication connection, rewind, take a base backup, configure a standby).
+
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,31 +27,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/wal"
 )
 
-// RejoinMethod says how Rejoin makes a server's data match its new upstream.
-// The values are spelt as the configuration's rejoin.method.
-type RejoinMethod string
-
-// Rejoin methods. RejoinNone is only ever a result.
 const (
-	// RejoinAuto rewinds, and takes a base backup when the rewind is
-	// impossible, fails, or leaves a server that does not stream.
-	RejoinAuto RejoinMethod = "auto"
-	// RejoinRewind only rewinds; Rejoin fails when that is impossible.
-	RejoinRewind RejoinMethod = "rewind"
-	// RejoinBaseBackup copies the upstream whole, keeping the old data
-	// directory beside the new one.
-	RejoinBaseBackup RejoinMethod = "basebackup"
-	// RejoinNone: the server already streamed from the upstream.
-	RejoinNone RejoinMethod = "none"
-)
-
-// Defaults of RejoinOptions.
-const (
-	defaultStreamTimeout = 2 * time.Minute
-	// A standby configured for the upstream may be between two connection
-	// attempts; this long it gets to show it streams before Rejoin treats
-	// it as a server to rejoin.
-	streamingGrace           = 5 * time.Second
 	defaultUpstreamTimeout   = 10 * time.Second
 	rejoinStampFormat        = "20060102T150405Z"
 	rejoinSuffix             = ".vigil-rejoin-"
@@ -59,416 +40,75 @@ const (
 		case when {{pg_is_in_recovery}}() then '' else {{pg_walfile_name}}({{pg_current_wal_lsn}}()) end`
 )
 
-// RejoinOptions tune Rejoin. The zero value rewinds, falling back to a base
-// backup, with pg_rewind connecting as RewindConn's zero user (libpq's
-// default): real callers name a rewind account.
-type RejoinOptions struct {
-	// Method is RejoinAuto when empty.
-	Method RejoinMethod
-	// RewindConn is the account pg_rewind reads the upstream's files as: a
-	// superuser, or a role granted what the pg_rewind documentation lists
-	// (and pg_checkpoint, see Rejoin). Host and Port are the upstream's when
-	// empty. Its Password, when set, reaches pg_rewind through a pgpass file
-	// that exists only while pg_rewind runs; it never appears in an argument,
-	// a log line or the result.
-	RewindConn ConnConfig
-	// RewindPassFile is a pgpass file for RewindConn's user, readable by the
-	// server's OS user; used when RewindConn.Password is empty.
-	RewindPassFile string
-	// KeepFiles are more files of the node's own, relative to the data
-	// directory, to keep across a rewind or base backup; the configuration
-	// files NodeLocalFiles finds are always kept.
-	KeepFiles []string
-	// StreamTimeout bounds the wait for the rejoined server to stream;
-	// 2 minutes when zero.
-	StreamTimeout time.Duration
+// Self is what a procedure acting on the server knows of it besides its
+// operations: its name and address, and the names its flavor gives things.
+type Self struct {
+	Name string
+	Host string
+	Port int
+	// DefaultDatabase is the database a client connects to by default;
+	// RewindBinary names the flavor's pg_rewind.
+	DefaultDatabase string
+	RewindBinary    string
 }
 
-func (o RejoinOptions) method() (RejoinMethod, error) {
-	switch o.Method {
-	case "":
-		return RejoinAuto, nil
-	case RejoinAuto, RejoinRewind, RejoinBaseBackup:
-		return o.Method, nil
-	}
-	return "", fmt.Errorf("unknown rejoin method %q: use %s, %s or %s", o.Method, RejoinAuto, RejoinRewind, RejoinBaseBackup)
+// Self describes the server.
+func (s *Server) Self() Self {
+	return Self{Name: s.Name, Host: s.Conn.Host, Port: s.Conn.Port, DefaultDatabase: s.Flavor.DefaultDatabase, RewindBinary: s.Flavor.RewindBinary}
 }
 
-// RejoinResult is what Rejoin did, with its evidence and times.
-type RejoinResult struct {
-	Node     string `json:"node"`
-	Upstream string `json:"upstream"`
-	// Method is what brought the server back: RejoinNone, RejoinRewind or
-	// RejoinBaseBackup (also when RejoinAuto was asked for).
-	Method RejoinMethod `json:"method"`
-	// Evidence is one line for people: what was found and done.
-	Evidence string `json:"evidence"`
-	// Divergence compares the server's control file with the upstream's
-	// timeline history, before anything was changed.
-	Divergence *Divergence `json:"divergence,omitempty"`
-	// Rewind is what pg_rewind reported, when it ran.
-	Rewind *RewindReport `json:"rewind,omitempty"`
-	// RewindError is why RejoinAuto gave up the rewind for a base backup.
-	RewindError string `json:"rewind_error,omitempty"`
-	// MovedDataDir is where the old data directory was kept when a base
-	// backup replaced it. Rejoin never deletes it.
-	MovedDataDir string        `json:"moved_data_dir,omitempty"`
-	Steps        []RejoinStep  `json:"steps"`
-	Took         time.Duration `json:"took"`
-}
-
-// RejoinStep is one step of a rejoin.
-type RejoinStep struct {
-	Name     string        `json:"name"`
-	Start    time.Time     `json:"start"`
-	Took     time.Duration `json:"took"`
-	Evidence string        `json:"evidence,omitempty"`
-	Error    string        `json:"error,omitempty"`
-}
-
-// step runs f as the step called name and records it.
-func (s *Server) step(r *RejoinResult, name string, f func() (string, error)) error {
-	st := RejoinStep{Name: name, Start: time.Now()}
-	evidence, err := f()
-	st.Took = time.Since(st.Start)
-	st.Evidence = evidence
-	log := s.logger().With("node", s.Name, "step", name, "took", st.Took.Round(time.Millisecond))
+// Status reports whether the server's process runs, and its PID.
+func (s *Server) Status(ctx context.Context) (running bool, pid int, err error) {
+	running, pid, err = s.Ctl.Status(ctx)
 	if err != nil {
-		st.Error = err.Error()
-		log.Warn("rejoin step failed", "evidence", evidence, "err", err)
-	} else {
-		log.Info("rejoin step", "evidence", evidence)
+		return false, 0, fmt.Errorf("status of %s: %w", s.Name, err)
 	}
-	r.Steps = append(r.Steps, st)
-	return err
+	return running, pid, nil
 }
 
-// Rejoin brings the server, a former primary (running, stopped or crashed)
-// or any standby, back as a streaming standby of up:
-//
-//  1. a server that already streams from up is left alone (RejoinNone);
-//  2. the upstream is asked for its system identifier and timeline history
-//     over a replication connection; a different system is refused before
-//     anything changes;
-//  3. the server is stopped (fast shutdown) and its control file compared
-//     with the upstream's history (Divergence);
-//  4. pg_rewind rewinds it. A just-promoted upstream gets a CHECKPOINT first
-//     when its control file still names the old timeline: pg_rewind reads
-//     the timeline there and would otherwise report "no rewind required" for
-//     a server that diverged. A crashed server is recovered by pg_rewind
-//     itself in single-user mode. The transactions the old primary committed
-//     after the divergence are discarded: Divergence and Rewind say from
-//     where;
-//  5. when the rewind is impossible or fails (RejoinAuto), or with
-//     RejoinBaseBackup, the data directory is moved aside (MovedDataDir,
-//     never deleted) and pg_basebackup copies the upstream into a new one;
-//  6. the node's own configuration files (NodeLocalFiles) and log
-//     directory, which both tools overwrite with the upstream's, are put
-//     back; the server is configured as a standby of up and started;
-//  7. Rejoin returns once it streams.
-//
-// Passwords reach the tools through pgpass files named by PGPASSFILE, never
-// in arguments. The replication slot up.SlotName must exist on the upstream
-// (see EnsureSlot). Rejoin never starts the server as a primary: after a
-// failure it is still running as it was (when the upstream could not be
-// identified), stopped, or running as a standby. The result holds the steps
-// done so far.
-func (s *Server) Rejoin(ctx context.Context, up Upstream, o RejoinOptions) (res RejoinResult, err error) {
-	began := time.Now()
-	res = RejoinResult{Node: s.Name, Upstream: net.JoinHostPort(up.Host, strconv.Itoa(up.Port))}
-	defer func() {
-		res.Took = time.Since(began)
-		if err != nil {
-			err = fmt.Errorf("rejoin %s to %s: %w", s.Name, res.Upstream, err)
-		}
-	}()
-	method, err := o.method()
+// ControlData reads the server's control file: what a stopped server knows
+// of its history.
+func (s *Server) ControlData(ctx context.Context) (pgctl.ControlData, error) {
+	cd, err := s.Ctl.ControlData(ctx)
 	if err != nil {
-		return res, err
+		return cd, fmt.Errorf("control data of %s: %w", s.Name, err)
 	}
-	rewindConn := o.RewindConn
-	if rewindConn.Host == "" {
-		rewindConn.Host = up.Host
-	}
-	if rewindConn.Port == 0 {
-		rewindConn.Port = up.Port
-	}
-	if rewindConn.Database == "" {
-		rewindConn.Database = s.Flavor.DefaultDatabase
-	}
-	if err := s.checkUpstreamAddress(up, rewindConn); err != nil {
-		return res, err
-	}
-
-	var already string
-	_ = s.step(&res, "check_streaming", func() (string, error) {
-		var ok bool
-		ok, already = s.streamingFrom(ctx, up)
-		if ok {
-			return already, nil
-		}
-		return "not streaming from " + res.Upstream + ": rejoin needed", nil
-	})
-	if already != "" {
-		res.Method = RejoinNone
-		res.Evidence = already
-		return res, nil
-	}
-
-	var upst upstreamIdentity
-	if err := s.step(&res, "identify_upstream", func() (string, error) {
-		var err error
-		upst, err = s.identifyUpstream(ctx, up)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("system %s, timeline %d, WAL at %s", upst.systemID, upst.timeline, upst.lsn), nil
-	}); err != nil {
-		return res, err
-	}
-
-	if err := s.step(&res, "stop", func() (string, error) {
-		running, pid, err := s.Ctl.Status(ctx)
-		if err != nil {
-			return "", err
-		}
-		if !running {
-			return "not running", nil
-		}
-		if err := s.Ctl.Stop(ctx, pgctl.Fast, 0); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("stopped (fast) postmaster %d", pid), nil
-	}); err != nil {
-		return res, err
-	}
-
-	if err := s.step(&res, "assess", func() (string, error) {
-		cd, err := s.Ctl.ControlData(ctx)
-		if err != nil {
-			return "", err
-		}
-		if cd.SystemID != upst.systemID {
-			return "", fmt.Errorf("the server belongs to system %s and the upstream to system %s: not a former member of the upstream's cluster, refusing to replace its data", cd.SystemID, upst.systemID)
-		}
-		d := AssessDivergence(cd, upst.timeline, upst.lsn, upst.history)
-		res.Divergence = &d
-		return fmt.Sprintf("%s: %s", d.Verdict, d.Reason), nil
-	}); err != nil {
-		return res, err
-	}
-
-	var kept keptFiles
-	if err := s.step(&res, "keep_node_files", func() (string, error) {
-		var err error
-		kept, err = s.keepNodeFiles(o.KeepFiles)
-		if err != nil {
-			return "", err
-		}
-		return "kept " + strings.Join(kept.names(), ", "), nil
-	}); err != nil {
-		return res, err
-	}
-
-	timeout := o.StreamTimeout
-	if timeout <= 0 {
-		timeout = defaultStreamTimeout
-	}
-	if method == RejoinRewind || method == RejoinAuto {
-		rerr := s.rejoinByRewind(ctx, up, upst, rewindConn, o.RewindPassFile, kept, timeout, &res)
-		if rerr == nil || method == RejoinRewind || ctx.Err() != nil {
-			return res, rerr
-		}
-		res.RewindError = rerr.Error()
-		s.logger().Warn("rejoin: rewind failed, taking a base backup instead", "node", s.Name, "err", rerr)
-		if err := s.step(&res, "stop_after_rewind", func() (string, error) {
-			running, _, err := s.Ctl.Status(ctx)
-			if err != nil {
-				return "", err
-			}
-			if !running {
-				return "not running", nil
-			}
-			return "stopped", s.stopAnyway(ctx)
-		}); err != nil {
-			return res, err
-		}
-	}
-	return res, s.rejoinByBaseBackup(ctx, up, kept, timeout, &res)
+	return cd, nil
 }
 
-// checkUpstreamAddress refuses an upstream (or rewind source) that is the
-// server itself: a base backup would move its data aside and then fail to
-// copy from the stopped server.
-func (s *Server) checkUpstreamAddress(up Upstream, rewind ConnConfig) error {
-	if up.Host == "" || up.Port <= 0 {
-		return fmt.Errorf("upstream has no address (host %q, port %d)", up.Host, up.Port)
+// ConfigureStandby configures the stopped server as a standby of up, and
+// says what it wrote.
+func (s *Server) ConfigureStandby(up Upstream) (string, error) {
+	if err := s.writeStandbyConfig(up.Conninfo(s.Name), up.SlotName); err != nil {
+		return "", fmt.Errorf("configure %s as a standby: %w", s.Name, err)
 	}
-	self := net.JoinHostPort(s.Conn.Host, strconv.Itoa(s.Conn.Port))
-	for _, a := range []string{net.JoinHostPort(up.Host, strconv.Itoa(up.Port)), net.JoinHostPort(rewind.Host, strconv.Itoa(rewind.Port))} {
-		if a == self {
-			return fmt.Errorf("upstream %s is the server itself", a)
-		}
-	}
-	return nil
+	return fmt.Sprintf("%s and primary_conninfo for %s:%d, slot %q", filepath.Base(s.StandbyMarker()), up.Host, up.Port, up.SlotName), nil
 }
 
-// rejoinByRewind rewinds the stopped server, configures it as a standby,
-// starts it and waits until it streams.
-func (s *Server) rejoinByRewind(ctx context.Context, up Upstream, upst upstreamIdentity, src ConnConfig, passFile string, kept keptFiles, timeout time.Duration, res *RejoinResult) error {
-	if err := s.step(res, "checkpoint_upstream", func() (string, error) {
-		return s.checkpointIfStale(ctx, src, passFile)
-	}); err != nil {
-		return err
-	}
-	var rep RewindReport
-	if err := s.step(res, "rewind", func() (string, error) {
-		var err error
-		rep, err = s.rewind(ctx, src, passFile, kept)
-		res.Rewind = &rep
-		if err != nil {
-			return rep.Summary, err
-		}
-		if rep.Required {
-			return rep.Summary, nil
-		}
-		// pg_rewind decides from the source's control file; a second
-		// opinion from the timeline history costs one pg_controldata.
-		cd, err := s.Ctl.ControlData(ctx)
-		if err != nil {
-			return rep.Summary, err
-		}
-		if d := AssessDivergence(cd, upst.timeline, upst.lsn, upst.history); d.Verdict == Diverged {
-			return rep.Summary, fmt.Errorf("%s reported no rewind required, but the server diverged: %s", s.Flavor.RewindBinary, d.Reason)
-		}
-		return rep.Summary, nil
-	}); err != nil {
-		return err
-	}
-	if err := s.startStandby(ctx, up, timeout, res); err != nil {
-		return err
-	}
-	res.Method = RejoinRewind
-	if rep.Required {
-		res.Evidence = fmt.Sprintf("rewound: %s; streaming from %s", rep.Summary, res.Upstream)
-	} else {
-		res.Evidence = fmt.Sprintf("no rewind required (%s); streaming from %s", res.Divergence.Reason, res.Upstream)
-	}
-	return nil
+// UpstreamIdentity is what IDENTIFY_SYSTEM and TIMELINE_HISTORY tell.
+type UpstreamIdentity struct {
+	SystemID string
+	Timeline uint32
+	LSN      wal.LSN
+	// History is the upstream's timeline history (none on timeline 1).
+	History []TimelineSwitch
+	// SlotNote says what IdentifyUpstream did about the standby's
+	// replication slot: "" when the upstream had it, else that it was made
+	// or why it could not be (the server then streams once the leader
+	// makes it, as before).
+	SlotNote string
 }
 
-// rejoinByBaseBackup replaces the stopped server's data directory with a
-// copy of the upstream and starts it as a standby.
-func (s *Server) rejoinByBaseBackup(ctx context.Context, up Upstream, kept keptFiles, timeout time.Duration, res *RejoinResult) error {
-	var copied string
-	if err := s.step(res, "basebackup", func() (string, error) {
-		aside, ev, err := s.baseBackup(ctx, up, kept)
-		res.MovedDataDir = aside
-		copied = ev
-		return ev, err
-	}); err != nil {
-		return err
-	}
-	if err := s.startStandby(ctx, up, timeout, res); err != nil {
-		return err
-	}
-	res.Method = RejoinBaseBackup
-	why := "base backup asked for"
-	switch {
-	case res.Rewind != nil && len(res.Rewind.Errors) > 0:
-		why = "rewind failed: " + strings.Join(res.Rewind.Errors, "; ")
-	case res.RewindError != "":
-		why = "rewind failed: " + firstLine(res.RewindError)
-	}
-	res.Evidence = fmt.Sprintf("base backup (%s; %s); old data directory kept at %s; streaming from %s", copied, why, res.MovedDataDir, res.Upstream)
-	return nil
-}
-
-// startStandby writes the standby configuration, starts the server and
-// waits until it streams from up.
-func (s *Server) startStandby(ctx context.Context, up Upstream, timeout time.Duration, res *RejoinResult) error {
-	if err := s.step(res, "configure", func() (string, error) {
-		if err := s.writeStandbyConfig(up.Conninfo(s.Name), up.SlotName); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%s and primary_conninfo for %s, slot %q", filepath.Base(s.StandbyMarker()), res.Upstream, up.SlotName), nil
-	}); err != nil {
-		return err
-	}
-	if err := s.step(res, "start", func() (string, error) {
-		if err := s.Ctl.Start(ctx, s.StartOptions); err != nil {
-			return "", err
-		}
-		return "started as a standby", nil
-	}); err != nil {
-		return err
-	}
-	return s.step(res, "wait_streaming", func() (string, error) {
-		wctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		if err := s.WaitStreaming(wctx, up.Host, up.Port); err != nil {
-			return "", err
-		}
-		return "streaming from " + res.Upstream, nil
-	})
-}
-
-// stopAnyway stops the server, immediately when a fast shutdown fails: what
-// follows replaces its data directory.
-func (s *Server) stopAnyway(ctx context.Context) error {
-	if err := s.Ctl.Stop(ctx, pgctl.Fast, 0); err != nil {
-		if ierr := s.Ctl.Stop(ctx, pgctl.Immediate, 0); ierr != nil {
-			return fmt.Errorf("%w (immediate stop also failed: %v)", err, ierr)
-		}
-	}
-	return nil
-}
-
-// streamingFrom reports whether the server already streams from up, with a
-// description when it does.
-func (s *Server) streamingFrom(ctx context.Context, up Upstream) (bool, string) {
-	matches := func(o Observation) bool {
-		w := o.WALReceiver
-		return o.InRecovery && w != nil && w.Status == "streaming" && w.SenderHost == up.Host &&
-			w.SenderPort == up.Port && (up.SlotName == "" || w.SlotName == up.SlotName)
-	}
-	obs, err := s.Observe(ctx)
-	if err != nil || !obs.InRecovery {
-		return false, ""
-	}
-	if !matches(obs) && obs.UpstreamHost == up.Host && obs.UpstreamPort == up.Port {
-		deadline := time.Now().Add(streamingGrace)
-		for !matches(obs) && time.Now().Before(deadline) {
-			select {
-			case <-ctx.Done():
-				return false, ""
-			case <-time.After(100 * time.Millisecond):
-			}
-			if obs, err = s.Observe(ctx); err != nil || !obs.InRecovery {
-				return false, ""
-			}
-		}
-	}
-	if !matches(obs) {
-		return false, ""
-	}
-	return true, fmt.Sprintf("already streams from %s (slot %q, timeline %d, replayed %s): nothing to do",
-		net.JoinHostPort(up.Host, strconv.Itoa(up.Port)), obs.WALReceiver.SlotName, obs.Timeline, obs.ReplayedLSN)
-}
-
-// upstreamIdentity is what IDENTIFY_SYSTEM and TIMELINE_HISTORY tell.
-type upstreamIdentity struct {
-	systemID string
-	timeline uint32
-	lsn      wal.LSN
-	history  []TimelineSwitch
-}
-
-// identifyUpstream asks the upstream, over a replication connection as the
+// IdentifyUpstream asks the upstream, over a replication connection as the
 // standby's own role, who it is. It also proves that the credentials the
-// standby will stream with work before anything is changed.
-func (s *Server) identifyUpstream(ctx context.Context, up Upstream) (upstreamIdentity, error) {
-	var id upstreamIdentity
+// standby will stream with work before anything is changed, and makes the
+// standby's replication slot when the upstream lacks it: a new primary
+// makes slots for the members it sees, and a node busy rejoining for
+// longer than its member lease is not among them (the chaos campaign saw
+// a rewound node wait a minute for a slot that never came, then fail to
+// reach consistency).
+func (s *Server) IdentifyUpstream(ctx context.Context, up Upstream) (UpstreamIdentity, error) {
+	var id UpstreamIdentity
 	probe := up
 	probe.ApplicationName = rejoinIdentifyAppName
 	cfg, err := pgconn.ParseConfig(probe.Conninfo("") + " replication=true")
@@ -488,25 +128,54 @@ func (s *Server) identifyUpstream(ctx context.Context, up Upstream) (upstreamIde
 	if err != nil {
 		return id, err
 	}
-	id.systemID = row[0]
+	id.SystemID = row[0]
 	tli, err := strconv.ParseUint(row[1], 10, 32)
 	if err != nil {
 		return id, fmt.Errorf("IDENTIFY_SYSTEM: timeline %q: %w", row[1], err)
 	}
-	id.timeline = uint32(tli)
-	if id.lsn, err = wal.ParseLSN(row[2]); err != nil {
+	id.Timeline = uint32(tli)
+	if id.LSN, err = wal.ParseLSN(row[2]); err != nil {
 		return id, fmt.Errorf("IDENTIFY_SYSTEM: %w", err)
 	}
-	if id.timeline > 1 {
-		row, err := replicationRow(ctx, conn, fmt.Sprintf("TIMELINE_HISTORY %d", id.timeline), 2)
+	if id.Timeline > 1 {
+		row, err := replicationRow(ctx, conn, fmt.Sprintf("TIMELINE_HISTORY %d", id.Timeline), 2)
 		if err != nil {
 			return id, err
 		}
-		if id.history, err = ParseTimelineHistory(row[1]); err != nil {
-			return id, fmt.Errorf("history of timeline %d: %w", id.timeline, err)
+		if id.History, err = ParseTimelineHistory(row[1]); err != nil {
+			return id, fmt.Errorf("history of timeline %d: %w", id.Timeline, err)
+		}
+	}
+	if up.SlotName != "" {
+		switch created, err := ensureSlotOver(ctx, conn, up.SlotName); {
+		case err != nil:
+			id.SlotNote = err.Error()
+		case created:
+			id.SlotNote = fmt.Sprintf("replication slot %q created on the upstream", up.SlotName)
 		}
 	}
 	return id, nil
+}
+
+// ensureSlotOver creates a physical slot that reserves WAL at once over a
+// replication connection (the standby's role has REPLICATION), unless it
+// exists.
+func ensureSlotOver(ctx context.Context, conn *pgconn.PgConn, name string) (bool, error) {
+	cmd := "CREATE_REPLICATION_SLOT " + QuoteIdent(name) + " PHYSICAL RESERVE_WAL"
+	_, err := conn.Exec(ctx, cmd).ReadAll()
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &pgErr) && pgErr.Code == "42710": // duplicate_object
+		return false, nil
+	}
+	return false, fmt.Errorf("replication slot %q on the upstream: %w", name, err)
+}
+
+// QuoteIdent quotes an identifier for SQL or a replication command.
+func QuoteIdent(name string) string {
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
 // replicationRow runs a replication command that answers with one row.
@@ -525,12 +194,12 @@ func replicationRow(ctx context.Context, conn *pgconn.PgConn, cmd string, minCol
 	return row, nil
 }
 
-// checkpointIfStale runs CHECKPOINT on the rewind source when its control
+// CheckpointIfStale runs CHECKPOINT on the rewind source when its control
 // file still names an older timeline than the one it writes: right after a
 // promotion, until the first checkpoint. pg_rewind takes the source's
-// timeline from the control file. A source that cannot be asked is not an
-// error here: the divergence check after the rewind catches the consequence.
-func (s *Server) checkpointIfStale(ctx context.Context, src ConnConfig, passFile string) (string, error) {
+// timeline from the control file. The error says the source could not be
+// asked.
+func (s *Server) CheckpointIfStale(ctx context.Context, src ConnConfig, passFile string) (string, error) {
 	var evidence string
 	err := withConnTo(ctx, src, passFile, func(c *pgx.Conn) error {
 		var inRecovery bool
@@ -563,8 +232,7 @@ func (s *Server) checkpointIfStale(ctx context.Context, src ConnConfig, passFile
 		return nil
 	})
 	if err != nil {
-		s.logger().Warn("rejoin: could not check the upstream's control file", "node", s.Name, "err", err)
-		return "not checked: " + err.Error(), nil
+		return "", fmt.Errorf("check the control file of %s:%d: %w", src.Host, src.Port, err)
 	}
 	return evidence, nil
 }
@@ -594,8 +262,11 @@ func withConnTo(ctx context.Context, c ConnConfig, passFile string, f func(*pgx.
 	return f(conn)
 }
 
-// rewind runs pg_rewind against the stopped server, keeping its own files.
-func (s *Server) rewind(ctx context.Context, src ConnConfig, passFile string, kept keptFiles) (rep RewindReport, err error) {
+// Rewind runs pg_rewind against the stopped server from src, keeping the
+// node's own files. src.Password, when set, reaches pg_rewind through a
+// pgpass file that exists only while it runs; else passFile (a pgpass file
+// readable by the server's OS user) is used.
+func (s *Server) Rewind(ctx context.Context, src ConnConfig, passFile string, kept KeptFiles) (rep RewindReport, err error) {
 	runner := s.Ctl.Runner
 	if src.Password != "" {
 		path, cleanup, err := s.tempPassFile(src.User, src.Password)
@@ -635,10 +306,11 @@ func (s *Server) rewind(ctx context.Context, src ConnConfig, passFile string, ke
 	return rep, nil
 }
 
-// baseBackup moves the data directory aside and copies the upstream into a
-// new one. It returns where the old one went. When the copy fails, the old
-// directory is put back, so that a retry starts from the same place.
-func (s *Server) baseBackup(ctx context.Context, up Upstream, kept keptFiles) (aside, evidence string, err error) {
+// BaseBackup moves the stopped server's data directory aside and copies
+// the upstream into a new one, keeping the node's own files. It returns
+// where the old one went (it is never deleted). When the copy fails, the
+// old directory is put back, so that a retry starts from the same place.
+func (s *Server) BaseBackup(ctx context.Context, up Upstream, kept KeptFiles) (aside, evidence string, err error) {
 	dataDir := s.Ctl.DataDir
 	owner, err := ownerOf(dataDir)
 	if err != nil {
@@ -793,9 +465,9 @@ func (s *Server) tempPassFile(user, password string) (string, func(), error) {
 	return path, cleanup, nil
 }
 
-// keptFiles are a node's own files, read before a rewind or base backup
+// KeptFiles are a node's own files, read before a rewind or base backup
 // replaces them with the upstream's.
-type keptFiles struct {
+type KeptFiles struct {
 	owner fileOwner
 	files []keptFile
 }
@@ -805,7 +477,8 @@ type keptFile struct {
 	data []byte
 }
 
-func (k keptFiles) names() []string {
+// Names are the kept files, relative to the data directory.
+func (k KeptFiles) Names() []string {
 	names := make([]string, len(k.files))
 	for i, f := range k.files {
 		names[i] = f.rel
@@ -813,33 +486,35 @@ func (k keptFiles) names() []string {
 	return names
 }
 
-func (s *Server) keepNodeFiles(extra []string) (keptFiles, error) {
+// KeepNodeFiles reads the node's own files (NodeLocalFiles, and extra, relative
+// to the data directory) for Rewind and BaseBackup to put back.
+func (s *Server) KeepNodeFiles(extra []string) (KeptFiles, error) {
 	dataDir := s.Ctl.DataDir
 	owner, err := ownerOf(dataDir)
 	if err != nil {
-		return keptFiles{}, err
+		return KeptFiles{}, err
 	}
 	rels, err := NodeLocalFiles(s.Flavor, dataDir)
 	if err != nil {
-		return keptFiles{}, err
+		return KeptFiles{}, err
 	}
 	for _, e := range extra {
 		rel, ok := relInside(dataDir, e)
 		if !ok {
-			return keptFiles{}, fmt.Errorf("keep file %q: not inside the data directory %s", e, dataDir)
+			return KeptFiles{}, fmt.Errorf("keep file %q: not inside the data directory %s", e, dataDir)
 		}
 		if !slices.Contains(rels, rel) {
 			rels = append(rels, rel)
 		}
 	}
-	k := keptFiles{owner: owner}
+	k := KeptFiles{owner: owner}
 	for _, rel := range rels {
 		data, err := os.ReadFile(filepath.Join(dataDir, rel))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return keptFiles{}, fmt.Errorf("keep %s: %w", rel, err)
+			return KeptFiles{}, fmt.Errorf("keep %s: %w", rel, err)
 		}
 		k.files = append(k.files, keptFile{rel: rel, data: data})
 	}
@@ -847,7 +522,7 @@ func (s *Server) keepNodeFiles(extra []string) (keptFiles, error) {
 }
 
 // restore writes the kept files back into dataDir.
-func (k keptFiles) restore(dataDir string) error {
+func (k KeptFiles) restore(dataDir string) error {
 	for _, f := range k.files {
 		path := filepath.Join(dataDir, f.rel)
 		if err := k.mkdirs(dataDir, filepath.Dir(f.rel)); err != nil {
@@ -861,7 +536,7 @@ func (k keptFiles) restore(dataDir string) error {
 }
 
 // mkdirs creates rel's missing directories inside dataDir for the owner.
-func (k keptFiles) mkdirs(dataDir, rel string) error {
+func (k KeptFiles) mkdirs(dataDir, rel string) error {
 	if rel == "." || rel == "" {
 		return nil
 	}
@@ -1192,9 +867,4 @@ func lastMatch(re *regexp.Regexp, s string) []string {
 		return nil
 	}
 	return all[len(all)-1]
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
 }

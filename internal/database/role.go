@@ -68,7 +68,7 @@ func (s *Server) Promote(ctx context.Context, wait time.Duration) error {
 		secs := max(int(wait.Round(time.Second)/time.Second), 1)
 		var done bool
 		if err := c.QueryRow(ctx, s.sql(qPromote), secs).Scan(&done); err != nil {
-			return fmt.Errorf("%s: %w", s.Flavor.Ident("pg_promote"), err)
+			return fmt.Errorf("%s: %w", s.Flavor.Ident("pg_promote"), s.needs(OpPromote, err))
 		}
 		if !done {
 			return fmt.Errorf("%s: still in recovery after %ds", s.Flavor.Ident("pg_promote"), secs)
@@ -125,10 +125,10 @@ func (s *Server) setParameter(ctx context.Context, name, value string) error {
 	err := s.withConn(ctx, func(c *pgx.Conn) error {
 		stmt := fmt.Sprintf("ALTER SYSTEM SET %s = %s", pgx.Identifier{name}.Sanitize(), quoteLiteral(value))
 		if _, err := c.Exec(ctx, stmt); err != nil {
-			return fmt.Errorf("alter system %s: %w", name, err)
+			return fmt.Errorf("alter system %s: %w", name, s.needs(OpAlterSystem(name), err))
 		}
 		if _, err := c.Exec(ctx, s.sql(qReloadConf)); err != nil {
-			return fmt.Errorf("reload configuration: %w", err)
+			return fmt.Errorf("reload configuration: %w", s.needs(OpReloadConf, err))
 		}
 		return nil
 	})
@@ -164,7 +164,7 @@ func quoteLiteral(v string) string { return "'" + strings.ReplaceAll(v, "'", "''
 func (s *Server) EnsureSlot(ctx context.Context, name string) error {
 	err := s.withConn(ctx, func(c *pgx.Conn) error {
 		_, err := c.Exec(ctx, s.sql(qEnsureSlot), name)
-		return err
+		return s.needs(OpEnsureSlot, err)
 	})
 	if err != nil {
 		return fmt.Errorf("ensure replication slot %q on %s: %w", name, s.Name, err)
@@ -269,12 +269,13 @@ func (s *Server) follow(ctx context.Context, up Upstream) error {
 	err = s.withConn(ctx, func(c *pgx.Conn) error {
 		for _, p := range [][2]string{{"primary_conninfo", conninfo}, {"primary_slot_name", up.SlotName}} {
 			if _, err := c.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET %s = %s", p[0], quoteLiteral(p[1]))); err != nil {
-				return fmt.Errorf("alter system %s: %w", p[0], err)
+				return fmt.Errorf("alter system %s: %w", p[0], s.needs(OpAlterSystem(p[0]), err))
 			}
 		}
 		if st.version >= versionReloadConninfo {
-			_, err := c.Exec(ctx, s.sql(qReloadConf))
-			return err
+			if _, err := c.Exec(ctx, s.sql(qReloadConf)); err != nil {
+				return fmt.Errorf("reload configuration: %w", s.needs(OpReloadConf, err))
+			}
 		}
 		return nil
 	})

@@ -181,7 +181,7 @@ func (s *Server) Halt(ctx context.Context, grace time.Duration) error {
 func (s *Server) Checkpoint(ctx context.Context) error {
 	err := s.withConn(ctx, func(c *pgx.Conn) error {
 		_, err := c.Exec(ctx, "CHECKPOINT")
-		return err
+		return s.needs(OpCheckpoint, err)
 	})
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", s.Name, err)

@@ -3,13 +3,10 @@ package database_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/lab"
@@ -17,62 +14,6 @@ import (
 	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/wal"
 )
-
-func testContext(t *testing.T, d time.Duration) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func observe(t *testing.T, ctx context.Context, s *database.Server) database.Observation {
-	t.Helper()
-	obs, err := s.Observe(ctx)
-	if err != nil {
-		t.Fatalf("observe %s: %v", s.Name, err)
-	}
-	return obs
-}
-
-// execSQL runs a statement as the adapter's user; tests use it to set up
-// data and read back what the adapter changed.
-func execSQL(t *testing.T, ctx context.Context, s *database.Server, stmt string, args ...any) {
-	t.Helper()
-	conn := connect(t, ctx, s)
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, stmt, args...); err != nil {
-		t.Fatalf("%s on %s: %v", stmt, s.Name, err)
-	}
-}
-
-func queryString(t *testing.T, ctx context.Context, s *database.Server, q string, args ...any) string {
-	t.Helper()
-	conn := connect(t, ctx, s)
-	defer conn.Close(ctx)
-	var v string
-	if err := conn.QueryRow(ctx, q, args...).Scan(&v); err != nil {
-		t.Fatalf("%s on %s: %v", q, s.Name, err)
-	}
-	return v
-}
-
-func connect(t *testing.T, ctx context.Context, s *database.Server) *pgx.Conn {
-	t.Helper()
-	conn, err := tryConnect(ctx, s)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", s.Name, err)
-	}
-	return conn
-}
-
-func tryConnect(ctx context.Context, s *database.Server) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s", s.Conn.Host, s.Conn.Port, s.Conn.User, s.Conn.Database))
-	if err != nil {
-		return nil, err
-	}
-	cfg.Password = s.Conn.Password
-	return pgx.ConnectConfig(ctx, cfg)
-}
 
 // freePortForTest returns a loopback port that nothing listens on.
 func freePortForTest(t *testing.T) int {
@@ -88,21 +29,9 @@ func freePortForTest(t *testing.T) int {
 
 func asConnectError(err error, target **database.ConnectError) bool { return errors.As(err, target) }
 
-// waitFor polls cond until it holds or the context ends.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 func TestObserveRolesTimelineAndLSNOrder(t *testing.T) {
 	l := labtest.New(t, lab.Options{Nodes: 3})
-	ctx := testContext(t, 2*time.Minute)
+	ctx := labtest.Context(t, 2*time.Minute)
 	primary := labtest.Server(t, l, "node1")
 	standbys := []*database.Server{labtest.Server(t, l, "node2"), labtest.Server(t, l, "node3")}
 
@@ -111,13 +40,13 @@ func TestObserveRolesTimelineAndLSNOrder(t *testing.T) {
 		t.Fatalf("probe on primary: %v", write)
 	}
 	for _, sb := range standbys {
-		waitFor(t, ctx, sb.Name+" to replay the probe", func() bool {
+		labtest.WaitFor(t, ctx, sb.Name+" to replay the probe", func() bool {
 			obs, err := sb.Observe(ctx)
 			return err == nil && obs.ReplayedLSN >= write.CommitLSN
 		})
 	}
 
-	p := observe(t, ctx, primary)
+	p := labtest.Observe(t, ctx, primary)
 	if !p.Reachable || p.InRecovery || p.ReadOnly {
 		t.Errorf("primary: reachable=%v in_recovery=%v read_only=%v, want true false false", p.Reachable, p.InRecovery, p.ReadOnly)
 	}
@@ -143,7 +72,7 @@ func TestObserveRolesTimelineAndLSNOrder(t *testing.T) {
 	}
 
 	for _, s := range standbys {
-		o := observe(t, ctx, s)
+		o := labtest.Observe(t, ctx, s)
 		if !o.Reachable || !o.InRecovery || !o.ReadOnly {
 			t.Errorf("%s: reachable=%v in_recovery=%v read_only=%v, want all true", s.Name, o.Reachable, o.InRecovery, o.ReadOnly)
 		}
@@ -175,7 +104,7 @@ func TestObserveRolesTimelineAndLSNOrder(t *testing.T) {
 
 func TestProbeWriteClassifiesEveryOutcome(t *testing.T) {
 	l := labtest.New(t, lab.Options{Nodes: 2})
-	ctx := testContext(t, 2*time.Minute)
+	ctx := labtest.Context(t, 2*time.Minute)
 	primary := labtest.Server(t, l, "node1")
 	standby := labtest.Server(t, l, "node2")
 
@@ -195,16 +124,16 @@ func TestProbeWriteClassifiesEveryOutcome(t *testing.T) {
 
 	// A primary made read-only by configuration refuses with the same
 	// SQLSTATE but is not in recovery.
-	execSQL(t, ctx, primary, "ALTER SYSTEM SET default_transaction_read_only = on")
-	execSQL(t, ctx, primary, "select pg_reload_conf()")
-	waitFor(t, ctx, "read-only primary", func() bool { return primary.ProbeWrite(ctx).Class == database.ProbeReadOnly })
+	labtest.Exec(t, ctx, primary, "ALTER SYSTEM SET default_transaction_read_only = on")
+	labtest.Exec(t, ctx, primary, "select pg_reload_conf()")
+	labtest.WaitFor(t, ctx, "read-only primary", func() bool { return primary.ProbeWrite(ctx).Class == database.ProbeReadOnly })
 	r = primary.ProbeWrite(ctx)
 	if r.SQLState != "25006" || r.Writable() {
 		t.Errorf("read-only primary probe = %+v", r)
 	}
-	execSQL(t, ctx, primary, "ALTER SYSTEM RESET default_transaction_read_only")
-	execSQL(t, ctx, primary, "select pg_reload_conf()")
-	waitFor(t, ctx, "writable primary", func() bool { return primary.ProbeWrite(ctx).Writable() })
+	labtest.Exec(t, ctx, primary, "ALTER SYSTEM RESET default_transaction_read_only")
+	labtest.Exec(t, ctx, primary, "select pg_reload_conf()")
+	labtest.WaitFor(t, ctx, "writable primary", func() bool { return primary.ProbeWrite(ctx).Writable() })
 
 	// A commit that waits for a synchronous standby that does not exist.
 	if err := primary.SetSynchronous(ctx, "no_such_standby"); err != nil {
@@ -239,7 +168,7 @@ func TestProbeWriteClassifiesEveryOutcome(t *testing.T) {
 // backlog it accepts connections and answers queries but refuses writes.
 func TestPromotedStandbyWithBacklogIsReadOnlyUntilReplayed(t *testing.T) {
 	l := labtest.New(t, lab.Options{Nodes: 2})
-	ctx := testContext(t, 4*time.Minute)
+	ctx := labtest.Context(t, 4*time.Minute)
 	primary := labtest.Server(t, l, "node1")
 	standby := labtest.Server(t, l, "node2")
 	n2, _ := l.Node("node2")
@@ -251,12 +180,12 @@ func TestPromotedStandbyWithBacklogIsReadOnlyUntilReplayed(t *testing.T) {
 	if err := l.GenerateWAL(ctx, n1, 160); err != nil {
 		t.Fatal(err)
 	}
-	end := observe(t, ctx, primary).CurrentLSN
-	waitFor(t, ctx, "standby to receive the primary's WAL", func() bool {
+	end := labtest.Observe(t, ctx, primary).CurrentLSN
+	labtest.WaitFor(t, ctx, "standby to receive the primary's WAL", func() bool {
 		o, err := standby.Observe(ctx)
 		return err == nil && o.ReceivedLSN >= end
 	})
-	before := observe(t, ctx, standby)
+	before := labtest.Observe(t, ctx, standby)
 	if !before.ReplayPaused || before.ReplayBacklogBytes < 64<<20 {
 		t.Fatalf("standby before promotion: paused=%v backlog=%d, want paused with >= 64 MiB", before.ReplayPaused, before.ReplayBacklogBytes)
 	}
@@ -299,7 +228,7 @@ func TestPromotedStandbyWithBacklogIsReadOnlyUntilReplayed(t *testing.T) {
 	if r := standby.ProbeWrite(ctx); !r.Writable() {
 		t.Errorf("after promotion finished: %v", r)
 	}
-	after := observe(t, ctx, standby)
+	after := labtest.Observe(t, ctx, standby)
 	if after.InRecovery || after.Timeline != 2 || after.CurrentLSN < end {
 		t.Errorf("promoted: in_recovery=%v timeline=%d lsn=%s (primary ended at %s)", after.InRecovery, after.Timeline, after.CurrentLSN, end)
 	}
@@ -311,15 +240,15 @@ func TestPromotedStandbyWithBacklogIsReadOnlyUntilReplayed(t *testing.T) {
 
 func TestCheckpointAndSynchronousSettings(t *testing.T) {
 	l := labtest.New(t, lab.Options{Nodes: 3})
-	ctx := testContext(t, 2*time.Minute)
+	ctx := labtest.Context(t, 2*time.Minute)
 	primary := labtest.Server(t, l, "node1")
 
-	redoBefore := queryString(t, ctx, primary, "select redo_lsn::text from pg_control_checkpoint()")
-	execSQL(t, ctx, primary, "create table checkpoint_marker as select generate_series(1, 1000) as i")
+	redoBefore := labtest.QueryString(t, ctx, primary, "select redo_lsn::text from pg_control_checkpoint()")
+	labtest.Exec(t, ctx, primary, "create table checkpoint_marker as select generate_series(1, 1000) as i")
 	if err := primary.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	redoAfter := queryString(t, ctx, primary, "select redo_lsn::text from pg_control_checkpoint()")
+	redoAfter := labtest.QueryString(t, ctx, primary, "select redo_lsn::text from pg_control_checkpoint()")
 	b, _ := wal.ParseLSN(redoBefore)
 	a, _ := wal.ParseLSN(redoAfter)
 	if a <= b {
@@ -329,10 +258,10 @@ func TestCheckpointAndSynchronousSettings(t *testing.T) {
 	if err := primary.SetSynchronous(ctx, "node2", "node3"); err != nil {
 		t.Fatal(err)
 	}
-	if got := queryString(t, ctx, primary, "show synchronous_standby_names"); got != `ANY 1 ("node2", "node3")` {
+	if got := labtest.QueryString(t, ctx, primary, "show synchronous_standby_names"); got != `ANY 1 ("node2", "node3")` {
 		t.Errorf("synchronous_standby_names = %q", got)
 	}
-	waitFor(t, ctx, "standbys to become quorum standbys", func() bool {
+	labtest.WaitFor(t, ctx, "standbys to become quorum standbys", func() bool {
 		o, err := primary.Observe(ctx)
 		if err != nil || len(o.Standbys) != 2 {
 			return false
@@ -346,10 +275,10 @@ func TestCheckpointAndSynchronousSettings(t *testing.T) {
 	if err := primary.SetAsync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := queryString(t, ctx, primary, "show synchronous_standby_names"); got != "" {
+	if got := labtest.QueryString(t, ctx, primary, "show synchronous_standby_names"); got != "" {
 		t.Errorf("synchronous_standby_names after SetAsync = %q, want empty", got)
 	}
-	if got := observe(t, ctx, primary).SynchronousStandbyNames; got != "" {
+	if got := labtest.Observe(t, ctx, primary).SynchronousStandbyNames; got != "" {
 		t.Errorf("observed synchronous_standby_names = %q", got)
 	}
 	if err := primary.SetSynchronous(ctx); err == nil {
@@ -359,7 +288,7 @@ func TestCheckpointAndSynchronousSettings(t *testing.T) {
 
 func TestFollowNewPrimary(t *testing.T) {
 	l := labtest.New(t, lab.Options{Nodes: 3})
-	ctx := testContext(t, 3*time.Minute)
+	ctx := labtest.Context(t, 3*time.Minute)
 	old := labtest.Server(t, l, "node1")
 	next := labtest.Server(t, l, "node2")
 	other := labtest.Server(t, l, "node3")
@@ -398,11 +327,11 @@ func TestFollowNewPrimary(t *testing.T) {
 		t.Errorf("EnsureSlot on an existing slot: %v", err)
 	}
 
-	execSQL(t, ctx, next, "create table followed (v text)")
-	execSQL(t, ctx, next, "insert into followed values ('written on the new primary')")
+	labtest.Exec(t, ctx, next, "create table followed (v text)")
+	labtest.Exec(t, ctx, next, "insert into followed values ('written on the new primary')")
 	for _, s := range []*database.Server{other, old} {
-		waitFor(t, ctx, "row to reach "+s.Name, func() bool {
-			conn, err := tryConnect(ctx, s)
+		labtest.WaitFor(t, ctx, "row to reach "+s.Name, func() bool {
+			conn, err := labtest.TryConnect(ctx, s)
 			if err != nil {
 				return false
 			}
@@ -410,7 +339,7 @@ func TestFollowNewPrimary(t *testing.T) {
 			var v string
 			return conn.QueryRow(ctx, "select v from followed").Scan(&v) == nil && v == "written on the new primary"
 		})
-		o := observe(t, ctx, s)
+		o := labtest.Observe(t, ctx, s)
 		if !o.InRecovery || o.Timeline != 2 {
 			t.Errorf("%s after follow: in_recovery=%v timeline=%d, want a standby on timeline 2", s.Name, o.InRecovery, o.Timeline)
 		}

@@ -2,6 +2,7 @@ package database_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -84,7 +85,7 @@ func TestRoleSQL(t *testing.T) {
 // takes each grant away to show which call needs it.
 func TestLeastPrivilegeRoleRunsEveryAgentCall(t *testing.T) {
 	l := labtest.New(t, lab.Options{Nodes: 2})
-	ctx := testContext(t, 3*time.Minute)
+	ctx := labtest.Context(t, 3*time.Minute)
 	primary := labtest.Server(t, l, "node1")
 	standby := labtest.Server(t, l, "node2")
 	grants, err := database.RoleSQL(15, "vigil")
@@ -93,21 +94,26 @@ func TestLeastPrivilegeRoleRunsEveryAgentCall(t *testing.T) {
 	}
 	setup := func() {
 		for _, g := range grants {
-			execSQL(t, ctx, primary, g.SQL)
+			labtest.Exec(t, ctx, primary, g.SQL)
 		}
 	}
 	setup()
 	setup() // a second run changes nothing and fails nothing
 	const password = "role-test-password"
-	execSQL(t, ctx, primary, "ALTER ROLE vigil PASSWORD '"+password+"'")
+	// A verifier, not the password, as `vigil setup-role` users are told to.
+	setPassword, err := database.RolePasswordSQL("vigil", password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labtest.Exec(t, ctx, primary, setPassword)
 	asRole := func(s *database.Server) *database.Server {
 		return variant(s, func(c *database.ConnConfig) { c.User, c.Password = "vigil", password })
 	}
 	p, s := asRole(primary), asRole(standby)
-	if got := queryString(t, ctx, p, "select rolsuper::text from pg_roles where rolname = current_user"); got != "false" {
+	if got := labtest.QueryString(t, ctx, p, "select rolsuper::text from pg_roles where rolname = current_user"); got != "false" {
 		t.Fatalf("the role is a superuser: %s", got)
 	}
-	waitFor(t, ctx, "the role to reach the standby", func() bool {
+	labtest.WaitFor(t, ctx, "the role to reach the standby", func() bool {
 		_, err := s.Observe(ctx)
 		return err == nil
 	})
@@ -149,27 +155,31 @@ func TestLeastPrivilegeRoleRunsEveryAgentCall(t *testing.T) {
 		}
 	}
 
-	// Each grant taken away: the calls that need it fail, naming what is missing.
+	// Each grant taken away: the calls that need it fail, naming what is
+	// missing: the server's words, and the setup statement (grant) that
+	// gives it back.
+	paramGrant := "GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names, primary_conninfo, primary_slot_name TO vigil"
 	revokes := []struct {
 		revoke, regrant string
 		call            string
 		want            string
+		grant           string // "" when the server's refusal is no insufficient_privilege
 	}{
-		{"REVOKE pg_monitor FROM vigil", "GRANT pg_monitor TO vigil", "Observe standby", "primary_conninfo"},
+		{"REVOKE pg_monitor FROM vigil", "GRANT pg_monitor TO vigil", "Observe standby", "primary_conninfo", "GRANT pg_monitor TO vigil"},
 		// pg_stat_replication hides a standby's state from others: NULL.
-		{"REVOKE pg_monitor FROM vigil", "GRANT pg_monitor TO vigil", "Observe primary", "cannot scan NULL"},
-		{"REVOKE pg_checkpoint FROM vigil", "GRANT pg_checkpoint TO vigil", "Checkpoint", "pg_checkpoint"},
-		{"REVOKE EXECUTE ON FUNCTION pg_reload_conf() FROM vigil", "GRANT EXECUTE ON FUNCTION pg_reload_conf() TO vigil", "SetAsync", "pg_reload_conf"},
-		{"REVOKE ALTER SYSTEM ON PARAMETER synchronous_standby_names FROM vigil", "GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names TO vigil", "SetSynchronous", "synchronous_standby_names"},
-		{"REVOKE ALTER SYSTEM ON PARAMETER primary_conninfo FROM vigil", "GRANT ALTER SYSTEM ON PARAMETER primary_conninfo TO vigil", "Follow", "primary_conninfo"},
-		{"ALTER ROLE vigil NOREPLICATION", "ALTER ROLE vigil REPLICATION", "EnsureSlot spare", "replication"},
-		{"ALTER TABLE vigil.heartbeat OWNER TO " + primary.Conn.User, "ALTER TABLE vigil.heartbeat OWNER TO vigil", "ProbeWrite", "permission denied for table heartbeat"},
+		{"REVOKE pg_monitor FROM vigil", "GRANT pg_monitor TO vigil", "Observe primary", "cannot scan NULL", ""},
+		{"REVOKE pg_checkpoint FROM vigil", "GRANT pg_checkpoint TO vigil", "Checkpoint", "pg_checkpoint", "GRANT pg_checkpoint TO vigil"},
+		{"REVOKE EXECUTE ON FUNCTION pg_reload_conf() FROM vigil", "GRANT EXECUTE ON FUNCTION pg_reload_conf() TO vigil", "SetAsync", "pg_reload_conf", "GRANT EXECUTE ON FUNCTION pg_catalog.pg_reload_conf() TO vigil"},
+		{"REVOKE ALTER SYSTEM ON PARAMETER synchronous_standby_names FROM vigil", "GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names TO vigil", "SetSynchronous", "synchronous_standby_names", paramGrant},
+		{"REVOKE ALTER SYSTEM ON PARAMETER primary_conninfo FROM vigil", "GRANT ALTER SYSTEM ON PARAMETER primary_conninfo TO vigil", "Follow", "primary_conninfo", paramGrant},
+		{"ALTER ROLE vigil NOREPLICATION", "ALTER ROLE vigil REPLICATION", "EnsureSlot spare", "replication", "ALTER ROLE vigil WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS REPLICATION"},
+		{"ALTER TABLE vigil.heartbeat OWNER TO " + primary.Conn.User, "ALTER TABLE vigil.heartbeat OWNER TO vigil", "ProbeWrite", "permission denied for table heartbeat", "ALTER TABLE vigil.heartbeat OWNER TO vigil"},
 		// Why RoleSQL makes the table: the probe's CREATE SCHEMA IF NOT
 		// EXISTS needs CREATE on the database even when the schema exists.
-		{"DROP TABLE vigil.heartbeat", grants[len(grants)-2].SQL + "; " + grants[len(grants)-1].SQL, "ProbeWrite", "permission denied for database"},
+		{"DROP TABLE vigil.heartbeat", grants[len(grants)-2].SQL + "; " + grants[len(grants)-1].SQL, "ProbeWrite", "permission denied for database", "CREATE TABLE IF NOT EXISTS vigil.heartbeat"},
 	}
 	for _, r := range revokes {
-		execSQL(t, ctx, primary, r.revoke)
+		labtest.Exec(t, ctx, primary, r.revoke)
 		// Calls on the standby see the revoke once it is replayed there.
 		var err error
 		deadline := time.Now().Add(15 * time.Second)
@@ -187,23 +197,42 @@ func TestLeastPrivilegeRoleRunsEveryAgentCall(t *testing.T) {
 		} else {
 			t.Logf("after %s: %s fails: %v", r.revoke, r.call, err)
 		}
-		execSQL(t, ctx, primary, r.regrant)
+		if r.grant != "" && !namesGrant(err, r.grant) {
+			t.Errorf("%s, then %s: error %v, want a *database.MissingGrantError naming %q", r.revoke, r.call, err, r.grant)
+		}
+		labtest.Exec(t, ctx, primary, r.regrant)
 	}
 	// Promote last: it ends the standby's recovery. Without EXECUTE on
 	// pg_promote it fails and the standby stays one.
-	execSQL(t, ctx, primary, "REVOKE EXECUTE ON FUNCTION pg_promote(boolean, integer) FROM vigil")
-	waitFor(t, ctx, "pg_promote refused on the standby", func() bool {
+	labtest.Exec(t, ctx, primary, "REVOKE EXECUTE ON FUNCTION pg_promote(boolean, integer) FROM vigil")
+	labtest.WaitFor(t, ctx, "pg_promote refused on the standby", func() bool {
 		err := s.Promote(ctx, 10*time.Second)
-		if err != nil && !strings.Contains(err.Error(), "permission denied for function pg_promote") {
+		if err != nil && (!strings.Contains(err.Error(), "permission denied for function pg_promote") ||
+			!namesGrant(err, "GRANT EXECUTE ON FUNCTION pg_catalog.pg_promote(boolean, integer) TO vigil")) {
 			t.Fatalf("Promote without EXECUTE on pg_promote: %v", err)
 		}
 		return err != nil
 	})
-	if o := observe(t, ctx, standby); !o.InRecovery {
+	if o := labtest.Observe(t, ctx, standby); !o.InRecovery {
 		t.Fatal("the standby was promoted although pg_promote was refused")
 	}
-	execSQL(t, ctx, primary, "GRANT EXECUTE ON FUNCTION pg_promote(boolean, integer) TO vigil")
+	labtest.Exec(t, ctx, primary, "GRANT EXECUTE ON FUNCTION pg_promote(boolean, integer) TO vigil")
 	if err := s.Promote(ctx, time.Minute); err != nil {
 		t.Errorf("Promote as the role: %v", err)
 	}
+}
+
+// namesGrant reports whether err is a refusal the adapter tied to the
+// setup statement starting with grant, and says so in its message.
+func namesGrant(err error, grant string) bool {
+	var mg *database.MissingGrantError
+	if !errors.As(err, &mg) {
+		return false
+	}
+	for _, g := range mg.Grants {
+		if strings.HasPrefix(g, grant) {
+			return strings.Contains(err.Error(), strings.Join(strings.Fields(g), " "))
+		}
+	}
+	return false
 }

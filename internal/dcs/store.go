@@ -11,8 +11,8 @@
 //	config            cluster-wide settings changed at run time (pause)
 //	sync              the recorded synchronous standby set
 //	status            the newest WAL position and timeline a leader published
-//	request           a pending switchover or failover request
-//	history/<time>    one record per failover or switchover
+//	request           a pending switchover or failover request, naming who asked
+//	history/<time>    one record per failover, switchover, rejoin, pause or resume
 package dcs
 
 import (
@@ -167,11 +167,42 @@ type Status struct {
 // ClusterConfig holds the settings changed at run time for the whole cluster.
 type ClusterConfig struct {
 	Paused bool `json:"paused"`
+	// ChangedBy and ChangedAt say who last wrote these settings and when
+	// (the audit of a pause or resume); a value written before they
+	// existed has neither.
+	ChangedBy Actor     `json:"changed_by,omitzero"`
+	ChangedAt time.Time `json:"changed_at,omitzero"`
+}
+
+// Actor says who asked for an operator action and from where, for the
+// audit trail: By is "cert:<subject>", "token:<name>" or "os:<user>@<host>",
+// From a remote address or a host. Neither ever holds a secret: the agents
+// log both and the history keeps them.
+type Actor struct {
+	By   string `json:"by,omitempty"`
+	From string `json:"from,omitempty"`
+}
+
+// Unknown is who asked, as far as a value written before requests named
+// their author can tell.
+const Unknown = "unknown"
+
+// OrUnknown fills what a stays silent about with Unknown, so that an
+// action taken on an old request is still attributed, if only to nobody
+// known.
+func (a Actor) OrUnknown() Actor {
+	if a.By == "" {
+		a.By = Unknown
+	}
+	if a.From == "" {
+		a.From = Unknown
+	}
+	return a
 }
 
 // Request is a pending manual switchover or failover.
 type Request struct {
-	Kind string    `json:"kind"` // switchover | failover
+	Kind string    `json:"kind"` // switchover | failover | rejoin | reinit
 	From string    `json:"from,omitempty"`
 	To   string    `json:"to,omitempty"`
 	At   time.Time `json:"at,omitzero"`
@@ -182,6 +213,9 @@ type Request struct {
 	// stopped cleanly and the target has all its WAL: the target may now
 	// take the key.
 	HandedOver bool `json:"handed_over,omitempty"`
+	// Actor is the operator who asked; the old leader of a switchover
+	// copies it into its hand-over, so that the target knows it too.
+	Actor Actor `json:"actor,omitzero"`
 }
 
 // View is one consistent read of the whole cluster.
@@ -464,9 +498,32 @@ func (s *Store) SetSync(ctx context.Context, names []string) error {
 // SetStatus records the leader's newest WAL position and timeline.
 func (s *Store) SetStatus(ctx context.Context, st Status) error { return s.putJSON(ctx, "status", st) }
 
-// SetPaused turns maintenance mode on or off.
+// SetPaused turns maintenance mode on or off, attributed to nobody (see
+// SetConfig).
 func (s *Store) SetPaused(ctx context.Context, paused bool) error {
 	return s.putJSON(ctx, "config", ClusterConfig{Paused: paused})
+}
+
+// SetConfig stores c and, in the same transaction, record as the history
+// record of the change at c.ChangedAt (none when record is nil): a pause
+// never takes effect without the record of who asked for it.
+func (s *Store) SetConfig(ctx context.Context, c ClusterConfig, record any) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	ops := []clientv3.Op{clientv3.OpPut(s.key("config"), string(data))}
+	if record != nil {
+		rec, err := json.Marshal(record)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, clientv3.OpPut(s.key(historyKey(c.ChangedAt)), string(rec)))
+	}
+	if _, err := s.client.Txn(ctx).Then(ops...).Commit(); err != nil {
+		return fmt.Errorf("write config: %w", s.diag.explain(err))
+	}
+	return nil
 }
 
 // SetRequest stores a manual switchover or failover request.
@@ -515,7 +572,11 @@ func (s *Store) ClearRequest(ctx context.Context, revision int64) error {
 
 // AppendHistory stores one failover or switchover record.
 func (s *Store) AppendHistory(ctx context.Context, at time.Time, record any) error {
-	return s.putJSON(ctx, "history/"+at.UTC().Format("20060102T150405.000000000Z"), record)
+	return s.putJSON(ctx, historyKey(at), record)
+}
+
+func historyKey(at time.Time) string {
+	return "history/" + at.UTC().Format("20060102T150405.000000000Z")
 }
 
 // History returns the raw history records, oldest first.

@@ -81,6 +81,12 @@ func decideAsLeader(in Input, out outFunc) Output {
 	self := in.Self
 	renew := Action{Kind: RenewLeader}
 	req := in.Cluster.Request
+	if req.active(in.Now) && req.Kind == RequestReinit && req.To == self.Name {
+		// A reinit copies the leader; the leader has nothing to copy from.
+		// The operator was refused this when asking; the node became the
+		// leader since.
+		return withRequestDone(decideAsLeaderNoRequest(in, out), "; the reinit of this node was refused: it is the leader, and a reinit rebuilds a standby from the leader")
+	}
 	if req.active(in.Now) && req.To == self.Name {
 		// The request made this node the leader: it is done.
 		return withRequestDone(decideAsLeaderNoRequest(in, out), "; request done")
@@ -187,10 +193,24 @@ func decideAsLeaderNoRequest(in Input, out outFunc) Output {
 func decideAsFollower(in Input, out outFunc) Output {
 	self := in.Self
 	leader := in.Cluster.Leader
-	switch self.Role() {
-	case RolePrimary:
+	// A second primary is ended first, whatever the operator asked for
+	// this node: a reinit comes at the next loop, on a stopped server.
+	switch {
+	case self.Role() == RolePrimary:
 		return out(fmt.Sprintf("%s holds the leader key but this node runs a primary: stopping it", leader),
 			Action{Kind: WithdrawWritable}, Action{Kind: Demote})
+	case self.Role() == RoleUnknown && !self.StandbyConfigured:
+		// No standby signal: this is a primary that hangs. Were it to
+		// resume (SIGCONT, a disk that comes back) it would accept
+		// writes next to the leader until the next loop; end it now.
+		return out(fmt.Sprintf("%s holds the leader key and this node runs a primary that does not answer: ending it", leader),
+			Action{Kind: WithdrawWritable}, Action{Kind: Demote})
+	case reinitRequested(in):
+		// Before the rules below: a server that does not start, hangs or
+		// cannot stream is what a reinit is for.
+		return reinitOrWait(in, out)
+	}
+	switch self.Role() {
 	case RoleStopped:
 		if !self.StandbyConfigured {
 			return rejoinOrWait(in, out)
@@ -201,13 +221,6 @@ func decideAsFollower(in Input, out outFunc) Output {
 		return out(fmt.Sprintf("standby stopped: starting it to follow %s", leader),
 			Action{Kind: StartStandby, Target: leader})
 	case RoleUnknown:
-		if !self.StandbyConfigured {
-			// No standby signal: this is a primary that hangs. Were it to
-			// resume (SIGCONT, a disk that comes back) it would accept
-			// writes next to the leader until the next loop; end it now.
-			return out(fmt.Sprintf("%s holds the leader key and this node runs a primary that does not answer: ending it", leader),
-				Action{Kind: WithdrawWritable}, Action{Kind: Demote})
-		}
 		return out("database running but not answering: waiting")
 	}
 	if rejoinRequested(in) && self.Streaming && self.Upstream == leader {
@@ -218,11 +231,51 @@ func decideAsFollower(in Input, out outFunc) Output {
 		// switch) is rejoined on the operator's word only.
 		return rejoinOrWait(in, out)
 	}
+	if why := cannotFollow(in); why != "" {
+		switch {
+		case !in.Config.AutoRejoin:
+			return out(fmt.Sprintf("%s: waiting for vigil ctl rejoin %s", why, self.Name))
+		case in.Cluster.Paused:
+			return out(why + ", cluster paused: not rejoining automatically")
+		}
+		return out(fmt.Sprintf("%s: automatic rejoin as a standby of %s", why, leader), Action{Kind: Rejoin, Target: leader})
+	}
 	if self.Upstream != leader && !in.Cluster.Paused {
 		return out(fmt.Sprintf("standby streams from %q, leader is %s: following the leader", self.Upstream, leader),
 			Action{Kind: Follow, Target: leader})
 	}
 	return out(fmt.Sprintf("standby following %s", leader))
+}
+
+// cannotFollow explains why this standby cannot follow the leader, or
+// returns "": configured for the leader, it has not streamed from it for
+// Config.CannotFollowAfter while the leader is writable. On an older
+// timeline it most likely received WAL past the fork (from an old primary
+// that kept writing after the promotion), and its receiver is refused
+// until a rewind; on the leader's timeline its receiver is stuck (the
+// chaos campaign saw a receiver wait over a minute for a connection's
+// first answer, after a delaying proxy went away). The rejoin procedure
+// handles both: it leaves a standby that streams alone, rewinds one that
+// diverged, restarts the others.
+func cannotFollow(in Input) string {
+	self, leader := in.Self, in.Cluster.Leader
+	if self.Role() != RoleStandby || self.Upstream != leader || self.Streaming || self.NotStreamingSince.IsZero() {
+		return ""
+	}
+	m, ok := in.Cluster.Members[leader]
+	if !ok || !m.Writable {
+		return ""
+	}
+	silent := in.Now.Sub(self.NotStreamingSince)
+	if silent < in.Config.CannotFollowAfter() {
+		return ""
+	}
+	why := "its WAL receiver does not get through"
+	if m.Timeline > self.Timeline {
+		why = "it may hold WAL of the old timeline past the fork"
+	}
+	return fmt.Sprintf("standby on timeline %d has not streamed from %s (timeline %d) for %s (%s)",
+		self.Timeline, leader, m.Timeline, silent.Round(msRound), why)
 }
 
 func decideWithoutLeader(in Input, out outFunc) Output {
@@ -231,7 +284,14 @@ func decideWithoutLeader(in Input, out outFunc) Output {
 		return out(fmt.Sprintf("no leader, but this node promised the leader in failsafe mode not to take the key for %s more",
 			in.PromisedUntil.Sub(in.Now).Round(msRound)))
 	}
-	if req := in.Cluster.Request; req.active(in.Now) && req.Kind != RequestRejoin && req.To != "" && self.Role() == RoleStandby && self.Reachable {
+	if reinitRequested(in) && self.Role() != RolePrimary {
+		// The operator declared this node's data unfit: it neither starts
+		// nor promotes until the request is carried out or expires. (A
+		// primary still takes the key; as the leader it refuses the
+		// reinit.)
+		return out("no leader; the reinit of this node waits for a writable primary to copy from, and this node neither starts nor promotes meanwhile")
+	}
+	if req := in.Cluster.Request; req.active(in.Now) && req.promotes() && req.To != "" && self.Role() == RoleStandby && self.Reachable {
 		if req.To != self.Name {
 			return out(fmt.Sprintf("no leader; waiting for %s, chosen by the operator's %s", req.To, req.Kind))
 		}
@@ -253,6 +313,9 @@ func decideWithoutLeader(in Input, out outFunc) Output {
 			// still arrives here: it is alive and may accept writes. (A
 			// switchover's old leader stopped cleanly: nothing streams.)
 			return out(fmt.Sprintf("%s requested, but this standby still hears from %q: that server is alive, not promoting next to it", req.Kind, self.Upstream))
+		}
+		if req.Kind == RequestFailover && self.UpstreamIsPrimary {
+			return out(fmt.Sprintf("%s requested, but the upstream this standby is configured for still answers as a primary: not promoting next to it", req.Kind))
 		}
 		return out(fmt.Sprintf("no leader; the operator's %s names this node", req.Kind), Action{Kind: Failover})
 	}
@@ -315,6 +378,9 @@ func decideWithoutLeader(in Input, out outFunc) Output {
 			upstream = "an upstream that is not a member"
 		}
 		return out(fmt.Sprintf("no leader, but this standby still hears from %s: that server is alive, not promoting", upstream))
+	}
+	if self.UpstreamIsPrimary {
+		return out("no leader, but the upstream this standby is configured for still answers as a primary: not promoting next to it")
 	}
 	ok, why := isBestCandidate(in)
 	if !ok {
@@ -496,6 +562,31 @@ func rejoinOrWait(in Input, out outFunc) Output {
 		why = "the operator's rejoin request"
 	}
 	return out(fmt.Sprintf("%s: becoming a standby of %s", why, leader), Action{Kind: Rejoin, Target: leader})
+}
+
+// reinitRequested reports whether the operator asked this node to be
+// rebuilt.
+func reinitRequested(in Input) bool {
+	req := in.Cluster.Request
+	return req.active(in.Now) && req.Kind == RequestReinit && req.To == in.Self.Name
+}
+
+// reinitOrWait is a non-leader whose reinit the operator asked for: it is
+// rebuilt from the leader once the leader is writable (a base backup of a
+// primary that may still fail or move would have to be taken again). A
+// pause holds the reinit, as it holds every change of a server, until the
+// cluster is resumed or the request expires; `vigil ctl reinit` refuses to
+// ask while paused.
+func reinitOrWait(in Input, out outFunc) Output {
+	leader := in.Cluster.Leader
+	if in.Cluster.Paused {
+		return out("reinit of this node requested, but the cluster is paused: not rebuilding it until the cluster is resumed")
+	}
+	if m, ok := in.Cluster.Members[leader]; !ok || !m.Writable {
+		return out(fmt.Sprintf("reinit waits until the leader %s is writable", leader))
+	}
+	return out(fmt.Sprintf("the operator's reinit request: rebuilding this node from %s by a base backup", leader),
+		Action{Kind: Reinit, Target: leader})
 }
 
 // switchoverTarget picks the standby a switchover hands over to: the one

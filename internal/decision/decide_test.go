@@ -75,6 +75,26 @@ func formerPrimaryInput() Input {
 	return in
 }
 
+// stuckStandbyInput: node2 took over on timeline 2; node1 runs as a
+// standby of node2 but has not streamed for 30 s, still on timeline 1.
+func stuckStandbyInput() Input {
+	in := formerPrimaryInput()
+	in.Self = standbyLocal("node1", 0x5800000)
+	in.Self.Upstream = "node2"
+	in.Self.NotStreamingSince = t0.Add(-30 * time.Second)
+	return in
+}
+
+// reinitInput: node1 leads and is writable; node3, a standby of node1,
+// looks at the cluster with its reinit requested.
+func reinitInput() Input {
+	in := leaderInput()
+	in.HoldsLeader = false
+	in.Self = standbyLocal("node3", 0x5000000)
+	in.Cluster.Request = &Request{Kind: RequestReinit, To: "node3", Created: t0}
+	return in
+}
+
 func kinds(o Output) []ActionKind {
 	var ks []ActionKind
 	for _, a := range o.Actions {
@@ -966,6 +986,90 @@ func TestDecide(t *testing.T) {
 			want: []ActionKind{Failover},
 		},
 		{
+			name: "no leader, quiet receiver, but the upstream answers as a primary: no promotion",
+			in: func() Input {
+				self := standbyLocal("node2", 0x5000000)
+				self.UpstreamIsPrimary = true
+				return orphanInput(self, standbyMember("node3", 0x4000000, 100))
+			},
+			wantReason: "still answers as a primary: not promoting next to it",
+		},
+		{
+			name: "automatic rejoin of a standby stuck on the old timeline",
+			in: func() Input {
+				in := stuckStandbyInput()
+				in.Config.AutoRejoin = true
+				return in
+			},
+			want: []ActionKind{Rejoin}, wantReason: "has not streamed from node2 (timeline 2) for 30s (it may hold WAL of the old timeline past the fork): automatic rejoin",
+		},
+		{
+			name:       "a stuck standby waits for the operator without automatic rejoin",
+			in:         stuckStandbyInput,
+			wantReason: "past the fork): waiting for vigil ctl rejoin node1",
+		},
+		{
+			name: "a stuck standby is not rejoined while paused",
+			in: func() Input {
+				in := stuckStandbyInput()
+				in.Config.AutoRejoin, in.Cluster.Paused = true, true
+				return in
+			},
+			wantReason: "cluster paused: not rejoining automatically",
+		},
+		{
+			name: "a standby that stopped streaming only recently is left to reconnect",
+			in: func() Input {
+				in := stuckStandbyInput()
+				in.Config.AutoRejoin = true
+				in.Self.NotStreamingSince = t0.Add(-in.Config.CannotFollowAfter() + time.Millisecond)
+				return in
+			},
+			wantReason: "standby following node2",
+		},
+		{
+			name: "a standby whose receiver is stuck on the leader's timeline is rejoined (restarted)",
+			in: func() Input {
+				in := stuckStandbyInput()
+				in.Config.AutoRejoin = true
+				in.Self.Timeline = 2
+				return in
+			},
+			want: []ActionKind{Rejoin}, wantReason: "(its WAL receiver does not get through): automatic rejoin as a standby of node2",
+		},
+		{
+			name: "a standby configured for another upstream follows the leader first",
+			in: func() Input {
+				in := stuckStandbyInput()
+				in.Config.AutoRejoin = true
+				in.Self.Upstream = "node3"
+				return in
+			},
+			want: []ActionKind{Follow}, wantReason: "following the leader",
+		},
+		{
+			name: "a standby is not rejoined to a leader that is not writable",
+			in: func() Input {
+				in := stuckStandbyInput()
+				in.Config.AutoRejoin = true
+				m := in.Cluster.Members["node2"]
+				m.Writable = false
+				in.Cluster.Members["node2"] = m
+				return in
+			},
+			wantReason: "standby following node2",
+		},
+		{
+			name: "a standby that streams is not rejoined",
+			in: func() Input {
+				in := stuckStandbyInput()
+				in.Config.AutoRejoin = true
+				in.Self.Streaming = true
+				return in
+			},
+			wantReason: "standby following node2",
+		},
+		{
 			name: "sync off: leftover synchronous settings are removed",
 			in: func() Input {
 				in := leaderInput()
@@ -973,6 +1077,139 @@ func TestDecide(t *testing.T) {
 				return in
 			},
 			want: []ActionKind{RenewLeader, PublishWritable, SetSyncStandbys},
+		},
+		{
+			name: "reinit requested: a standby that fails to start is rebuilt from the writable leader",
+			in: func() Input {
+				in := reinitInput()
+				in.Self = Local{Name: "node3", Priority: 100, StandbyConfigured: true}
+				return in
+			},
+			want: []ActionKind{Reinit}, wantReason: "the operator's reinit request: rebuilding this node from node1 by a base backup",
+		},
+		{
+			name: "reinit requested: a standby that streams is rebuilt all the same (damage streaming does not show)",
+			in: func() Input {
+				in := reinitInput()
+				in.Self.Streaming = true
+				return in
+			},
+			want: []ActionKind{Reinit},
+		},
+		{
+			name: "reinit requested: a standby server that runs but does not answer is rebuilt",
+			in: func() Input {
+				in := reinitInput()
+				in.Self.Reachable = false
+				return in
+			},
+			want: []ActionKind{Reinit},
+		},
+		{
+			name: "reinit requested: a stopped former primary (no standby signal) is rebuilt, whatever its divergence",
+			in: func() Input {
+				in := formerPrimaryInput()
+				in.Cluster.Request = &Request{Kind: RequestReinit, To: "node1", Created: t0}
+				return in
+			},
+			want: []ActionKind{Reinit}, wantReason: "rebuilding this node from node2",
+		},
+		{
+			name: "reinit requested: a running primary without the key is stopped first",
+			in: func() Input {
+				in := formerPrimaryInput()
+				in.Self = primaryLocal("node1")
+				in.Cluster.Request = &Request{Kind: RequestReinit, To: "node1", Created: t0}
+				return in
+			},
+			want: []ActionKind{WithdrawWritable, Demote},
+		},
+		{
+			name: "reinit requested: a hung primary without the key is ended first",
+			in: func() Input {
+				in := formerPrimaryInput()
+				in.Self = primaryLocal("node1")
+				in.Self.Reachable = false
+				in.Cluster.Request = &Request{Kind: RequestReinit, To: "node1", Created: t0}
+				return in
+			},
+			want: []ActionKind{WithdrawWritable, Demote},
+		},
+		{
+			name: "reinit held while the cluster is paused",
+			in: func() Input {
+				in := reinitInput()
+				in.Cluster.Paused = true
+				return in
+			},
+			wantReason: "the cluster is paused: not rebuilding it until the cluster is resumed",
+		},
+		{
+			name: "reinit waits for a writable leader",
+			in: func() Input {
+				in := reinitInput()
+				m := in.Cluster.Members["node1"]
+				m.Writable = false
+				in.Cluster.Members["node1"] = m
+				return in
+			},
+			wantReason: "reinit waits until the leader node1 is writable",
+		},
+		{
+			name: "reinit of another node: this standby just follows",
+			in: func() Input {
+				in := reinitInput()
+				in.Self = standbyLocal("node2", 0x5000000)
+				in.Self.Streaming = true
+				return in
+			},
+			wantReason: "standby following node1",
+		},
+		{
+			name: "an expired reinit request is not acted on: the stopped standby is started",
+			in: func() Input {
+				in := reinitInput()
+				in.Self = Local{Name: "node3", Priority: 100, StandbyConfigured: true}
+				in.Cluster.Request.Created = t0.Add(-2 * RequestTimeout)
+				return in
+			},
+			want: []ActionKind{StartStandby},
+		},
+		{
+			name: "the leader refuses a reinit of itself and clears the request",
+			in: func() Input {
+				in := leaderInput()
+				in.Cluster.Request = &Request{Kind: RequestReinit, To: "node1", Created: t0}
+				return in
+			},
+			want: []ActionKind{RenewLeader, PublishWritable, ClearRequest}, wantReason: "the reinit of this node was refused: it is the leader",
+		},
+		{
+			name: "no leader: a standby whose reinit is pending neither starts nor promotes",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x4000000, 100))
+				in.Cluster.Request = &Request{Kind: RequestReinit, To: "node2", Created: t0}
+				return in
+			},
+			wantReason: "waits for a writable primary to copy from",
+		},
+		{
+			name: "no leader: a stopped standby whose reinit is pending is not started",
+			in: func() Input {
+				in := orphanInput(Local{Name: "node2", Priority: 100, StandbyConfigured: true}, standbyMember("node3", 0x4000000, 100))
+				in.Cluster.Request = &Request{Kind: RequestReinit, To: "node2", Created: t0}
+				return in
+			},
+			wantReason: "neither starts nor promotes",
+		},
+		{
+			name: "no leader: a reinit requested for another node does not name a failover target",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x4000000, 100))
+				in.Cluster.Request = &Request{Kind: RequestReinit, To: "node3", Created: t0}
+				return in
+			},
+			want: []ActionKind{Failover}, wantReason: "best candidate",
 		},
 	}
 	for _, tt := range tests {
@@ -1044,6 +1281,28 @@ func TestCandidateOrderIsIndependentOfMapOrder(t *testing.T) {
 			standbyMember("node2", 0x5000000, 100), standbyMember("node3", 0x5000000, 100), standbyMember("node5", 0x5000000, 100))
 		if got := Decide(in); got.Has(Failover) || !strings.Contains(got.Reason, "node2 is a better candidate") {
 			t.Fatalf("run %d: %+v", i, got)
+		}
+	}
+}
+
+func TestUpstreamSilentAfter(t *testing.T) {
+	c := cfg() // lease TTL 10 s
+	for _, tt := range []struct {
+		walSenderTimeout, want time.Duration
+	}{
+		{-1, 10 * time.Second},               // unknown: the lease alone
+		{0, 0},                               // no keepalives: silence proves nothing
+		{4 * time.Second, 12 * time.Second},  // the lab's: a keepalive gap of 2 s
+		{time.Minute, 40 * time.Second},      // PostgreSQL's default
+		{20 * time.Second, 20 * time.Second}, // gap 10 s, then a lease
+	} {
+		got := c.UpstreamSilentAfter(tt.walSenderTimeout)
+		if got != tt.want {
+			t.Errorf("UpstreamSilentAfter(%s) = %s, want %s", tt.walSenderTimeout, got, tt.want)
+		}
+		// A silence bound must outlast the keepalive gap by a lease.
+		if gap := tt.walSenderTimeout / 2; tt.walSenderTimeout > 0 && got-gap < c.LeaseTTL {
+			t.Errorf("UpstreamSilentAfter(%s) = %s leaves less than a lease over the keepalive gap %s", tt.walSenderTimeout, got, gap)
 		}
 	}
 }

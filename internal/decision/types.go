@@ -51,9 +51,10 @@ type Config struct {
 	// member confirms, directly, that it will not promote (see the package
 	// doc, "Failsafe").
 	Failsafe bool
-	// AutoRejoin: a stopped former primary rejoins the writable leader as a
-	// standby by itself (pg_rewind or a base backup) instead of waiting for
-	// `vigil ctl rejoin`.
+	// AutoRejoin: a stopped former primary, or a standby that cannot follow
+	// the leader (Config.CannotFollowAfter), rejoins the writable leader as
+	// a standby by itself (pg_rewind or a base backup) instead of waiting
+	// for `vigil ctl rejoin`.
 	AutoRejoin bool
 }
 
@@ -122,6 +123,33 @@ func (c Config) FailsafeHolds(now time.Time, members []string, acks map[string]t
 // mean that no standby can be promoted.
 func (c Config) StayDownFor() time.Duration { return 3 * c.LeaseTTL }
 
+// UpstreamSilentAfter is how long a standby's WAL receiver may go without
+// a message from its upstream before that upstream counts as gone. It is
+// the guard against promoting next to a primary whose agent froze: that
+// server still takes writes, and when no WAL flows it speaks only through
+// keepalives, sent once its walsender has had no reply for
+// walSenderTimeout/2. A lease TTL on top of that gap leaves room for a
+// loaded host; a silence bound of the lease TTL alone was shorter than
+// the gap plus scheduling delays, and a loaded 2-core lab promoted next
+// to a serving primary. A negative walSenderTimeout (unknown) keeps the
+// lease TTL; zero (keepalives disabled) returns 0: silence proves nothing,
+// only the receiver's own state (wal_receiver_timeout) does.
+func (c Config) UpstreamSilentAfter(walSenderTimeout time.Duration) time.Duration {
+	switch {
+	case walSenderTimeout < 0:
+		return c.LeaseTTL
+	case walSenderTimeout == 0:
+		return 0
+	}
+	return c.LeaseTTL + walSenderTimeout/2
+}
+
+// CannotFollowAfter is how long a standby configured for the writable
+// leader may go without streaming from it before it is rejoined (see
+// Decide): a standby that merely reconnects streams again within a retry
+// or two (wal_retrieve_retry_interval, 5 s by default).
+func (c Config) CannotFollowAfter() time.Duration { return 3 * c.LeaseTTL }
+
 // TimingProblem names the timing setting that breaks the lease arithmetic.
 type TimingProblem struct {
 	Field  string // lease_ttl, loop_interval or dcs_timeout
@@ -183,15 +211,23 @@ type Local struct {
 	// ("" when none or unknown).
 	Upstream string
 	// Streaming: this standby's WAL receiver is streaming and heard from
-	// its upstream within the lease TTL, so that server is alive and may be
-	// a primary whose agent died.
+	// its upstream within Config.UpstreamSilentAfter, so that server is
+	// alive and may be a primary whose agent died.
 	Streaming bool
+	// UpstreamIsPrimary: the server this standby is configured to stream
+	// from answered this tick as a primary. The agent asks only while there
+	// is no leader and the receiver is quiet (Streaming false): a receiver
+	// that timed out under load says nothing of a primary whose agent froze.
+	UpstreamIsPrimary bool
 	// StreamingStandbys are the members streaming from this server.
 	StreamingStandbys []string
 	// SyncStandbys are the standbys named in synchronous_standby_names.
 	SyncStandbys []string
 	// DownSince is when the database was first seen down (zero while up).
 	DownSince time.Time
+	// NotStreamingSince is when this standby was first seen not streaming
+	// (zero while it streams, and for a server that is not a standby).
+	NotStreamingSince time.Time
 }
 
 // Role derives the role from the observation.
@@ -253,13 +289,16 @@ const (
 	RequestSwitchover = "switchover"
 	// RequestRejoin asks node To to come back as a standby of the leader.
 	RequestRejoin = "rejoin"
+	// RequestReinit asks node To, not the leader, to rebuild its server
+	// from the leader by a base backup, whatever state its data is in.
+	RequestReinit = "reinit"
 )
 
 // RequestTimeout: a request nobody acted on within this long is ignored,
 // so a target that died cannot block automatic failover for ever.
 const RequestTimeout = time.Minute
 
-// Request is an operator's manual failover or switchover.
+// Request is an operator's manual failover, switchover, rejoin or reinit.
 type Request struct {
 	Kind string
 	// From is the leader a switchover replaces; To the node to promote
@@ -271,14 +310,24 @@ type Request struct {
 	HandedOver bool
 }
 
+// promotes reports whether the request asks for a new primary (a failover
+// or a switchover), as opposed to work on one node (a rejoin or reinit).
+func (r *Request) promotes() bool {
+	return r != nil && (r.Kind == RequestFailover || r.Kind == RequestSwitchover)
+}
+
 // active reports whether the request still stands at now.
 func (r *Request) active(now time.Time) bool {
-	if r == nil {
-		return false
-	}
-	start := r.Created
-	if r.At.After(start) {
-		start = r.At
+	return r != nil && RequestActive(r.Created, r.At, now)
+}
+
+// RequestActive is the one rule for a request's life: made at created, to
+// start at at (zero: at once), it stands for RequestTimeout from its start.
+// The agents and `vigil ctl` ask here about the DCS's requests too.
+func RequestActive(created, at, now time.Time) bool {
+	start := created
+	if at.After(start) {
+		start = at
 	}
 	return now.Sub(start) < RequestTimeout
 }
@@ -362,6 +411,11 @@ const (
 	// Rejoin makes this former primary a standby of Target, the writable
 	// leader: pg_rewind, or a base backup when a rewind is impossible.
 	Rejoin ActionKind = "rejoin"
+	// Reinit rebuilds this node's server as a standby of Target, the
+	// writable leader, by a base backup: the server is stopped if it runs
+	// and its data directory moved aside (never deleted), whatever it
+	// holds, since a damaged directory can fool the rejoin's assessment.
+	Reinit ActionKind = "reinit"
 )
 
 // Action is one step for the agent.

@@ -68,16 +68,6 @@ type Options struct {
 	Progress io.Writer
 }
 
-// Step is a failover step as the result reports it.
-type Step struct {
-	Name     string    `json:"name"`
-	Start    time.Time `json:"start"`
-	End      time.Time `json:"end"`
-	OK       bool      `json:"ok"`
-	Evidence string    `json:"evidence,omitempty"`
-	Error    string    `json:"error,omitempty"`
-}
-
 // Result is what one run showed.
 type Result struct {
 	Scenario  string `json:"scenario"`
@@ -104,7 +94,8 @@ type Result struct {
 	OtherErrors      int     `json:"other_errors"`
 	AckedWrites      int     `json:"acked_writes"`
 	AckedWritesLost  int     `json:"acked_writes_lost"`
-	Steps            []Step  `json:"steps"`
+	// Steps are the failover's steps as the agents recorded them.
+	Steps []timeline.Step `json:"steps"`
 	// OldPrimaryState is what the old primary is at the end ("streaming
 	// standby of node2", "stopped", ...).
 	OldPrimaryState string `json:"old_primary_state,omitempty"`
@@ -487,7 +478,7 @@ func (r *runner) fillSteps(ctx context.Context, store *dcs.Store, res *Result) {
 			res.DetectS = rec.Start.Sub(res.CrashAt).Seconds()
 		}
 		for _, st := range rec.Steps {
-			res.Steps = append(res.Steps, Step{Name: st.Name, Start: st.Start, End: st.End, OK: st.OK, Evidence: st.Evidence, Error: st.Error})
+			res.Steps = append(res.Steps, st)
 			switch st.Name {
 			case failover.StepPromote:
 				res.PromoteS = st.Duration().Seconds()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/decision"
 	"github.com/vigil-ha/vigil/internal/lab"
 	"github.com/vigil-ha/vigil/internal/lab/labtest"
 	"github.com/vigil-ha/vigil/internal/labcluster"
@@ -328,6 +329,26 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// ctlRebuild runs `vigil ctl VERB NODE` (rejoin or reinit), which must
+// exit 0, and only once the DCS shows NODE as a standby of leader; it
+// returns what the command printed (the procedure's record).
+func ctlRebuild(ctx context.Context, t *testing.T, c *cluster, s *dcs.Store, verb, node, leader string) string {
+	t.Helper()
+	out, code := c.ctl(ctx, verb, node)
+	t.Logf("ctl %s %s (exit %d):\n%s", verb, node, code, out)
+	if code != 0 {
+		t.Fatalf("ctl %s %s: exit %d", verb, node, code)
+	}
+	v, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := v.Members[node]; m.Role != decision.RoleStandby || m.Upstream != leader {
+		t.Errorf("ctl %s exited 0, but %s is %s with upstream %q", verb, node, m.Role, m.Upstream)
+	}
+	return out
 }
 
 func containsAll(s string, subs ...string) bool {

@@ -5,14 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"os/user"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-ha/vigil/internal/api"
+	"github.com/vigil-ha/vigil/internal/control"
+	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/demo"
 	"github.com/vigil-ha/vigil/internal/labcluster"
+	"github.com/vigil-ha/vigil/internal/timeline"
 )
 
 // ctl runs `vigil ctl ARGS` against the cluster through node1's
@@ -163,6 +170,96 @@ func TestPauseBlocksFailoverAndResumeAllowsIt(t *testing.T) {
 	resumed := time.Now()
 	p := c.waitWritablePrimary(ctx, s, "node1")
 	t.Logf("%s writable %s after resume", p, time.Since(resumed).Round(time.Millisecond))
+
+	// Audit: the lab's etcd has no TLS, so ctl names its OS user; each
+	// pause and the resume are in the history, and an agent's log says
+	// who paused and resumed.
+	by := ctlOperator(t)
+	var kinds []string
+	for _, rec := range historyRecords(ctx, t, s) {
+		if rec.Kind != control.PauseRecordKind && rec.Kind != control.ResumeRecordKind {
+			continue
+		}
+		kinds = append(kinds, rec.Kind)
+		if rec.RequestedBy != by.By || rec.RequestedFrom != by.From {
+			t.Errorf("%s record requested by %q from %q, want %q from %q", rec.Kind, rec.RequestedBy, rec.RequestedFrom, by.By, by.From)
+		}
+	}
+	if strings.Join(kinds, ",") != "pause,pause,resume" {
+		t.Errorf("history holds %v of pauses and resumes, want pause,pause,resume", kinds)
+	}
+	for _, msg := range []string{"cluster paused by an operator: no automatic failover until resumed", "cluster resumed by an operator: automatic failover again"} {
+		if err := eventually(ctx, 15*time.Second, func() error { return agentLogged(t, c, "node2", msg, by, nil) }); err != nil {
+			t.Error(err)
+		}
+	}
+	out, code := c.ctl(ctx, "history")
+	if code != 0 || !strings.Contains(out, "pause (maintenance mode on") || !strings.Contains(out, "requested by "+by.By+" from "+by.From) {
+		t.Errorf("ctl history: exit %d, want the pauses and who asked:\n%s", code, out)
+	}
+}
+
+// ctlOperator is who `vigil ctl` without a client certificate or etcd
+// user says it is: this test's OS user on this host.
+func ctlOperator(t *testing.T) dcs.Actor {
+	t.Helper()
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return control.OperatorActor("", "", u.Username, host)
+}
+
+// historyRecords reads the cluster's history, oldest first.
+func historyRecords(ctx context.Context, t *testing.T, s *dcs.Store) []timeline.Record {
+	t.Helper()
+	raw, err := s.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]timeline.Record, 0, len(raw))
+	for _, r := range raw {
+		var rec timeline.Record
+		if err := json.Unmarshal(r, &rec); err != nil {
+			t.Fatalf("history record %s: %v", r, err)
+		}
+		recs = append(recs, rec)
+	}
+	return recs
+}
+
+// agentLogged says what is missing unless node's agent logged msg naming
+// by: who asked exactly, and from where, or from an address whose host
+// fromHost accepts when it is not nil (a client's port is not known).
+func agentLogged(t *testing.T, c *cluster, node, msg string, by dcs.Actor, fromHost func(string) bool) error {
+	t.Helper()
+	var seen []string
+	for _, line := range logLinesSince(t, c, node, 0) {
+		var e struct {
+			Msg  string `json:"msg"`
+			By   string `json:"requested_by"`
+			From string `json:"requested_from"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil || e.Msg != msg {
+			continue
+		}
+		if e.By == by.By && (e.From == by.From || fromHost != nil && fromHost(e.From)) {
+			return nil
+		}
+		seen = append(seen, line)
+	}
+	return fmt.Errorf("%s's agent did not log %q requested by %q from %q; lines with that message: %q", node, msg, by.By, by.From, seen)
+}
+
+// fromLoopback accepts a client address on 127.0.0.1, where a loopback
+// lab's test connects from.
+func fromLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && host == "127.0.0.1"
 }
 
 // apiGet returns the status code and body of GET url.
@@ -291,6 +388,32 @@ func TestAPIAndCtlListAgainstTheRealCluster(t *testing.T) {
 	if code, body := apiPost(t, c.APIURL("node2")+"/resume", labcluster.APIToken, ""); code != 200 {
 		t.Fatalf("POST /resume = %d: %s", code, body)
 	}
+	// Audit of the pause and resume: the token's name (never the token)
+	// from the test's address, in the history and in every agent's log.
+	byToken := dcs.Actor{By: "token:" + api.TokenName(labcluster.APIToken)}
+	var kinds []string
+	for _, rec := range historyRecords(ctx, t, s) {
+		if rec.Kind != control.PauseRecordKind && rec.Kind != control.ResumeRecordKind {
+			continue
+		}
+		kinds = append(kinds, rec.Kind)
+		if rec.RequestedBy != byToken.By || !fromLoopback(rec.RequestedFrom) {
+			t.Errorf("%s record requested by %q from %q, want %q from 127.0.0.1", rec.Kind, rec.RequestedBy, rec.RequestedFrom, byToken.By)
+		}
+	}
+	if strings.Join(kinds, ",") != "pause,resume" {
+		t.Errorf("history holds %v, want pause,resume", kinds)
+	}
+	for _, n := range []string{"node1", "node2"} {
+		if err := eventually(ctx, 10*time.Second, func() error {
+			return agentLogged(t, c, n, "cluster resumed by an operator: automatic failover again", byToken, fromLoopback)
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := agentLogged(t, c, "node2", "pause requested", byToken, fromLoopback); err != nil {
+		t.Errorf("the API's own log: %v", err)
+	}
 	if code, body := apiPost(t, c.APIURL("node2")+"/failover", labcluster.APIToken, `{"to":"node3"}`); code != http.StatusConflict {
 		t.Errorf("POST /failover with a healthy primary = %d, want 409: %s", code, body)
 	}
@@ -347,6 +470,38 @@ func TestAPIAndCtlListAgainstTheRealCluster(t *testing.T) {
 	}
 	if p := c.waitWritablePrimary(ctx, s, "node1"); p != "node2" {
 		t.Errorf("after the switchover to node2 the primary is %s", p)
+	}
+	// Audit of the switchover asked of node3's API: both sides' records
+	// and both acting agents' logs name the token and the test's address.
+	if err := eventually(ctx, 20*time.Second, func() error {
+		done := map[string]bool{}
+		for _, rec := range historyRecords(ctx, t, s) {
+			if rec.Kind == "switchover" && rec.Node == "node1" || rec.Kind == "failover" && rec.Node == "node2" {
+				if rec.RequestedBy != byToken.By || !fromLoopback(rec.RequestedFrom) {
+					return fmt.Errorf("%s record of %s requested by %q from %q, want %q from 127.0.0.1", rec.Kind, rec.Node, rec.RequestedBy, rec.RequestedFrom, byToken.By)
+				}
+				done[rec.Node] = true
+			}
+		}
+		if !done["node1"] || !done["node2"] {
+			return fmt.Errorf("switchover records found for %v, want node1's and node2's", done)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+	for _, n := range []string{"node1", "node2"} {
+		if err := agentLogged(t, c, n, "acting on an operator's request", byToken, fromLoopback); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, n := range []string{"node1", "node2", "node3"} {
+		if strings.Contains(readFile(t, agentLog(c, n)), labcluster.APIToken) {
+			t.Errorf("%s's agent log holds the API token", n)
+		}
+	}
+	if raw, err := s.History(ctx); err != nil || strings.Contains(fmt.Sprintf("%s", raw), labcluster.APIToken) {
+		t.Errorf("the history holds the API token (or cannot be read: %v)", err)
 	}
 	if err := eventually(ctx, 20*time.Second, func() error {
 		for node, code := range map[string]int{"node1": 503, "node2": 200, "node3": 503} {

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/internal/decision"
 	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/timeline"
 )
@@ -117,18 +116,7 @@ func TestRejoinAfterFailover(t *testing.T) {
 	if running, _, err := c.server("node1").Ctl.Status(ctx); err != nil || running {
 		t.Fatalf("node1 was started by its agent without a rejoin (running %v, %v)", running, err)
 	}
-	out, code := c.ctl(ctx, "rejoin", "node1")
-	t.Logf("ctl rejoin node1 (exit %d):\n%s", code, out)
-	if code != 0 {
-		t.Fatalf("ctl rejoin node1: exit %d", code)
-	}
-	// Exit 0 means the DCS already shows node1 following node2, with the
-	// record of the rejoin printed.
-	if v, err := s.Snapshot(ctx); err != nil {
-		t.Fatal(err)
-	} else if m := v.Members["node1"]; m.Role != decision.RoleStandby || m.Upstream != "node2" {
-		t.Errorf("ctl rejoin exited 0, but node1 is %s with upstream %q", m.Role, m.Upstream)
-	}
+	out := ctlRebuild(ctx, t, c, s, "rejoin", "node1", "node2")
 	if !strings.Contains(out, "rejoin succeeded on node1") {
 		t.Errorf("ctl rejoin did not print the rejoin's record")
 	}

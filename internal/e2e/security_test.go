@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -27,18 +28,21 @@ import (
 // demo's client host) gets nothing from etcd without a certificate of the
 // cluster's CA: no key read or deleted over TLS without a certificate, with
 // a certificate of another CA, or over plain HTTP; the peer port refuses
-// its handshakes so it cannot join the raft group; the API refuses its
-// switchover without the token. Afterwards the cluster is exactly as
-// before: same leader under the same key, no request, no new history.
+// its handshakes so it cannot join the raft group. Every mutating route of
+// the API (read from the API's mux, see apiRoutes), on every node, refuses
+// it without credentials, with a wrong token, over plain HTTP and with a
+// client certificate of another CA; no GET route tells it a password or
+// the token. Afterwards the cluster is exactly as before: same leader
+// under the same key, no request, the same history.
 func TestAttackerCannotSteerTheCluster(t *testing.T) {
-	c := newCluster(t, clusterOptions{nodes: 3, netns: true, api: true})
+	c := newSecureCluster(t, "", nil)
 	ctx := testCtx(t, 5*time.Minute)
 	s := c.startAgents(ctx)
-	if c.CertDir() == "" {
-		t.Fatal("the netns lab runs etcd without TLS")
-	}
 	leaderKey := "/vigil/e2e/leader"
 	before := clusterState(ctx, t, s, leaderKey)
+	if before.Request {
+		t.Fatal("a request is pending before the attack")
+	}
 
 	attacker, err := c.lab.AddClient(ctx, "attacker")
 	if err != nil {
@@ -140,20 +144,7 @@ func TestAttackerCannotSteerTheCluster(t *testing.T) {
 		t.Errorf("control: TLS handshake with %s with the operator's certificate: %v, want it accepted", peerAddrs[0], err)
 	}
 
-	// The API: a switchover without the token is refused.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.APIURL("node2")+"/switchover", strings.NewReader(`{"to":"node2"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := (&http.Client{Transport: &http.Transport{DialContext: dial}, Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("POST /switchover from the attacker: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("POST /switchover without a token = %d, want 401: %s", resp.StatusCode, body)
-	}
+	attackAPI(ctx, t, c, dial, evil, clientTLS)
 
 	// An operator with the lab's certificate reaches the cluster through
 	// `vigil ctl`, with --config (the node's files) or --cacert/--cert/--key;
@@ -175,6 +166,8 @@ func TestAttackerCannotSteerTheCluster(t *testing.T) {
 	time.Sleep(2 * testTTL)
 	if after := clusterState(ctx, t, s, leaderKey); after != before {
 		t.Errorf("the cluster changed under the attack:\nbefore %+v\nafter  %+v", before, after)
+	} else if after.Request {
+		t.Errorf("a request is pending after the attack: %+v", after)
 	}
 	if !c.server("node1").ProbeWrite(ctx).Writable() {
 		t.Error("node1 no longer commits writes")
@@ -187,7 +180,9 @@ type securityState struct {
 	LeaderCreated  int64 // the leader key's create revision: a deleted and retaken key has a new one
 	Primary        string
 	Request        bool
+	Paused         bool
 	HistoryRecords int
+	History        [32]byte // a digest of every record
 }
 
 func clusterState(ctx context.Context, t *testing.T, s *dcs.Store, leaderKey string) securityState {
@@ -204,7 +199,13 @@ func clusterState(ctx context.Context, t *testing.T, s *dcs.Store, leaderKey str
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := securityState{Leader: v.Leader, LeaderCreated: resp.Kvs[0].CreateRevision, Request: v.Request != nil, HistoryRecords: len(h)}
+	digest := sha256.New()
+	for _, r := range h {
+		digest.Write(r)
+		digest.Write([]byte{0})
+	}
+	st := securityState{Leader: v.Leader, LeaderCreated: resp.Kvs[0].CreateRevision, Request: v.Request != nil, Paused: v.Config.Paused, HistoryRecords: len(h)}
+	copy(st.History[:], digest.Sum(nil))
 	if v.Primary != nil {
 		st.Primary = v.Primary.Node
 	}
@@ -311,4 +312,82 @@ func containsAny(s string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// attackAPI works through every route of the API's mux on every node from
+// the attacker's host: each mutating one must refuse every kind of caller
+// the attacker can be (401 or 403, or a refused handshake for another CA's
+// certificate), and no GET route may tell it a secret.
+func attackAPI(ctx context.Context, t *testing.T, c *cluster, dial dialFunc, evil string, clientTLS func(certDir, name string) *tls.Config) {
+	secrets := &leakScanner{secrets: labSecrets(t, c)}
+	client := func(cfg *tls.Config) *http.Client {
+		return &http.Client{Transport: &http.Transport{DialContext: dial, TLSClientConfig: cfg}, Timeout: 5 * time.Second}
+	}
+	attackers := []struct {
+		name   string
+		client *http.Client
+		token  string
+		plain  bool // over HTTP, to the TLS port
+	}{
+		{"no credentials", client(clientTLS("", "")), "", false},
+		{"a wrong token", client(clientTLS("", "")), "wrong-token-0123456789abcdef", false},
+		{"another CA's client certificate", client(clientTLS(evil, "intruder")), "", false},
+		{"another CA's node certificate", client(clientTLS(evil, "node4")), "", false},
+		{"plain HTTP", client(nil), "", true},
+	}
+	routes := apiRoutes(t)
+	var mutating, handshakes int
+	var lastHandshake error
+	for _, r := range routes {
+		if !r.Mutating() {
+			continue
+		}
+		mutating++
+		for _, n := range c.lab.Nodes() {
+			url := c.APIURL(n.Name) + r.RequestPath()
+			for _, a := range attackers {
+				u := url
+				if a.plain {
+					u = "http://" + strings.TrimPrefix(url, "https://")
+				}
+				code, body, err := apiTry(ctx, a.client, r.RequestMethod(), u, a.token, `{"to":"node2"}`)
+				switch {
+				case err != nil && strings.Contains(a.name, "another CA"):
+					handshakes++
+					lastHandshake = err
+				case err != nil:
+					t.Errorf("%s %s on %s with %s: %v, want an answer refusing it", r.RequestMethod(), r.RequestPath(), n.Name, a.name, err)
+				case a.plain && code == http.StatusBadRequest:
+				case code == http.StatusUnauthorized || code == http.StatusForbidden:
+				default:
+					t.Errorf("%s %s on %s with %s = %d, want 401 or 403: %s", r.RequestMethod(), r.RequestPath(), n.Name, a.name, code, body)
+				}
+				secrets.scan(fmt.Sprintf("the answer to %s %s on %s with %s", r.RequestMethod(), r.RequestPath(), n.Name, a.name), []byte(body))
+			}
+		}
+	}
+	if mutating == 0 {
+		t.Fatal("no mutating route read from the API's mux: the attack proves nothing")
+	}
+	anonymous := client(clientTLS("", ""))
+	for _, r := range routes {
+		if r.Mutating() {
+			continue
+		}
+		for _, n := range c.lab.Nodes() {
+			code, body, err := apiTry(ctx, anonymous, r.RequestMethod(), c.APIURL(n.Name)+r.RequestPath(), "", "")
+			if err != nil {
+				t.Errorf("GET route %s on %s from the attacker: %v", r, n.Name, err)
+				continue
+			}
+			if code == http.StatusNotFound || code == http.StatusMethodNotAllowed {
+				t.Errorf("%s on %s = %d: the route read from the mux is not served", r, n.Name, code)
+			}
+			secrets.scan(fmt.Sprintf("the answer to %s on %s", r, n.Name), []byte(body))
+		}
+	}
+	for _, l := range secrets.leaks {
+		t.Error("the attacker read a secret: " + l)
+	}
+	t.Logf("API: %d routes (%d mutating) on %d nodes attacked; %d requests with another CA's certificate refused at the handshake (the last: %v)", len(routes), mutating, len(c.lab.Nodes()), handshakes, lastHandshake)
 }

@@ -42,11 +42,11 @@ const (
 // Spec is one step of a plan.
 type Spec struct {
 	// Name is the step's recorded name (one of the Step constants).
-	Name string
+	Name string `json:"name"`
 	// Do names the implementation when it is not Name's usual one.
-	Do string
+	Do string `json:"do,omitempty"`
 	// Fatal: a failure of this step ends the plan.
-	Fatal bool
+	Fatal bool `json:"fatal"`
 }
 
 // Key is what the runner looks the step's implementation up by.
@@ -59,8 +59,8 @@ func (s Spec) Key() string {
 
 // Plan is an ordered list of steps.
 type Plan struct {
-	Name  string
-	Steps []Spec
+	Name  string `json:"name"`
+	Steps []Spec `json:"steps"`
 }
 
 // Names are the plan's step names in order.

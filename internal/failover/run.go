@@ -14,27 +14,21 @@ type Recorder interface {
 // StepFunc carries out one step and returns its evidence.
 type StepFunc func(ctx context.Context) (evidence string, err error)
 
-// Step is a procedure's implementation of one step.
-type Step struct {
-	Do StepFunc
-	// Records: Do records its own outcome, under the step names it
-	// chooses (Pgpool-II's synchronous step is recorded as sync_to_async
-	// when it clears the synchronous standbys); its evidence is ignored.
-	Records bool
-}
-
 // Do is a step that does f and, when f succeeds, gives evidence.
-func Do(f func(ctx context.Context) error, evidence string) Step {
-	return Step{Do: func(ctx context.Context) (string, error) {
+func Do(f func(ctx context.Context) error, evidence string) StepFunc {
+	return func(ctx context.Context) (string, error) {
 		if err := f(ctx); err != nil {
 			return "", err
 		}
 		return evidence, nil
-	}}
+	}
 }
 
-// Steps are a procedure's implementations, by Spec.Key.
-type Steps map[string]Step
+// Steps are a procedure's implementations of the plan's steps, by Spec.Key.
+// A step that does part of its work as a step of its own (the gate clearing
+// the synchronous standbys) records that part through the same Recorder,
+// inside its own step.
+type Steps map[string]StepFunc
 
 // Result is how a plan ended.
 type Result struct {
@@ -55,18 +49,13 @@ func (r Result) OK() bool { return r.Failed == "" }
 func Run(ctx context.Context, plan Plan, rec Recorder, steps Steps) Result {
 	var res Result
 	for _, s := range plan.Steps {
-		impl := steps[s.Key()]
-		var err error
-		switch {
-		case impl.Do == nil:
-			err = rec.Run(s.Name, func() (string, error) {
+		do := steps[s.Key()]
+		if do == nil {
+			do = func(context.Context) (string, error) {
 				return "", fmt.Errorf("plan %s: no implementation of step %s", plan.Name, s.Key())
-			})
-		case impl.Records:
-			_, err = impl.Do(ctx)
-		default:
-			err = rec.Run(s.Name, func() (string, error) { return impl.Do(ctx) })
+			}
 		}
+		err := rec.Run(s.Name, func() (string, error) { return do(ctx) })
 		res.Ran = append(res.Ran, s.Name)
 		if err != nil && s.Fatal {
 			res.Failed, res.Err = s.Name, err

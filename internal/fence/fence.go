@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vigil-ha/vigil/internal/dcs"
+	"github.com/vigil-ha/vigil/internal/host"
 	"github.com/vigil-ha/vigil/internal/proc"
 )
 
@@ -30,11 +31,11 @@ func (c Command) Fence(ctx context.Context, old dcs.Member) (string, error) {
 	for i, a := range c.Argv {
 		argv[i] = r.Replace(a)
 	}
-	out, err := c.Runner.Run(ctx, argv[0], argv[1:]...)
+	res, err := host.Check(ctx, proc.Local{Runner: c.Runner}, argv)
 	if err != nil {
 		return "", fmt.Errorf("fence %s: %w", old.Name, err)
 	}
-	msg := strings.TrimSpace(string(out))
+	msg := strings.TrimSpace(string(res.Output))
 	if len(msg) > 200 {
 		msg = msg[:200] + "..."
 	}

@@ -3,6 +3,7 @@ package fence
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,72 +16,136 @@ import (
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/decision"
 	"github.com/vigil-ha/vigil/internal/flavor"
+	"github.com/vigil-ha/vigil/internal/host"
 	"github.com/vigil-ha/vigil/internal/lab"
 	"github.com/vigil-ha/vigil/internal/lab/labtest"
+	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/remote"
 	"github.com/vigil-ha/vigil/internal/remote/sshdtest"
 )
 
-func TestSSHConfigurationAndCommandLines(t *testing.T) {
-	kb := flavor.MustLookup(flavor.Kingbase)
-	stop := StopArgv(kb, "/opt/Kingbase/ES/V8/Server/bin", "/data/kingbase data")
-	if got, want := (SSH{StopCommand: stop}).stopCommandLine(),
-		`LC_ALL=C /opt/Kingbase/ES/V8/Server/bin/sys_ctl -D '/data/kingbase data' -m immediate stop`; got != want {
-		t.Errorf("kingbase stop command line:\n got %s\nwant %s", got, want)
+// script is a host whose programs answer from a table, keyed by the
+// command line; it records what ran.
+type script struct {
+	answers map[string]host.Result
+	ran     []string
+	closed  bool
+}
+
+func (s *script) Run(_ context.Context, argv []string) (host.Result, error) {
+	line := strings.Join(argv, " ")
+	s.ran = append(s.ran, line)
+	res, ok := s.answers[line]
+	if !ok {
+		return host.Result{}, fmt.Errorf("unexpected command %q", line)
 	}
-	pg := StopArgv(flavor.MustLookup(flavor.Postgres), "/usr/lib/postgresql/15/bin", "/var/lib/postgresql/15/main")
-	if got, want := strings.Join(pg, " "), "/usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/15/main -m immediate stop"; got != want {
-		t.Errorf("postgres stop argv %q, want %q", got, want)
-	}
-	vip := SSH{VIP: "10.0.0.100/24", Interface: "eth0:1"}
-	if got, want := vip.vipCommandLine(), "ip addr del 10.0.0.100/24 dev eth0:1"; got != want {
-		t.Errorf("vip command line %q, want %q", got, want)
-	}
-	vip.Sudo = true
-	if got, want := vip.vipCommandLine(), "sudo -n ip addr del 10.0.0.100/24 dev eth0:1"; got != want {
-		t.Errorf("vip command line with sudo %q, want %q", got, want)
+	return res, nil
+}
+
+func (s *script) Close() error   { s.closed = true; return nil }
+func (s *script) String() string { return "scripted host" }
+
+func TestSSHReadsExitCodesNotMessages(t *testing.T) {
+	kb := pgctl.Ctl{Flavor: flavor.MustLookup(flavor.Kingbase), BinDir: "/opt/Kingbase/ES/V8/Server/bin", DataDir: "/data/kingbase data",
+		Prefix: []string{"runuser", "-u", "kingbase", "--"}}
+	const (
+		stop   = "runuser -u kingbase -- /opt/Kingbase/ES/V8/Server/bin/sys_ctl -D /data/kingbase data stop -m immediate -w -t 60"
+		status = "runuser -u kingbase -- /opt/Kingbase/ES/V8/Server/bin/sys_ctl -D /data/kingbase data status"
+		show   = "sudo -n ip -o -4 addr show dev eth0"
+		del    = "sudo -n ip addr del 10.0.0.100/24 dev eth0"
+		held   = "2: eth0    inet 10.0.0.11/24 brd 10.0.0.255 scope global eth0\n2: eth0    inet 10.0.0.100/24 scope global secondary eth0\n"
+		free   = "2: eth0    inet 10.0.0.11/24 brd 10.0.0.255 scope global eth0\n"
+		// What sys_ctl says on a zh_CN host: nothing an English reader
+		// of messages would recognise.
+		translated = "sys_ctl: PID 文件 \"/data/kingbase data/kingbase.pid\" 不存在\n服务器是否在运行?\n"
+	)
+	old := dcs.Member{Member: decision.Member{Name: "node1"}, Host: "10.0.0.11", Port: 54321}
+	for _, tc := range []struct {
+		name    string
+		answers map[string]host.Result
+		want    []string // in the evidence, or in the error when wantErr
+		wantErr bool
+		notRun  string
+	}{
+		{name: "stopped and VIP deleted", answers: map[string]host.Result{
+			stop: {Output: []byte("waiting for server to shut down.... done\nserver stopped\n")},
+			show: {Output: []byte(held)}, del: {},
+		}, want: []string{"scripted host: ", "database stopped (server stopped)", "VIP 10.0.0.100/24 deleted from eth0"}},
+		{name: "a translated refusal with status 3 is already stopped", answers: map[string]host.Result{
+			stop: {Output: []byte(translated), ExitCode: 1}, status: {Output: []byte("sys_ctl: 没有服务器在运行\n"), ExitCode: 3},
+			show: {Output: []byte(free)},
+		}, want: []string{"database already stopped", "kingbase.pid", "VIP 10.0.0.100/24 already absent from eth0"}, notRun: del},
+		{name: "the English words with status 4 are not stopped", answers: map[string]host.Result{
+			stop:   {Output: []byte("sys_ctl: PID file \"/d/kingbase.pid\" does not exist\nIs server running?\n"), ExitCode: 1},
+			status: {Output: []byte("sys_ctl: directory \"/data/kingbase data\" is not a database cluster directory\n"), ExitCode: 4},
+			show:   {Output: []byte(held)}, del: {},
+		}, want: []string{"stop the database", "exit status 1", "done nevertheless: VIP 10.0.0.100/24 deleted from eth0"}, wantErr: true},
+		{name: "a stop that fails while status says running", answers: map[string]host.Result{
+			stop: {Output: []byte("sys_ctl: server does not shut down\n"), ExitCode: 1}, status: {Output: []byte("sys_ctl: server is running (PID: 42)\n")},
+			show: {Output: []byte(free)},
+		}, want: []string{"server does not shut down", "done nevertheless: VIP 10.0.0.100/24 already absent"}, wantErr: true},
+		{name: "a delete that fails leaves the VIP held", answers: map[string]host.Result{
+			stop: {Output: []byte("server stopped\n")},
+			show: {Output: []byte(held)}, del: {Output: []byte("RTNETLINK answers: Operation not permitted\n"), ExitCode: 2},
+		}, want: []string{"delete VIP 10.0.0.100/24 from eth0", "exit status 2", "done nevertheless: database stopped"}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &script{answers: tc.answers}
+			f := SSH{Ctl: kb, VIP: "10.0.0.100/24", Interface: "eth0", Sudo: true,
+				login: func(context.Context, string) (session, error) { return h, nil }}
+			ev, err := f.Fence(context.Background(), old)
+			got := ev
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("fence succeeded: %s", ev)
+				}
+				got = err.Error()
+			} else if err != nil {
+				t.Fatalf("fence: %v (ran %q)", err, h.ran)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("%q lacks %q", got, w)
+				}
+			}
+			for _, line := range h.ran {
+				if line == tc.notRun {
+					t.Errorf("ran %q", line)
+				}
+			}
+			if !h.closed {
+				t.Error("session left open")
+			}
+		})
 	}
 
-	// Refused before any connection: the configuration names no key or
-	// known_hosts file, so a dial would fail differently.
-	old := dcs.Member{Member: decision.Member{Name: "node1"}, Host: "198.18.0.11", Port: 5432}
+	// Refused before any connection is made.
+	login := func(context.Context, string) (session, error) {
+		t.Fatal("logged in despite a configuration that cannot fence")
+		return nil, nil
+	}
 	for _, tc := range []struct {
 		s    SSH
 		old  dcs.Member
 		want string
 	}{
 		{SSH{}, old, "no stop command"},
-		{SSH{StopCommand: pg}, dcs.Member{Member: decision.Member{Name: "node1"}}, "no host"},
-		{SSH{StopCommand: pg, VIP: "10.0.0.100", Interface: "eth0"}, old, "prefix length"},
-		{SSH{StopCommand: pg, VIP: "10.0.0.100/24"}, old, "no interface"},
+		{SSH{Ctl: kb}, dcs.Member{Member: decision.Member{Name: "node1"}}, "no host"},
+		{SSH{Ctl: kb, VIP: "10.0.0.100", Interface: "eth0"}, old, "prefix length"},
+		{SSH{Ctl: kb, VIP: "10.0.0.100/24"}, old, "no interface"},
 	} {
+		tc.s.login = login
 		if _, err := tc.s.Fence(context.Background(), tc.old); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: err = %v, want %q", tc.s, err, tc.want)
 		}
 	}
 
-	// The messages pg_ctl (and sys_ctl) print with nothing to stop; the
-	// fence test below meets both from a real pg_ctl.
-	for out, want := range map[string]bool{
-		"pg_ctl: PID file \"/d/postmaster.pid\" does not exist\nIs server running?":      true,
-		"pg_ctl: could not send stop signal (PID: 4242): No such process":                true,
-		"pg_ctl: directory \"/d\" does not exist":                                        false,
-		"pg_ctl: could not send stop signal (PID: 4242): Operation not permitted":        false,
-		"pg_ctl: cannot be run as root\nPlease log in (using, e.g., \"su\") as the user": false,
-	} {
-		if got := alreadyStopped(out); got != want {
-			t.Errorf("alreadyStopped(%q) = %v, want %v", out, got, want)
-		}
-	}
-	for out, want := range map[string]bool{
-		"Error: ipv4: Address not found.":                    true,
-		"RTNETLINK answers: Cannot assign requested address": true,
-		"Cannot find device \"eth9\"":                        false,
-		"RTNETLINK answers: Operation not permitted":         false,
-	} {
-		if got := addressAbsent(out); got != want {
-			t.Errorf("addressAbsent(%q) = %v, want %v", out, got, want)
-		}
+	// A host that cannot be reached stays recognisable through the fence.
+	down := SSH{Ctl: kb, login: func(context.Context, string) (session, error) {
+		return nil, host.Unreachable(errors.New("dial tcp 10.0.0.11:22: connect: no route to host"))
+	}}
+	if _, err := down.Fence(context.Background(), old); !errors.Is(err, host.ErrUnreachable) {
+		t.Errorf("unreachable host: err = %v, want host.ErrUnreachable", err)
 	}
 }
 
@@ -141,10 +206,10 @@ func TestSSHFencesARealPrimary(t *testing.T) {
 	// Logged in as root; pg_ctl refuses root, so it runs as the lab's user.
 	asOwner := []string{"runuser", "-u", lab.DefaultOSUser, "--"}
 	fencer := SSH{
-		Config:      srv.Config(),
-		StopCommand: append(asOwner, StopArgv(l.Flavor(), l.BinDir(), n.DataDir)...),
-		VIP:         vip,
-		Interface:   "eth0",
+		Config:    srv.Config(),
+		Ctl:       pgctl.Ctl{Flavor: l.Flavor(), BinDir: l.BinDir(), DataDir: n.DataDir, Prefix: asOwner},
+		VIP:       vip,
+		Interface: "eth0",
 	}
 	untouched := func(what string) {
 		t.Helper()
@@ -165,7 +230,7 @@ func TestSSHFencesARealPrimary(t *testing.T) {
 		}
 		var he *remote.HostKeyError
 		t.Log(err)
-		if !errors.Is(err, remote.ErrUnknownHostKey) || !errors.As(err, &he) {
+		if !errors.Is(err, remote.ErrUnknownHostKey) || !errors.As(err, &he) || errors.Is(err, host.ErrUnreachable) {
 			t.Fatalf("err = %v, want an unknown host key", err)
 		}
 		if msg := err.Error(); !strings.Contains(msg, "node1") || !strings.Contains(msg, he.Fingerprint()) || !strings.Contains(msg, f.Config.KnownHostsFile) {
@@ -177,8 +242,8 @@ func TestSSHFencesARealPrimary(t *testing.T) {
 	t.Run("UnreachableHostIsAnError", func(t *testing.T) {
 		f := fencer
 		f.Config.Port = 2222 // nothing listens there
-		if _, err := f.Fence(ctx, old); err == nil || !strings.Contains(err.Error(), "connection refused") {
-			t.Fatalf("err = %v, want connection refused", err)
+		if _, err := f.Fence(ctx, old); err == nil || !strings.Contains(err.Error(), "connection refused") || !errors.Is(err, host.ErrUnreachable) {
+			t.Fatalf("err = %v, want connection refused, unreachable", err)
 		}
 		untouched("unreachable")
 	})
@@ -186,7 +251,7 @@ func TestSSHFencesARealPrimary(t *testing.T) {
 	t.Run("AnUnrecognisedStopFailureIsNotTakenForStopped", func(t *testing.T) {
 		f := fencer
 		f.VIP, f.Interface = "", ""
-		f.StopCommand = append(asOwner, StopArgv(l.Flavor(), l.BinDir(), "/nonexistent/vigil-data")...)
+		f.Ctl.DataDir = "/nonexistent/vigil-data"
 		if _, err := f.Fence(ctx, old); err == nil || !strings.Contains(err.Error(), "does not exist") {
 			t.Fatalf("err = %v, want pg_ctl's complaint about the directory", err)
 		}

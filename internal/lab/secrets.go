@@ -2,14 +2,13 @@ package lab
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/vigil-ha/vigil/internal/database"
 )
 
 // newPassword returns a random password of URL-safe base64 characters, which
@@ -74,44 +73,13 @@ func (l *Lab) createReplicationRole(ctx context.Context, primary Node) error {
 	if err != nil {
 		return err
 	}
-	verifier, err := scramVerifier(password)
+	verifier, err := database.SCRAMVerifier(password)
 	if err != nil {
 		return err
 	}
-	stmt := fmt.Sprintf("CREATE ROLE %s WITH LOGIN REPLICATION PASSWORD '%s';\n", quoteIdent(l.st.ReplicationUser), verifier)
+	stmt := fmt.Sprintf("CREATE ROLE %s WITH LOGIN REPLICATION PASSWORD '%s';\n", database.QuoteIdent(l.st.ReplicationUser), verifier)
 	if _, err := l.psqlInput(ctx, primary, stmt); err != nil {
 		return fmt.Errorf("create replication role on %s: %w", primary.Name, err)
 	}
 	return nil
-}
-
-// scramVerifier computes what PostgreSQL stores for a scram-sha-256 password
-// (RFC 5802, 7677), in the format that CREATE ROLE ... PASSWORD accepts as
-// already encrypted. The password needs no SASLprep: it is ASCII.
-func scramVerifier(password string) (string, error) {
-	const iterations = 4096
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		return "", fmt.Errorf("generate salt: %w", err)
-	}
-	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
-	if err != nil {
-		return "", fmt.Errorf("derive SCRAM key: %w", err)
-	}
-	clientKey := hmacSHA256(salted, "Client Key")
-	storedKey := sha256.Sum256(clientKey)
-	serverKey := hmacSHA256(salted, "Server Key")
-	enc := base64.StdEncoding.EncodeToString
-	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, enc(salt), enc(storedKey[:]), enc(serverKey)), nil
-}
-
-func hmacSHA256(key []byte, msg string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(msg))
-	return m.Sum(nil)
-}
-
-// quoteIdent quotes an SQL identifier.
-func quoteIdent(s string) string {
-	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }

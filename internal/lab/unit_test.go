@@ -58,18 +58,3 @@ func TestQuoteConnValue(t *testing.T) {
 		}
 	}
 }
-
-func TestScramVerifierFormat(t *testing.T) {
-	a, err := scramVerifier("secret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := scramVerifier("secret")
-	// SCRAM-SHA-256$4096:<24 chars of salt>$<44 chars>:<44 chars>
-	if len(a) != len("SCRAM-SHA-256$4096:")+24+1+44+1+44 || a[:19] != "SCRAM-SHA-256$4096:" {
-		t.Errorf("verifier %q is not in PostgreSQL's format", a)
-	}
-	if a == b {
-		t.Error("two verifiers of one password are equal: the salt is not random")
-	}
-}

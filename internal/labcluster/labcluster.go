@@ -8,7 +8,9 @@ package labcluster
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,9 +24,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-ha/vigil/internal/certs"
+	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/dcs"
 	"github.com/vigil-ha/vigil/internal/lab"
 )
@@ -56,6 +60,18 @@ type Options struct {
 	// on the node's address, port 8008, in netns labs; on a free loopback
 	// port otherwise.
 	API bool
+	// APITLS serves each agent's API over TLS with its node certificate
+	// and accepts a client certificate of the lab's CA (the operator's) as
+	// it accepts the token. Netns labs only: their etcd has the CA.
+	APITLS bool
+	// AgentRole, when set, makes the agents connect to their servers as
+	// this non-superuser role, holding only what database.RoleSQL grants
+	// (PostgreSQL 15 or later). CreateAgentRole makes it, before the first
+	// StartAgent. pg_basebackup keeps the replication role; a rewind would
+	// run as the agent's role (no rejoin.rewind account is configured),
+	// which may not read the new primary's files, so rejoins take a base
+	// backup.
+	AgentRole string
 	// Edit changes a node's configuration before it is written.
 	Edit func(node string, cfg map[string]any)
 }
@@ -79,6 +95,8 @@ type Cluster struct {
 	mu      sync.Mutex
 	procs   map[string]*Proc
 	witness *Proc
+	// roleReady: CreateAgentRole ran (always, without Options.AgentRole).
+	roleReady bool
 }
 
 // Proc is a running agent or witness.
@@ -99,7 +117,7 @@ func New(l *lab.Lab, o Options) (*Cluster, error) {
 	c := &Cluster{
 		Lab: l, Dir: filepath.Join(l.Dir(), "agents"), opts: o,
 		configs: map[string]string{}, peers: map[string]string{}, clients: map[string]string{},
-		apis: map[string]string{}, procs: map[string]*Proc{},
+		apis: map[string]string{}, procs: map[string]*Proc{}, roleReady: o.AgentRole == "",
 	}
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, err
@@ -109,6 +127,14 @@ func New(l *lab.Lab, o Options) (*Cluster, error) {
 		// attacker in the security test) could otherwise write the
 		// leader key, so the lab is closed as a deployment should be.
 		if err := c.issueCertificates(); err != nil {
+			return nil, err
+		}
+	}
+	if o.APITLS && c.certDir == "" {
+		return nil, errors.New("labcluster: an API over TLS needs the lab's CA: a netns lab with embedded etcd")
+	}
+	if o.AgentRole != "" {
+		if err := writeSecret(c.agentRolePasswordFile()); err != nil {
 			return nil, err
 		}
 	}
@@ -198,6 +224,143 @@ func (c *Cluster) issueCertificates() error {
 	return nil
 }
 
+// AgentRolePasswordFile holds the password of Options.AgentRole ("" without one).
+func (c *Cluster) AgentRolePasswordFile() string {
+	if c.opts.AgentRole == "" {
+		return ""
+	}
+	return c.agentRolePasswordFile()
+}
+
+func (c *Cluster) agentRolePasswordFile() string {
+	return filepath.Join(c.Dir, c.opts.AgentRole+".password")
+}
+
+// writeSecret writes a new random password to path, readable by its owner
+// only; an existing one is kept, so that a configuration rewritten on the
+// same lab still matches the role.
+func writeSecret(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Errorf("generate a password: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(base64.RawURLEncoding.EncodeToString(b)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write password file: %w", err)
+	}
+	return nil
+}
+
+// CreateAgentRole makes Options.AgentRole on the lab's primary, as the
+// lab's superuser, with the statements `vigil setup-role --print` prints
+// for the server's version and its password as a SCRAM verifier; then it
+// waits until every running server lets the role log in (a standby has it
+// once it has replayed it). Without Options.AgentRole it does nothing.
+func (c *Cluster) CreateAgentRole(ctx context.Context) error {
+	role := c.opts.AgentRole
+	if role == "" {
+		return nil
+	}
+	password, err := os.ReadFile(c.agentRolePasswordFile())
+	if err != nil {
+		return fmt.Errorf("create agent role %s: %w", role, err)
+	}
+	pw := strings.TrimSpace(string(password))
+	status, err := c.Lab.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("create agent role %s: %w", role, err)
+	}
+	var primary string
+	var running []lab.Node
+	for _, st := range status {
+		if st.Role == lab.RolePrimary && primary == "" {
+			primary = st.Name
+		}
+		if st.Running {
+			n, err := c.Lab.Node(st.Name)
+			if err != nil {
+				return err
+			}
+			running = append(running, n)
+		}
+	}
+	if primary == "" {
+		return fmt.Errorf("create agent role %s: no primary in the lab", role)
+	}
+	superUser, superPW, err := c.Lab.Superuser()
+	if err != nil {
+		return err
+	}
+	n, err := c.Lab.Node(primary)
+	if err != nil {
+		return err
+	}
+	conn, err := c.connect(ctx, n, superUser, superPW)
+	if err != nil {
+		return fmt.Errorf("create agent role %s: %w", role, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var version int
+	if err := conn.QueryRow(ctx, "select current_setting('server_version_num')::int").Scan(&version); err != nil {
+		return fmt.Errorf("create agent role %s: server version of %s: %w", role, primary, err)
+	}
+	grants, err := database.RoleSQL(version, role)
+	if err != nil {
+		return fmt.Errorf("create agent role on %s: %w", primary, err)
+	}
+	for _, g := range grants {
+		if _, err := conn.Exec(ctx, g.SQL); err != nil {
+			return fmt.Errorf("create agent role on %s: %s: %w", primary, g.SQL, err)
+		}
+	}
+	setPassword, err := database.RolePasswordSQL(role, pw)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, setPassword); err != nil {
+		return fmt.Errorf("create agent role on %s: set the password of %s: %w", primary, role, err)
+	}
+	for _, n := range running {
+		if err := c.waitLogin(ctx, n, role, pw); err != nil {
+			return fmt.Errorf("create agent role %s: %w", role, err)
+		}
+	}
+	c.mu.Lock()
+	c.roleReady = true
+	c.mu.Unlock()
+	return nil
+}
+
+// waitLogin waits until role can open a session on n over TCP, as its agent will.
+func (c *Cluster) waitLogin(ctx context.Context, n lab.Node, role, password string) error {
+	for {
+		conn, err := c.connect(ctx, n, role, password)
+		if err == nil {
+			return conn.Close(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("log in to %s as %s: %w (last error: %v)", n.Name, role, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Cluster) connect(ctx context.Context, n lab.Node, user, password string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s connect_timeout=5", n.Host, n.Port, user, c.Lab.Flavor().DefaultDatabase))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Password = password
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s as %s: %w", n.Name, user, err)
+	}
+	return conn, nil
+}
+
 // CertDir is the directory of the lab's CA and certificates (package
 // certs' layout), "" when the lab's etcd runs without TLS.
 func (c *Cluster) CertDir() string { return c.certDir }
@@ -241,7 +404,29 @@ func (c *Cluster) APIURL(node string) string {
 	if c.apis[node] == "" {
 		return ""
 	}
+	if c.opts.APITLS {
+		return "https://" + c.apis[node]
+	}
 	return "http://" + c.apis[node]
+}
+
+// APIClientTLS is what a client of the agents' APIs over TLS needs: the
+// lab's CA, and with operator the operator's client certificate, which
+// authorises the mutating endpoints as the token does. Nil without
+// Options.APITLS.
+func (c *Cluster) APIClientTLS(operator bool) (*tls.Config, error) {
+	if !c.opts.APITLS {
+		return nil, nil
+	}
+	ca, cert, key := c.OperatorTLS()
+	if !operator {
+		cert, key = "", ""
+	}
+	cfg, err := certs.ClientTLS(ca, cert, key, "")
+	if err != nil {
+		return nil, fmt.Errorf("lab API client: %w", err)
+	}
+	return cfg, nil
 }
 
 // APIAddress is node's API host:port ("" without Options.API).
@@ -282,6 +467,11 @@ func (c *Cluster) writeConfig(n lab.Node) (string, error) {
 		"superuser":    map[string]any{"user": superUser, "database": l.Flavor().DefaultDatabase, "password_file": l.SuperuserPasswordFile()},
 		"replication":  map[string]any{"user": lab.ReplicationUser, "password_file": l.ReplicationPasswordFile()},
 	}
+	if role := c.opts.AgentRole; role != "" {
+		// database.superuser is the role the agent runs its own SQL as,
+		// superuser or not.
+		db["superuser"] = map[string]any{"user": role, "database": l.Flavor().DefaultDatabase, "password_file": c.agentRolePasswordFile()}
+	}
 	if os.Geteuid() == 0 {
 		db["os_user"] = lab.DefaultOSUser
 	}
@@ -317,6 +507,9 @@ func (c *Cluster) writeConfig(n lab.Node) (string, error) {
 		"timing":      timing,
 		"failover":    map[string]any{"synchronous_mode": syncMode, "maximum_lag_on_failover": c.opts.MaxLag},
 	}
+	if c.opts.AgentRole != "" {
+		cfg["rejoin"] = map[string]any{"method": "basebackup"}
+	}
 	if v := c.VIP(); v != "" {
 		cfg["vip"] = map[string]any{"address": v + "/24", "interface": "eth0", "gratuitous_arp_count": 3}
 	}
@@ -325,7 +518,13 @@ func (c *Cluster) writeConfig(n lab.Node) (string, error) {
 		if err := os.WriteFile(tokenFile, []byte(APIToken+"\n"), 0o600); err != nil {
 			return "", err
 		}
-		cfg["api"] = map[string]any{"listen": addr, "token_file": tokenFile}
+		apiCfg := map[string]any{"listen": addr, "token_file": tokenFile}
+		if c.opts.APITLS {
+			ca, _ := certs.Paths(c.certDir, "ca")
+			cert, key := certs.Paths(c.certDir, n.Name)
+			apiCfg["cert_file"], apiCfg["key_file"], apiCfg["client_ca_file"] = cert, key, ca
+		}
+		cfg["api"] = apiCfg
 	}
 	if c.opts.Edit != nil {
 		c.opts.Edit(n.Name, cfg)
@@ -343,6 +542,12 @@ func (c *Cluster) StartAgent(name string) error {
 	n, err := c.Lab.Node(name)
 	if err != nil {
 		return err
+	}
+	c.mu.Lock()
+	ready := c.roleReady
+	c.mu.Unlock()
+	if !ready {
+		return fmt.Errorf("start agent %s: its role %s does not exist yet: call CreateAgentRole first", name, c.opts.AgentRole)
 	}
 	args := []string{"agent", "--config", c.configs[name], "--log-format", "json", "--log-level", "debug",
 		"--step-log", filepath.Join(c.Dir, name+".steps.jsonl")}

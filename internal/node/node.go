@@ -107,6 +107,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil {
 		return fmt.Errorf("replication password: %w", err)
 	}
+	var rewindPassword string
+	if cfg.Rejoin.Rewind.User != "" {
+		if rewindPassword, err = cfg.Rejoin.Rewind.Resolve(); err != nil {
+			return fmt.Errorf("rejoin.rewind password: %w", err)
+		}
+	}
 	passFile, err := writeReplicationPassFile(cfg, replPass, node.Ctl.Runner.As)
 	if err != nil {
 		return err
@@ -127,7 +133,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		fencers = append(fencers, fence.Command{Argv: cfg.Failover.FenceCommand})
 	}
 	if ssh := cfg.Failover.FenceSSH; ssh.User != "" {
-		stop := fence.StopArgv(cfg.Flavor(), cfg.Database.BinDir, cfg.Database.DataDir)
+		stop := pgctl.Ctl{Flavor: cfg.Flavor(), BinDir: cfg.Database.BinDir, DataDir: cfg.Database.DataDir}
 		if ssh.User == "root" {
 			// The control binary refuses root: switch to the server's
 			// account, as this agent does locally.
@@ -138,11 +144,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			if owner == "" {
 				owner = "postgres"
 			}
-			stop = append([]string{"runuser", "-u", owner, "--"}, stop...)
+			stop.Prefix = []string{"runuser", "-u", owner, "--"}
 		}
 		fencers = append(fencers, fence.SSH{
-			Config:      remote.Config{User: ssh.User, KeyFile: ssh.KeyFile, KnownHostsFile: ssh.KnownHostsFile, Port: ssh.Port, Timeout: cfg.Timing.DCSTimeout * 4},
-			StopCommand: stop, VIP: cfg.VIP.Address, Interface: cfg.VIP.Interface, Sudo: ssh.User != "root",
+			Config: remote.Config{User: ssh.User, KeyFile: ssh.KeyFile, KnownHostsFile: ssh.KnownHostsFile, Port: ssh.Port, Timeout: cfg.Timing.DCSTimeout * 4},
+			Ctl:    stop, VIP: cfg.VIP.Address, Interface: cfg.VIP.Interface, Sudo: ssh.User != "root",
 		})
 	}
 	var fencer agent.Fencer
@@ -173,6 +179,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil {
 		return configError(err)
 	}
+	// The agent's reads of etcd, timed for /metrics (see api.DCSReads).
+	reads := api.NewDCSReads()
 	a, err := agent.New(agent.Options{
 		APIURL:              apiURL(cfg),
 		APIToken:            apiToken,
@@ -183,7 +191,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		Port:                cfg.Database.Port,
 		Priority:            priority,
 		Server:              node,
-		Store:               store,
+		Store:               observedStore{Store: store, reads: reads},
 		Trusted:             isolation.Checker{Addresses: cfg.TrustedIPs, Timeout: cfg.Timing.DCSTimeout},
 		Decision:            decisionConfig(cfg),
 		DCSTimeout:          cfg.Timing.DCSTimeout,
@@ -197,6 +205,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		OnRoleChange:        cfg.Callbacks.OnRoleChange,
 		CallbackTimeout:     cfg.Callbacks.Timeout,
 		RejoinMethod:        cfg.Rejoin.Method,
+		RewindUser:          cfg.Rejoin.Rewind.User,
+		RewindPassword:      rewindPassword,
 		EmbeddedEtcd:        embeddedURL,
 		Plan:                plan,
 		ConfigDigest:        configDigest(cfg),
@@ -210,7 +220,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if cfg.API.Listen == "" {
 		return a.Run(ctx)
 	}
-	srv, err := newAPIServer(cfg, apiToken, a, store, log)
+	srv, err := newAPIServer(cfg, apiToken, a, store, reads, log)
 	if err != nil {
 		return err
 	}
@@ -244,12 +254,17 @@ func apiClient(cfg *config.Config) (*http.Client, error) {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: t}}, nil
 }
 
-func newAPIServer(cfg *config.Config, token string, a *agent.Agent, store *dcs.Store, log *slog.Logger) (*api.Server, error) {
+func newAPIServer(cfg *config.Config, token string, a *agent.Agent, store *dcs.Store, reads *api.DCSReads, log *slog.Logger) (*api.Server, error) {
 	return api.New(api.Options{
 		Listen: cfg.API.Listen, CertFile: cfg.API.CertFile, KeyFile: cfg.API.KeyFile, Token: token, ClientCAFile: cfg.API.ClientCAFile,
 		NodeName: cfg.Node.Name, ClusterName: cfg.Cluster,
-		Agent: a, Cluster: store, Control: apiController{control.Controller{Store: store}}, Failsafe: a,
+		Agent: a, Cluster: store, Control: apiController{control.Controller{Store: store, Cluster: cfg.Cluster}}, Failsafe: a,
 		DefaultMaxLagBytes: cfg.API.ReplicaMaxLag,
+		// The values the agent decides with (decisionConfig), so that
+		// the alerts compare with what the agent does.
+		SyncMode:             decisionConfig(cfg).SyncMode,
+		MaximumLagOnFailover: decisionConfig(cfg).MaximumLagOnFailover,
+		DCS:                  reads,
 		// Three lease TTLs without a loop: the agent is stuck, and its
 		// leadership (if any) has lapsed long ago.
 		StaleAfter: 3 * cfg.Timing.LeaseTTL,
@@ -257,12 +272,27 @@ func newAPIServer(cfg *config.Config, token string, a *agent.Agent, store *dcs.S
 	})
 }
 
+// observedStore is the agent's store with its reads of the cluster timed
+// and their synchronous standbys recorded for /metrics; every other call
+// goes to the store unchanged.
+type observedStore struct {
+	*dcs.Store
+	reads *api.DCSReads
+}
+
+func (s observedStore) Snapshot(ctx context.Context) (dcs.View, error) {
+	start := time.Now()
+	v, err := s.Store.Snapshot(ctx)
+	s.reads.Observe(time.Since(start), v, err)
+	return v, err
+}
+
 // apiController answers the API's operator requests through package
 // control, as `vigil ctl` does; refusals become 409.
 type apiController struct{ c control.Controller }
 
-func (a apiController) Switchover(ctx context.Context, to string, at time.Time) (string, error) {
-	r, err := a.c.Switchover(ctx, to, at)
+func (a apiController) Switchover(ctx context.Context, by dcs.Actor, to string, at time.Time) (string, error) {
+	r, err := a.c.As(by).Switchover(ctx, to, at)
 	if err != nil {
 		return "", conflict(err)
 	}
@@ -273,15 +303,15 @@ func (a apiController) Switchover(ctx context.Context, to string, at time.Time) 
 	return fmt.Sprintf("switchover from %s to %s requested; follow it with GET /cluster or `vigil ctl list`", r.From, target), nil
 }
 
-func (a apiController) Failover(ctx context.Context, to string) (string, error) {
-	if _, err := a.c.Failover(ctx, to); err != nil {
+func (a apiController) Failover(ctx context.Context, by dcs.Actor, to string) (string, error) {
+	if _, err := a.c.As(by).Failover(ctx, to); err != nil {
 		return "", conflict(err)
 	}
 	return fmt.Sprintf("failover to %s requested; follow it with GET /cluster or `vigil ctl list`", to), nil
 }
 
-func (a apiController) SetPaused(ctx context.Context, paused bool) error {
-	return a.c.SetPaused(ctx, paused)
+func (a apiController) SetPaused(ctx context.Context, by dcs.Actor, paused bool) error {
+	return a.c.As(by).SetPaused(ctx, paused)
 }
 
 func conflict(err error) error {

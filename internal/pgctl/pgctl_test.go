@@ -1,8 +1,14 @@
 package pgctl
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-ha/vigil/internal/flavor"
+	"github.com/vigil-ha/vigil/internal/host"
 )
 
 func TestParseControlData(t *testing.T) {
@@ -35,4 +41,95 @@ func TestParsePIDAndSeconds(t *testing.T) {
 			t.Errorf("seconds(%s) = %s, want %s", d, got, want)
 		}
 	}
+}
+
+// answers is a host whose control binary answers from a table keyed by
+// its subcommand; it records what ran.
+type answers struct {
+	by  map[string]host.Result
+	ran []string
+}
+
+func (a *answers) Run(_ context.Context, argv []string) (host.Result, error) {
+	a.ran = append(a.ran, strings.Join(argv, " "))
+	for _, word := range argv {
+		if res, ok := a.by[word]; ok {
+			return res, nil
+		}
+	}
+	return host.Result{}, errors.New("no answer")
+}
+
+func TestCommandLines(t *testing.T) {
+	c := Ctl{Flavor: flavor.MustLookup(flavor.Kingbase), BinDir: "/opt/kb/bin", DataDir: "/data/kb", Prefix: []string{"runuser", "-u", "kingbase", "--"}}
+	for _, tt := range []struct {
+		got  []string
+		want string
+	}{
+		{c.StatusArgv(), "runuser -u kingbase -- /opt/kb/bin/sys_ctl -D /data/kb status"},
+		{c.StopArgv(Immediate, 29*time.Second), "runuser -u kingbase -- /opt/kb/bin/sys_ctl -D /data/kb stop -m immediate -w -t 29"},
+		{c.PromoteArgv(time.Minute), "runuser -u kingbase -- /opt/kb/bin/sys_ctl -D /data/kb promote -w -t 60"},
+		{c.PromoteArgv(0), "runuser -u kingbase -- /opt/kb/bin/sys_ctl -D /data/kb promote"},
+	} {
+		if got := strings.Join(tt.got, " "); got != tt.want {
+			t.Errorf("got  %s\nwant %s", got, tt.want)
+		}
+	}
+}
+
+// TestExitCodesDecide: pg_ctl status's documented exit codes decide,
+// whatever the output says (it is translated on hosts with another
+// locale).
+func TestExitCodesDecide(t *testing.T) {
+	pg := flavor.MustLookup(flavor.Postgres)
+	for _, tt := range []struct {
+		name        string
+		by          map[string]host.Result
+		running     bool
+		pid         int
+		statusErr   string
+		already     bool
+		said        string
+		stopErr     string
+		stopCommand bool
+	}{
+		{name: "running",
+			by:      map[string]host.Result{"status": {Output: []byte("pg_ctl: server is running (PID: 4242)\n")}, "stop": {Output: []byte("waiting for server to shut down.... done\nserver stopped\n")}},
+			running: true, pid: 4242, said: "server stopped"},
+		{name: "not running, message translated",
+			by:      map[string]host.Result{"status": {Output: []byte("pg_ctl: 没有服务器在运行\n"), ExitCode: 3}, "stop": {Output: []byte("pg_ctl: PID 文件不存在\n服务器是否在运行?\n"), ExitCode: 1}},
+			already: true, said: "pg_ctl: PID 文件不存在"},
+		{name: "no data directory, whatever the stop said",
+			by:        map[string]host.Result{"status": {Output: []byte("pg_ctl: directory \"/d\" does not exist\n"), ExitCode: 4}, "stop": {Output: []byte("Is server running?\n"), ExitCode: 1}},
+			statusErr: "no accessible data directory", stopErr: "Is server running?"},
+		{name: "a stop that fails on a running server",
+			by:      map[string]host.Result{"status": {Output: []byte("pg_ctl: server is running (PID: 7)\n")}, "stop": {Output: []byte("pg_ctl: server does not shut down\n"), ExitCode: 1}},
+			running: true, pid: 7, stopErr: "server does not shut down"},
+		{name: "status cannot run",
+			by:        map[string]host.Result{"stop": {ExitCode: 1}},
+			statusErr: "no answer", stopErr: "exit status 1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &answers{by: tt.by}
+			c := Ctl{Flavor: pg, BinDir: "/bin", DataDir: "/d", Host: h}
+			running, pid, err := c.Status(context.Background())
+			if running != tt.running || pid != tt.pid || !errorSays(err, tt.statusErr) {
+				t.Errorf("status = %v, %d, %v; want %v, %d, %q", running, pid, err, tt.running, tt.pid, tt.statusErr)
+			}
+			st, err := c.StopOutcome(context.Background(), Fast, time.Minute)
+			if st.Already != tt.already || st.Said != tt.said || !errorSays(err, tt.stopErr) {
+				t.Errorf("stop = %+v, %v; want already %v, said %q, err %q", st, err, tt.already, tt.said, tt.stopErr)
+			}
+			if h.ran[1] != "/bin/pg_ctl -D /d stop -m fast -w -t 60" {
+				t.Errorf("stop ran %q", h.ran[1])
+			}
+		})
+	}
+}
+
+func errorSays(err error, want string) bool {
+	if want == "" {
+		return err == nil
+	}
+	return err != nil && strings.Contains(err.Error(), want)
 }

@@ -1,15 +1,15 @@
 package pgpool
 
 import (
-	"bufio"
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/vigil-ha/vigil/internal/flavor"
+	"github.com/vigil-ha/vigil/internal/host"
+	"github.com/vigil-ha/vigil/internal/pgctl"
+	"github.com/vigil-ha/vigil/internal/vip"
 )
 
 // Commands builds every command line the procedures run on the nodes. It
@@ -48,73 +48,51 @@ func Privileges(runAs, osUser, networkPrivilege string) (db, net []string) {
 	return db, net
 }
 
-func (c Commands) ctl(dataDir string, args ...string) []string {
-	argv := append([]string(nil), c.DBPrefix...)
-	argv = append(argv, filepath.Join(c.BinDir, c.Flavor.ControlBinary), "-D", dataDir)
-	return append(argv, args...)
+// Ctl is the control binary on dataDir, run as the database's OS user.
+func (c Commands) Ctl(dataDir string) pgctl.Ctl {
+	return pgctl.Ctl{Flavor: c.Flavor, BinDir: c.BinDir, DataDir: dataDir, Prefix: c.DBPrefix}
 }
 
-func (c Commands) net(prog string, args ...string) []string {
-	argv := append([]string(nil), c.NetPrefix...)
-	argv = append(argv, prog)
-	return append(argv, args...)
-}
-
-// seconds renders a wait for pg_ctl's -t (whole seconds, at least 1).
-func seconds(d time.Duration) string {
-	return strconv.Itoa(max(int(d.Round(time.Second)/time.Second), 1))
+// VIP is the address work for v on the node that h reaches.
+func (c Commands) VIP(v VIP, h host.Host) vip.Remote {
+	return vip.Remote{Host: h, Address: v.Prefix, Interface: v.Interface, Label: v.Label, IP: c.IP, Arping: c.Arping, Prefix: c.NetPrefix}
 }
 
 // CtlStop stops the server on dataDir (mode immediate or fast) and waits.
 func (c Commands) CtlStop(dataDir, mode string, wait time.Duration) []string {
-	return c.ctl(dataDir, "stop", "-m", mode, "-w", "-t", seconds(wait))
+	return c.Ctl(dataDir).StopArgv(pgctl.StopMode(mode), wait)
 }
 
 // CtlStatus asks whether a server runs on dataDir: exit 0 running, 3 not
 // running, 4 no accessible data directory.
-func (c Commands) CtlStatus(dataDir string) []string { return c.ctl(dataDir, "status") }
+func (c Commands) CtlStatus(dataDir string) []string { return c.Ctl(dataDir).StatusArgv() }
 
 // CtlPromote promotes the standby on dataDir and waits until it has left
 // recovery.
 func (c Commands) CtlPromote(dataDir string, wait time.Duration) []string {
-	return c.ctl(dataDir, "promote", "-w", "-t", seconds(wait))
-}
-
-// Exit statuses of the control binary's status command.
-const (
-	ctlRunning    = 0
-	ctlNotRunning = 3
-)
-
-// AddrShow lists the IPv4 addresses of iface, one per line.
-func (c Commands) AddrShow(iface string) []string {
-	return c.net(c.IP, "-o", "-4", "addr", "show", "dev", iface)
+	return c.Ctl(dataDir).PromoteArgv(wait)
 }
 
 // AddrAdd adds the VIP with the seed's label (ip addr add ... label IF:N).
-func (c Commands) AddrAdd(vip netip.Prefix, iface, label string) []string {
-	argv := []string{"addr", "add", vip.String(), "dev", iface}
-	if label != "" {
-		argv = append(argv, "label", label)
-	}
-	return c.net(c.IP, argv...)
+func (c Commands) AddrAdd(prefix netip.Prefix, iface, label string) []string {
+	return c.VIP(VIP{Prefix: prefix, Interface: iface, Label: label}, nil).AddArgv()
 }
 
 // AddrDel removes the VIP.
-func (c Commands) AddrDel(vip netip.Prefix, iface string) []string {
-	return c.net(c.IP, "addr", "del", vip.String(), "dev", iface)
+func (c Commands) AddrDel(prefix netip.Prefix, iface string) []string {
+	return c.VIP(VIP{Prefix: prefix, Interface: iface}, nil).DelArgv()
 }
 
 // DuplicateCheck asks the segment whether any host answers for addr
 // (arping -D: exit 0 when no one does, 1 when someone does).
 func (c Commands) DuplicateCheck(addr netip.Addr, iface string) []string {
-	return c.net(c.Arping, "-D", "-c", "2", "-w", "3", "-I", iface, addr.String())
+	return c.VIP(VIP{Prefix: netip.PrefixFrom(addr, addr.BitLen()), Interface: iface}, nil).DuplicateCheckArgv()
 }
 
 // Announce sends count gratuitous ARPs for addr, in the seed's argument
 // order (arping -U VIP -I IF), so that neighbours update their caches.
 func (c Commands) Announce(addr netip.Addr, iface string, count int) []string {
-	return c.net(c.Arping, "-U", addr.String(), "-I", iface, "-c", strconv.Itoa(count), "-w", strconv.Itoa(count+1))
+	return c.VIP(VIP{Prefix: netip.PrefixFrom(addr, addr.BitLen()), Interface: iface}, nil).AnnounceArgv(count)
 }
 
 // ClientSQL is the client binary (psql, ksql) running one statement: what
@@ -134,24 +112,3 @@ const (
 	sqlCheckpoint = "CHECKPOINT"
 	sqlState      = "select {{pg_is_in_recovery}}(), {{pg_last_wal_receive_lsn}}(), {{pg_last_wal_replay_lsn}}()"
 )
-
-// HasAddress reads `ip -o -4 addr show` output and reports whether addr is
-// among the addresses.
-func HasAddress(out string, addr netip.Addr) bool {
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		for i := 0; i+1 < len(f); i++ {
-			if f[i] != "inet" {
-				continue
-			}
-			if p, err := netip.ParsePrefix(f[i+1]); err == nil && p.Addr() == addr {
-				return true
-			}
-			if a, err := netip.ParseAddr(f[i+1]); err == nil && a == addr {
-				return true
-			}
-		}
-	}
-	return false
-}

@@ -40,7 +40,7 @@ func TestCommandLinesPostgres(t *testing.T) {
 		{c.CtlStop("/var/lib/pg", "immediate", 29*time.Second), "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/pg stop -m immediate -w -t 29"},
 		{c.CtlStatus("/var/lib/pg"), "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/pg status"},
 		{c.CtlPromote("/var/lib/pg", time.Minute), "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/pg promote -w -t 60"},
-		{c.AddrShow("eth0"), "/sbin/ip -o -4 addr show dev eth0"},
+		{c.VIP(VIP{Interface: "eth0"}, nil).ShowArgv(), "/sbin/ip -o -4 addr show dev eth0"},
 		{c.AddrAdd(vip, "eth0", "eth0:2"), "/sbin/ip addr add 10.0.0.100/24 dev eth0 label eth0:2"},
 		{c.AddrDel(vip, "eth0"), "/sbin/ip addr del 10.0.0.100/24 dev eth0"},
 		{c.DuplicateCheck(vip.Addr(), "eth0"), "/usr/sbin/arping -D -c 2 -w 3 -I eth0 10.0.0.100"},
@@ -56,20 +56,5 @@ func TestCommandLinesPostgres(t *testing.T) {
 	sudo := Commands{IP: "/sbin/ip", NetPrefix: []string{"sudo", "-n"}}
 	if got := strings.Join(sudo.AddrDel(vip, "eth0"), " "); got != "sudo -n /sbin/ip addr del 10.0.0.100/24 dev eth0" {
 		t.Errorf("with sudo: %s", got)
-	}
-}
-
-func TestHasAddress(t *testing.T) {
-	out := `2: eth0    inet 10.0.0.12/24 brd 10.0.0.255 scope global eth0\       valid_lft forever preferred_lft forever
-2: eth0    inet 10.0.0.100/24 scope global secondary eth0:2\       valid_lft forever preferred_lft forever
-`
-	if !HasAddress(out, netip.MustParseAddr("10.0.0.100")) {
-		t.Error("the VIP on eth0:2 was not found")
-	}
-	if HasAddress(out, netip.MustParseAddr("10.0.0.10")) {
-		t.Error("10.0.0.10 found in output that has 10.0.0.100 and 10.0.0.12")
-	}
-	if HasAddress("", netip.MustParseAddr("10.0.0.100")) {
-		t.Error("found in empty output")
 	}
 }

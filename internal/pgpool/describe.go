@@ -22,7 +22,7 @@ func Describe(p Plan, o Options) []string {
 	add := func(act Action, format string, args ...any) {
 		out = append(out, fmt.Sprintf("%-24s %s", act, fmt.Sprintf(format, args...)))
 	}
-	for _, act := range p.Steps {
+	for _, act := range p.Actions() {
 		switch act {
 		case ActFence:
 			add(act, "%s", on(p.Old.Host, c.CtlStop(p.Old.DataDir, o.StopMode, o.stopWait())))

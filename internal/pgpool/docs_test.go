@@ -88,7 +88,7 @@ func TestExcerptCommandsParse(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(`database: {bin_dir: /usr/lib/postgresql/15/bin}
 trusted_ips: ["192.0.2.1"]
 ssh: {user: root, key_file: `+dir+`/key, known_hosts_file: `+dir+`/known_hosts}
-timing: {trusted_ip: 200ms, db: 1s}
+timing: {trusted_ip_timeout: 200ms, db_timeout: 1s}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}

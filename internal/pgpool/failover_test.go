@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/analyze/input"
 	"github.com/vigil-ha/vigil/internal/analyze/kingbase"
 	"github.com/vigil-ha/vigil/internal/flavor"
+	"github.com/vigil-ha/vigil/internal/host"
 	"github.com/vigil-ha/vigil/internal/remote"
 	"github.com/vigil-ha/vigil/internal/timeline"
 )
@@ -248,7 +249,7 @@ func TestFailoverNoNewPrimary(t *testing.T) {
 }
 
 func TestFailoverFence(t *testing.T) {
-	unreachable := &UnreachableError{Host: "10.0.0.1", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}}
+	unreachable := host.Unreachable(&net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded})
 	hostKey := fmt.Errorf("ssh root@10.0.0.1:22: %w", remote.ErrUnknownHostKey)
 	tests := []struct {
 		name       string
@@ -291,20 +292,41 @@ func TestFailoverFence(t *testing.T) {
 	}
 }
 
-func TestFailoverFenceRefusesARunningOldPrimary(t *testing.T) {
-	c := seedCluster(t, flavor.MustLookup(flavor.Postgres))
-	var human bytes.Buffer
-	o := fakeOptions(c, &human, nil)
-	// A control binary that "stops" nothing: status still says running.
-	o.Runner = runnerFunc(func(ctx context.Context, host string, argv []string) (Result, error) {
-		if host == "10.0.0.1" && slices.Contains(argv, "stop") {
-			return Result{ExitCode: 1, Output: []byte("server does not shut down")}, nil
-		}
-		return c.Run(ctx, host, argv)
-	})
-	out := Failover(testCtx(t, time.Minute), o, seedArgs(t))
-	if out.Exit != ExitFenceFailed || !strings.Contains(out.Err.Error(), "still running") || !c.nodes["10.0.0.2"].inRecovery {
-		t.Fatalf("exit %d: %v", out.Exit, out.Err)
+// TestFailoverFenceRefuses: the old primary's host answers, but the fence
+// does not hold, and nothing is promoted.
+func TestFailoverFenceRefuses(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		// fails: the command on the old primary with this word fails
+		// with out, and changes nothing.
+		fails, out, want string
+		// shows: how often the human log shows its address list.
+		shows int
+	}{
+		// A control binary that "stops" nothing: status still says running.
+		{"a running old primary", "stop", "server does not shut down", "still running", 1},
+		// The address stays: vip.Remove reads the list again before it
+		// reports the failure.
+		{"the VIP stays on the old primary", "del", "RTNETLINK answers: Operation not permitted", "VIP is still on the old primary", 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := seedCluster(t, flavor.MustLookup(flavor.Postgres))
+			var human bytes.Buffer
+			o := fakeOptions(c, &human, nil)
+			o.Runner = runnerFunc(func(ctx context.Context, host string, argv []string) (Result, error) {
+				if host == "10.0.0.1" && slices.Contains(argv, tt.fails) {
+					return Result{ExitCode: 2, Output: []byte(tt.out)}, nil
+				}
+				return c.Run(ctx, host, argv)
+			})
+			out := Failover(testCtx(t, time.Minute), o, seedArgs(t))
+			if out.Exit != ExitFenceFailed || !strings.Contains(out.Err.Error(), tt.want) || !c.nodes["10.0.0.2"].inRecovery {
+				t.Fatalf("exit %d: %v\n%s", out.Exit, out.Err, human.String())
+			}
+			if n := strings.Count(human.String(), "addr show dev eth0"); n != tt.shows {
+				t.Errorf("the log shows the address list %d times, want %d:\n%s", n, tt.shows, human.String())
+			}
+		})
 	}
 }
 
@@ -368,25 +390,26 @@ func TestFailoverDryRunChangesNothing(t *testing.T) {
 	}
 }
 
-// TestHostsClassifiesDialErrors: only network failures are "unreachable";
-// host key and authentication failures are not, so fence.if_unreachable:
-// continue never promotes past them.
-func TestHostsClassifiesDialErrors(t *testing.T) {
+// TestHostsKeepsTheDialersClassification: the dialler (remote.Dial) says
+// which failures are the network's (host.ErrUnreachable); Hosts keeps
+// that through its wrapping and adds no guess of its own, so host key and
+// authentication failures never count as unreachable and
+// fence.if_unreachable: continue never promotes past them.
+func TestHostsKeepsTheDialersClassification(t *testing.T) {
 	for _, tt := range []struct {
 		err         error
 		unreachable bool
 	}{
-		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
-		{fmt.Errorf("ssh: connect: %w", context.DeadlineExceeded), true},
-		{fmt.Errorf("ssh: %w", syscall.EHOSTUNREACH), true},
+		{host.Unreachable(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), true},
+		{host.Unreachable(fmt.Errorf("ssh: connect: %w", context.DeadlineExceeded)), true},
 		{fmt.Errorf("ssh root@h:22: %w", remote.ErrUnknownHostKey), false},
 		{fmt.Errorf("ssh root@h:22: %w", remote.ErrHostKeyChanged), false},
 		{fmt.Errorf("ssh root@h:22: %w", remote.ErrAuthFailed), false},
 	} {
 		h := &Hosts{Dial: func(ctx context.Context, host string) (Shell, error) { return nil, tt.err }}
 		_, err := h.Run(context.Background(), "10.0.0.1", []string{"true"})
-		if err == nil || IsUnreachable(err) != tt.unreachable || !errors.Is(err, tt.err) && !strings.Contains(err.Error(), tt.err.Error()) {
-			t.Errorf("dial error %v: run error %v, unreachable %v, want %v", tt.err, err, IsUnreachable(err), tt.unreachable)
+		if got := errors.Is(err, host.ErrUnreachable); err == nil || got != tt.unreachable || !errors.Is(err, tt.err) {
+			t.Errorf("dial error %v: run error %v, unreachable %v, want %v", tt.err, err, got, tt.unreachable)
 		}
 	}
 }

@@ -138,15 +138,14 @@ func Follow(ctx context.Context, o Options, s FollowSettings, args Args) Outcome
 	o = o.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Total)
 	defer cancel()
-	h := newHumanLog(o.Human, o.Now)
 	sb, pr := args.Failed(o.Defaults), args.NewMain(o.Defaults)
-	rec := timeline.New("follow", o.Cluster, sb.Name, pr.Name, o.StepLog, o.Logger)
+	rec := timeline.New(kindFollow, o.Cluster, sb.Name, pr.Name, o.StepLog, o.Logger, newHumanLog(o.Human, o.Now))
 	finish := func(plan FollowPlan, exit int, err error) Outcome {
 		reason := plan.Reason
 		if err != nil {
 			reason = err.Error()
 		}
-		h.timed("follow primary %s: exit %d: %s", sb.Host, exit, reason)
+		rec.Note(timeline.Note{What: noteExit, Host: sb.Host, Exit: exit, Text: reason})
 		r := rec.Finish(exit == ExitOK, reason)
 		level := slog.LevelInfo
 		if exit != ExitOK {
@@ -184,7 +183,7 @@ func Follow(ctx context.Context, o Options, s FollowSettings, args Args) Outcome
 		return finish(plan, plan.Exit, decideErr)
 	}
 	if o.DryRun {
-		h.line("dry run: %s", plan.Reason)
+		rec.Note(timeline.Note{What: noteDryRun, Text: plan.Reason})
 		return finish(plan, ExitOK, nil)
 	}
 	up := database.Upstream{Host: pr.Host, Port: pr.Port, User: s.ReplicationUser, PassFile: s.Passfile, ApplicationName: sb.Name}
@@ -205,7 +204,7 @@ func Follow(ctx context.Context, o Options, s FollowSettings, args Args) Outcome
 			rctx, rcancel := context.WithTimeout(ctx, o.Total)
 			res, err := o.Runner.Run(rctx, sb.Host, argv)
 			rcancel()
-			h.exec(argv, res, err)
+			rec.Note(commandNote(argv, res, err))
 			if err == nil && res.ExitCode != ExitOK {
 				err = fmt.Errorf("vigil on %s exited %d", sb.Host, res.ExitCode)
 			}

@@ -375,7 +375,7 @@ func kingbaseE2E(t *testing.T, v8r3 bool) {
 			"vip":         map[string]any{"address": vip.String(), "interface": "eth0"},
 			"commands":    map[string]any{"ip": realIP, "arping": realArping},
 			"follow":      map[string]any{"use_slots": true, "passfile": l.PassFile()},
-			"timing":      map[string]any{"total": "4m", "readiness": "3m"},
+			"timing":      map[string]any{"total_timeout": "4m", "readiness_timeout": "3m"},
 			"log": map[string]any{
 				"failover_log": filepath.Join(dir, "failover.log"),
 				"step_log":     filepath.Join(dir, "failover-steps.jsonl"),

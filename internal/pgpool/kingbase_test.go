@@ -211,7 +211,7 @@ func TestPgpoolConfigProblems(t *testing.T) {
 		{"no known_hosts", "database: {bin_dir: /b}\ntrusted_ips: [10.0.0.1]\nssh: {user: u, key_file: /k}\n", "ssh.known_hosts_file: required"},
 		{"label of another interface", "database: {bin_dir: /b}\ntrusted_ips: [10.0.0.1]\nssh: {user: u, key_file: /k, known_hosts_file: /h}\nvip: {address: 10.0.0.9/24, interface: eth0, label: eth1:2}\n", "vip.label"},
 		{"unknown policy", "database: {bin_dir: /b}\ntrusted_ips: [10.0.0.1]\nssh: {user: u, key_file: /k, known_hosts_file: /h}\nfence: {if_unreachable: ignore}\n", "fence.if_unreachable"},
-		{"readiness longer than the total", "database: {bin_dir: /b}\ntrusted_ips: [10.0.0.1]\nssh: {user: u, key_file: /k, known_hosts_file: /h}\ntiming: {readiness: 10m}\n", "timing.total"},
+		{"readiness longer than the total", "database: {bin_dir: /b}\ntrusted_ips: [10.0.0.1]\nssh: {user: u, key_file: /k, known_hosts_file: /h}\ntiming: {readiness_timeout: 10m}\n", "timing.total_timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := config.ParsePgpool([]byte(tc.yaml))

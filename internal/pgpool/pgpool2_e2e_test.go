@@ -31,6 +31,7 @@ import (
 	"github.com/vigil-ha/vigil/internal/remote/sshdtest"
 	"github.com/vigil-ha/vigil/internal/testbin"
 	"github.com/vigil-ha/vigil/internal/timeline"
+	"github.com/vigil-ha/vigil/internal/vip"
 	"github.com/vigil-ha/vigil/internal/workload"
 	"github.com/vigil-ha/vigil/internal/workload/workloadtest"
 )
@@ -245,9 +246,9 @@ func addresses(t *testing.T, ctx context.Context, netns string) string {
 	return string(out)
 }
 
-func hasVIP(t *testing.T, ctx context.Context, n lab.Node, vip netip.Prefix) bool {
+func hasVIP(t *testing.T, ctx context.Context, n lab.Node, addr netip.Prefix) bool {
 	t.Helper()
-	return HasAddress(addresses(t, ctx, n.Netns), vip.Addr())
+	return vip.HasAddress(addresses(t, ctx, n.Netns), addr.Addr())
 }
 
 // sqlConn connects to a lab node over TCP.
@@ -623,7 +624,7 @@ func TestPgpool2CallsVigilWhenThePrimaryCrashes(t *testing.T) {
 			// failover_stream.sh did, on the trusted-IP guard and the
 			// VIP's duplicate-address check.
 			"fence":  map[string]any{"if_unreachable": "continue"},
-			"timing": map[string]any{"total": "5m", "readiness": "3m"},
+			"timing": map[string]any{"total_timeout": "5m", "readiness_timeout": "3m"},
 			"log": map[string]any{
 				"failover_log": filepath.Join(dir, name+".failover.log"),
 				"step_log":     filepath.Join(dir, name+".steps.jsonl"),

@@ -33,9 +33,9 @@ const (
 	ExitIsolated    = 3 // no trusted IP answered: this side may be the one cut off; nothing was done
 	ExitNoCandidate = 4 // no usable new primary (none given, or it does not answer): nothing was done
 	ExitFenceFailed = 5 // the old primary could not be fenced: nothing was promoted
-	ExitNotReady    = 6 // promoted, but no write committed within timing.readiness: the VIP was not moved
+	ExitNotReady    = 6 // promoted, but no write committed within timing.readiness_timeout: the VIP was not moved
 	ExitVIPFailed   = 7 // writable primary, but the VIP was not added (another host holds it) or does not answer
-	ExitTimeout     = 8 // timing.total ran out; the log says during which step
+	ExitTimeout     = 8 // timing.total_timeout ran out; the log says during which step
 )
 
 // Case is what Pgpool-II's call is about.
@@ -198,10 +198,12 @@ type Plan struct {
 	Reason string `json:"reason"`
 	// Exit is the exit code when the plan has no steps, ExitOK otherwise
 	// (steps that fail set their own, see ExitFor).
-	Exit  int      `json:"exit"`
-	Old   Target   `json:"old_primary"`
-	New   Target   `json:"new_primary"`
-	Steps []Action `json:"steps,omitempty"`
+	Exit int    `json:"exit"`
+	Old  Target `json:"old_primary"`
+	New  Target `json:"new_primary"`
+	// Procedure is what Failover runs: failover.Pgpool(), without the VIP
+	// step when no VIP is configured; empty when nothing is to be done.
+	Procedure failover.Plan `json:"procedure,omitzero"`
 	// PromoteVia is ViaSQL or ViaSSH; empty when the candidate is already
 	// out of recovery (a repeated call).
 	PromoteVia string `json:"promote_via,omitempty"`
@@ -274,26 +276,20 @@ func Decide(in Input) Plan {
 	if !c.InRecovery {
 		p.Reason = fmt.Sprintf("the primary %s failed; %s is out of recovery already (an earlier call promoted it): fence, then finish from the readiness gate", p.Old, p.New)
 	}
-	fp := failover.Pgpool()
+	p.Procedure = failover.Pgpool()
 	if !in.VIP {
-		fp = fp.Without(failover.StepRoutesUp)
-	}
-	for _, name := range fp.Names() {
-		p.Steps = append(p.Steps, Action(name))
+		p.Procedure = p.Procedure.Without(failover.StepRoutesUp)
 	}
 	return p
 }
 
-// stepsPlan is the failover.Plan of a plan's actions.
-func stepsPlan(steps []Action) failover.Plan {
-	fp := failover.Pgpool()
-	var drop []string
-	for _, name := range fp.Names() {
-		if !slices.Contains(steps, Action(name)) {
-			drop = append(drop, name)
-		}
+// Actions are the names of the procedure's steps, in order.
+func (p Plan) Actions() []Action {
+	var out []Action
+	for _, name := range p.Procedure.Names() {
+		out = append(out, Action(name))
 	}
-	return fp.Without(drop...)
+	return out
 }
 
 // FenceOutcome is what fencing the old primary found.
@@ -334,7 +330,7 @@ func AfterFence(o FenceOutcome, ifUnreachable string) (proceed bool, exit int, w
 	return true, ExitOK, "old primary fenced: its database is stopped and the VIP is not on it"
 }
 
-// ExitFor is the exit code when action fails; expired means timing.total
+// ExitFor is the exit code when action fails; expired means timing.total_timeout
 // ran out. Synchronous replication and the checkpoint never stop a
 // failover (a write has committed by then), so they have no code.
 func ExitFor(action Action, expired bool) int {
@@ -350,17 +346,6 @@ func ExitFor(action Action, expired bool) int {
 		return ExitVIPFailed
 	}
 	return ExitFailed
-}
-
-// Fatal reports whether a failed action stops the procedure, as
-// failover.Pgpool() says.
-func Fatal(action Action) bool {
-	for _, s := range failover.Pgpool().Steps {
-		if s.Name == string(action) {
-			return s.Fatal
-		}
-	}
-	return true
 }
 
 // SyncAction decides step 6 from a look at the new primary: commits must

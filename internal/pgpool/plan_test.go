@@ -106,14 +106,14 @@ func TestDecide(t *testing.T) {
 			}
 			p := Decide(Input{Args: a, Defaults: Defaults{Port: 54321, Names: []string{"kb1", "kb2"}}, Trusted: tt.trusted, TrustedEvidence: "test",
 				Candidate: tt.cand, VIP: tt.vip, PromoteMethod: method})
-			if p.Case != tt.wantCase || p.Exit != tt.wantExit || !slices.Equal(p.Steps, tt.wantSteps) || p.PromoteVia != tt.wantVia {
+			if p.Case != tt.wantCase || p.Exit != tt.wantExit || !slices.Equal(p.Actions(), tt.wantSteps) || p.PromoteVia != tt.wantVia {
 				t.Errorf("Decide = case %s exit %d steps %v via %q, want case %s exit %d steps %v via %q\nreason: %s",
-					p.Case, p.Exit, p.Steps, p.PromoteVia, tt.wantCase, tt.wantExit, tt.wantSteps, tt.wantVia, p.Reason)
+					p.Case, p.Exit, p.Actions(), p.PromoteVia, tt.wantCase, tt.wantExit, tt.wantSteps, tt.wantVia, p.Reason)
 			}
 			if !strings.Contains(p.Reason, tt.reason) {
 				t.Errorf("reason %q lacks %q", p.Reason, tt.reason)
 			}
-			if len(p.Steps) > 0 && p.Exit != ExitOK {
+			if len(p.Actions()) > 0 && p.Exit != ExitOK {
 				t.Errorf("a plan with steps has exit %d", p.Exit)
 			}
 		})
@@ -141,30 +141,30 @@ func TestDecideOrderInvariants(t *testing.T) {
 								n++
 								// The candidate is only looked at when it matters.
 								if unseen := Decide(Input{Args: a, Trusted: trusted, VIP: vip, PromoteMethod: MethodAuto}); !NeedsCandidate(a) &&
-									(unseen.Case != pl.Case || unseen.Exit != pl.Exit || !slices.Equal(unseen.Steps, pl.Steps)) {
+									(unseen.Case != pl.Case || unseen.Exit != pl.Exit || !slices.Equal(unseen.Actions(), pl.Actions())) {
 									t.Fatalf("d=%s m=%s P=%s H=%s: the plan depends on a candidate that is not observed", d, m, p, h)
 								}
 								where := func() string {
 									return "d=" + d + " m=" + m + " P=" + p + " H=" + h + " cand " + string(rune('0'+ci))
 								}
-								if len(pl.Steps) == 0 {
+								if len(pl.Actions()) == 0 {
 									continue
 								}
 								withSteps++
 								if !trusted {
-									t.Fatalf("%s: steps without a trusted IP: %v", where(), pl.Steps)
+									t.Fatalf("%s: steps without a trusted IP: %v", where(), pl.Actions())
 								}
 								if a.FailedID != a.OldPrimaryID || a.OldPrimaryID < 0 {
-									t.Fatalf("%s: a standby failure got steps %v", where(), pl.Steps)
+									t.Fatalf("%s: a standby failure got steps %v", where(), pl.Actions())
 								}
 								if !c.Reachable || a.NewMainHost == "" || a.NewMainID < 0 || a.NewMainID == a.FailedID {
-									t.Fatalf("%s: steps %v without a usable candidate", where(), pl.Steps)
+									t.Fatalf("%s: steps %v without a usable candidate", where(), pl.Actions())
 								}
-								if pl.Steps[0] != ActFence || slices.Index(pl.Steps, ActPromote) != 1 || slices.Index(pl.Steps, ActGate) != 2 {
-									t.Fatalf("%s: order %v", where(), pl.Steps)
+								if pl.Actions()[0] != ActFence || slices.Index(pl.Actions(), ActPromote) != 1 || slices.Index(pl.Actions(), ActGate) != 2 {
+									t.Fatalf("%s: order %v", where(), pl.Actions())
 								}
-								if i := slices.Index(pl.Steps, ActVIP); vip != (i >= 0) || (i >= 0 && i != len(pl.Steps)-1) {
-									t.Fatalf("%s: the VIP must be the last step exactly when configured: %v", where(), pl.Steps)
+								if i := slices.Index(pl.Actions(), ActVIP); vip != (i >= 0) || (i >= 0 && i != len(pl.Actions())-1) {
+									t.Fatalf("%s: the VIP must be the last step exactly when configured: %v", where(), pl.Actions())
 								}
 							}
 						}
@@ -227,21 +227,17 @@ func TestExitFor(t *testing.T) {
 		act     Action
 		expired bool
 		want    int
-		fatal   bool
 	}{
-		{ActFence, false, ExitFenceFailed, true},
-		{ActPromote, false, ExitFailed, true},
-		{ActGate, false, ExitNotReady, true},
-		{ActVIP, false, ExitVIPFailed, true},
-		{ActGate, true, ExitTimeout, true},
-		{ActSync, false, ExitFailed, false},
-		{ActCheckpoint, false, ExitFailed, false},
+		{ActFence, false, ExitFenceFailed},
+		{ActPromote, false, ExitFailed},
+		{ActGate, false, ExitNotReady},
+		{ActVIP, false, ExitVIPFailed},
+		{ActGate, true, ExitTimeout},
+		{ActSync, false, ExitFailed},
+		{ActCheckpoint, false, ExitFailed},
 	} {
 		if got := ExitFor(tt.act, tt.expired); got != tt.want {
 			t.Errorf("ExitFor(%s, %v) = %d, want %d", tt.act, tt.expired, got, tt.want)
-		}
-		if Fatal(tt.act) != tt.fatal {
-			t.Errorf("Fatal(%s) = %v", tt.act, !tt.fatal)
 		}
 	}
 }

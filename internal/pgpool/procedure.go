@@ -15,8 +15,11 @@ import (
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/failover"
 	"github.com/vigil-ha/vigil/internal/flavor"
+	"github.com/vigil-ha/vigil/internal/host"
 	"github.com/vigil-ha/vigil/internal/isolation"
+	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/timeline"
+	"github.com/vigil-ha/vigil/internal/vip"
 )
 
 // Server is what the procedures need of one database server;
@@ -118,8 +121,9 @@ func (o Options) withDefaults() Options {
 
 // stopWait is how long the control binary waits for the old primary to
 // stop: a second less than the command may take, so that it reports
-// rather than being cut off.
-func (o Options) stopWait() time.Duration { return o.CommandTimeout - time.Second }
+// rather than being cut off, and at least the second the control binary
+// counts in (pgctl reads no wait at all as its 60 s default).
+func (o Options) stopWait() time.Duration { return max(o.CommandTimeout-time.Second, time.Second) }
 
 // Outcome is how a call ended.
 type Outcome struct {
@@ -133,9 +137,9 @@ type Outcome struct {
 // command is one failover-command call.
 type command struct {
 	o    Options
-	h    *humanLog
 	args Args
-	rec  *timeline.Recorder
+	// rec records the call's steps; the human log observes it.
+	rec *timeline.Recorder
 }
 
 // Failover is failover-command: the seed's procedure with its order and
@@ -144,20 +148,19 @@ func Failover(ctx context.Context, o Options, args Args) Outcome {
 	o = o.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Total)
 	defer cancel()
-	f := &command{o: o, h: newHumanLog(o.Human, o.Now), args: args}
+	f := &command{o: o, args: args}
 	return f.run(ctx)
 }
 
 func (f *command) run(ctx context.Context) Outcome {
-	o, h, a := f.o, f.h, f.args
+	o, a := f.o, f.args
 	old, nw := a.OldPrimary(o.Defaults), a.NewMain(o.Defaults)
 	node := nw.Name
 	if a.NewMainID < 0 {
 		node = a.Failed(o.Defaults).Name
 	}
-	f.rec = timeline.New("failover", o.Cluster, node, old.Name, o.StepLog, o.Logger)
-	h.banner("failover beging")
-	h.line("%s", a.Stats())
+	f.rec = timeline.New(kindFailover, o.Cluster, node, old.Name, o.StepLog, o.Logger, newHumanLog(o.Human, o.Now))
+	f.rec.Note(timeline.Note{What: noteCall, Text: a.Stats()})
 	o.Logger.Warn("failover-command called", "failed_node", a.FailedID, "old_primary", a.OldPrimaryID, "new_main", a.NewMainID, "new_main_host", a.NewMainHost)
 
 	in := Input{Args: a, Defaults: o.Defaults, VIP: o.VIP != nil, PromoteMethod: o.PromoteMethod}
@@ -174,25 +177,15 @@ func (f *command) run(ctx context.Context) Outcome {
 		in.Candidate = f.observeCandidate(ctx, nw)
 	}
 	plan := Decide(in)
-	if plan.Case != CaseIsolated {
-		h.line("----determine whether the faulty db is master or standby")
-		switch plan.Case {
-		case CasePrimaryDown:
-			h.line("master down, let %s become new primary.....", nw.Host)
-		case CaseNoCandidate:
-			h.line("master down, and no standby can become the new primary")
-		case CaseStandbyDown:
-			h.line("determine whether the faulty db is master or standby: standby down, %s", plan.Reason)
-		case CaseAlreadyDone:
-			h.line("determine whether the faulty db is master or standby: nothing to do, %s", plan.Reason)
-		}
-	}
 	var decideErr error
 	if plan.Exit != ExitOK {
 		decideErr = errors.New(plan.Reason)
 	}
-	_ = f.rec.Run(StepDecide, func() (string, error) { return decision(plan.Case, plan.Reason, decideErr) })
-	if len(plan.Steps) == 0 {
+	_ = f.rec.Run(StepDecide, func() (string, error) {
+		f.rec.Note(timeline.Note{What: noteDecided, Value: string(plan.Case), Host: nw.Host, Text: plan.Reason})
+		return decision(plan.Case, plan.Reason, decideErr)
+	})
+	if plan.Procedure.IsZero() {
 		exit := plan.Exit
 		if exit != ExitOK && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			exit = ExitTimeout
@@ -201,11 +194,11 @@ func (f *command) run(ctx context.Context) Outcome {
 	}
 	if o.DryRun {
 		for _, l := range Describe(plan, o) {
-			h.line("dry run: %s", l)
+			f.rec.Note(timeline.Note{What: noteDryRun, Text: l})
 		}
 		return f.finish(plan, ExitOK, nil)
 	}
-	res := failover.Run(ctx, stepsPlan(plan.Steps), f.rec, f.steps(plan))
+	res := failover.Run(ctx, plan.Procedure, f.rec, f.steps(plan))
 	if !res.OK() {
 		return f.finish(plan, ExitFor(Action(res.Failed), errors.Is(ctx.Err(), context.DeadlineExceeded)), res.Err)
 	}
@@ -234,9 +227,8 @@ func (f *command) finish(plan Plan, exit int, err error) Outcome {
 			err = errors.New(reason)
 		}
 		reason = err.Error()
-		f.h.line("failover failed (exit %d): %s", exit, reason)
 	}
-	f.h.banner("failover end")
+	f.rec.Note(timeline.Note{What: noteExit, Exit: exit, Text: reason})
 	rec := f.rec.Finish(exit == ExitOK, reason)
 	level := slog.LevelInfo
 	if exit != ExitOK {
@@ -248,36 +240,46 @@ func (f *command) finish(plan Plan, exit int, err error) Outcome {
 
 // steps are failover-command's implementations of the plan's steps.
 func (f *command) steps(plan Plan) failover.Steps {
-	do := func(fn failover.StepFunc) failover.Step { return failover.Step{Do: fn} }
 	return failover.Steps{
-		string(ActFence):   do(func(ctx context.Context) (string, error) { return f.fence(ctx, plan.Old) }),
-		string(ActPromote): do(func(ctx context.Context) (string, error) { return f.promote(ctx, plan) }),
-		string(ActGate):    do(func(ctx context.Context) (string, error) { return f.gate(ctx, plan.New) }),
-		string(ActSync): {Records: true, Do: func(ctx context.Context) (string, error) {
-			return "", f.synchronous(ctx, plan.New)
-		}},
-		string(ActCheckpoint): do(func(ctx context.Context) (string, error) { return f.checkpoint(ctx, plan.New) }),
-		string(ActVIP):        do(func(ctx context.Context) (string, error) { return f.vipUp(ctx, plan.New) }),
+		string(ActFence):      func(ctx context.Context) (string, error) { return f.fence(ctx, plan.Old) },
+		string(ActPromote):    func(ctx context.Context) (string, error) { return f.promote(ctx, plan) },
+		string(ActGate):       func(ctx context.Context) (string, error) { return f.gate(ctx, plan.New) },
+		string(ActSync):       func(ctx context.Context) (string, error) { return f.synchronous(ctx, plan.New) },
+		string(ActCheckpoint): func(ctx context.Context) (string, error) { return f.checkpoint(ctx, plan.New) },
+		string(ActVIP):        func(ctx context.Context) (string, error) { return f.vipUp(ctx, plan.New) },
 	}
 }
 
-// exec runs argv on host, bounded by the command timeout.
-func (f *command) exec(ctx context.Context, host string, argv []string) (Result, error) {
-	cctx, cancel := context.WithTimeout(ctx, f.o.CommandTimeout)
-	defer cancel()
-	res, err := f.o.Runner.Run(cctx, host, argv)
-	f.o.Logger.Debug("command", "host", host, "argv", argv, "exit", res.ExitCode, "err", err)
-	return res, err
+// note tells the human log what the running step does.
+func (f *command) note(n timeline.Note) { f.rec.Note(n) }
+
+// ran notes a command that ran.
+func (f *command) ran(argv []string, res Result, err error) { f.note(commandNote(argv, res, err)) }
+
+// on is the node at addr as a host.Host, the way the shared layers
+// (pgctl's control binary, vip's address rules) run their commands there:
+// each command bounded by within, and noted for the human log unless
+// quiet, since failover_stream.sh echoed what it ran.
+func (f *command) on(addr string, within time.Duration, quiet bool) host.Host {
+	return host.Func(func(ctx context.Context, argv []string) (host.Result, error) {
+		cctx, cancel := context.WithTimeout(ctx, within)
+		defer cancel()
+		res, err := f.o.Runner.Run(cctx, addr, argv)
+		f.o.Logger.Debug("command", "host", addr, "argv", argv, "exit", res.ExitCode, "err", err)
+		if !quiet {
+			f.ran(argv, res, err)
+		}
+		return res, err
+	})
 }
 
-// pingTrusted probes every trusted address at once and logs one line per
-// address, as the script's "ping trust ip" did (a TCP probe: an answer or a
-// refusal counts, silence does not).
+// pingTrusted probes every trusted address at once (a TCP probe: an answer
+// or a refusal counts, silence does not) and notes each answer, which the
+// human log words as the script's "ping trust ip" did.
 func (f *command) pingTrusted(ctx context.Context) (bool, string) {
-	f.h.line("----ping trust ip")
 	addrs := f.o.TrustedIPs
 	if len(addrs) == 0 {
-		f.h.line("ping trust ip: none configured, failed")
+		f.note(timeline.Note{What: noteTrusted})
 		return false, "no trusted IPs configured"
 	}
 	results := make([]isolation.Result, len(addrs))
@@ -297,13 +299,13 @@ func (f *command) pingTrusted(ctx context.Context) (bool, string) {
 	ok, evidence := false, ""
 	for i, r := range results {
 		if r.Reachable {
-			f.h.line("ping trust ip %s success", addrs[i])
+			f.note(timeline.Note{What: noteTrusted, Host: addrs[i]})
 			if !ok {
 				ok, evidence = true, r.Evidence
 			}
 			continue
 		}
-		f.h.line("ping trust ip %s failed: %s", addrs[i], r.Evidence)
+		f.note(timeline.Note{What: noteTrusted, Host: addrs[i], Err: r.Evidence})
 		if evidence == "" || !ok {
 			evidence = r.Evidence
 		}
@@ -340,8 +342,8 @@ func (f *command) observeCandidate(ctx context.Context, t Target) Candidate {
 		cancel()
 	}
 	if v := f.o.VIP; v != nil {
-		res, err := f.exec(ctx, t.Host, f.o.Commands.AddrShow(v.Interface))
-		c.HasVIP = err == nil && res.ExitCode == 0 && HasAddress(string(res.Output), v.Prefix.Addr())
+		held, err := f.o.Commands.VIP(*v, f.on(t.Host, f.o.CommandTimeout, true)).Holds(ctx)
+		c.HasVIP = err == nil && held
 	}
 	return c
 }
@@ -349,45 +351,46 @@ func (f *command) observeCandidate(ctx context.Context, t Target) Candidate {
 // fence stops the old primary's database and removes the VIP from it;
 // AfterFence decides whether the failover may go on.
 func (f *command) fence(ctx context.Context, old Target) (string, error) {
-	h, c, v := f.h, f.o.Commands, f.o.VIP
+	v := f.o.VIP
 	if v != nil {
-		h.timed("del old primary VIP on %s", old.Host)
+		f.note(timeline.Note{What: noteOn, Host: old.Host})
 	}
 	out := FenceOutcome{VIPGone: v == nil}
-	stop := c.CtlStop(old.DataDir, f.o.StopMode, f.o.stopWait())
-	res, err := f.exec(ctx, old.Host, stop)
-	if IsUnreachable(err) {
-		h.line("ssh connect host:%s failed: %v", old.Host, err)
-		out.Detail = err.Error()
+	// The first command says whether the host was reached, which the
+	// script logged before the commands it ran there.
+	var unreachable error
+	first := true
+	noted := f.on(old.Host, f.o.CommandTimeout, true)
+	oldHost := host.Func(func(ctx context.Context, argv []string) (host.Result, error) {
+		res, err := noted.Run(ctx, argv)
+		if first {
+			first = false
+			if errors.Is(err, host.ErrUnreachable) {
+				unreachable = err
+				f.note(timeline.Note{What: noteReached, Host: old.Host, Err: err.Error()})
+				return res, err
+			}
+			f.note(timeline.Note{What: noteReached, Host: old.Host})
+		}
+		f.ran(argv, res, err)
+		return res, err
+	})
+	ctl := f.o.Commands.Ctl(old.DataDir)
+	ctl.Host = oldHost
+	stopped, err := ctl.StopOutcome(ctx, pgctl.StopMode(f.o.StopMode), f.o.stopWait())
+	if unreachable != nil {
+		out.Detail = unreachable.Error()
 	} else {
 		out.Reached = true
-		h.line("ssh connect host:%s success, will stop old primary db and del the vip", old.Host)
-		h.line("stop the old primary db")
-		h.exec(stop, res, err)
-		if err != nil {
-			out.Detail = err.Error()
-		} else {
-			status := c.CtlStatus(old.DataDir)
-			sres, serr := f.exec(ctx, old.Host, status)
-			h.exec(status, sres, serr)
-			switch {
-			case serr != nil:
-				out.Detail = serr.Error()
-			case sres.ExitCode == ctlNotRunning:
-				out.Stopped = true
-			case sres.ExitCode == ctlRunning:
-				out.Detail = "the control binary reports the server running after the stop"
-			default:
-				out.Detail = fmt.Sprintf("status of %s exited %d: not proved stopped", old.DataDir, sres.ExitCode)
-			}
-			if v != nil {
-				h.line("DEL VIP NOW AT %s ON %s", h.stamp(), v.Interface)
-				gone, detail := f.vipDown(ctx, old.Host)
-				h.line("Oprate del ip cmd end.")
-				out.VIPGone = gone
-				if !gone && out.Detail == "" {
-					out.Detail = detail
-				}
+		out.Stopped, out.Detail = provedStopped(ctx, ctl, stopped, err)
+		if v != nil {
+			f.note(timeline.Note{What: noteVIPMove, Value: v.Interface})
+			// Removal is idempotent: a second call finds the address gone.
+			_, err := vip.Remove(ctx, f.o.Commands.VIP(*v, oldHost))
+			f.note(timeline.Note{What: noteVIPMoved})
+			out.VIPGone = err == nil
+			if err != nil && out.Detail == "" {
+				out.Detail = err.Error()
 			}
 		}
 	}
@@ -401,71 +404,51 @@ func (f *command) fence(ctx context.Context, old Target) (string, error) {
 	return why, nil
 }
 
-// vipDown removes the VIP from host and checks it is gone.
-func (f *command) vipDown(ctx context.Context, host string) (bool, string) {
-	c, v := f.o.Commands, f.o.VIP
-	present := func() (bool, error) {
-		show := c.AddrShow(v.Interface)
-		res, err := f.exec(ctx, host, show)
-		f.h.exec(show, res, err)
-		if err != nil {
-			return false, err
-		}
-		if res.ExitCode != 0 {
-			return false, fmt.Errorf("%s exited %d", show[0], res.ExitCode)
-		}
-		return HasAddress(string(res.Output), v.Prefix.Addr()), nil
-	}
-	there, err := present()
-	if err != nil {
-		return false, "cannot list the addresses of " + v.Interface + ": " + err.Error()
-	}
-	if !there {
+// provedStopped reads how the stop ended. A stop that the control binary
+// reports done is still checked with its status command, whose exit 3 is
+// the proof the fence rests on (and which the script's log showed); a
+// stop that failed was checked by StopOutcome already.
+func provedStopped(ctx context.Context, ctl pgctl.Ctl, stopped pgctl.Stopped, err error) (bool, string) {
+	switch {
+	case err != nil:
+		return false, err.Error()
+	case stopped.Already:
 		return true, ""
 	}
-	del := c.AddrDel(v.Prefix, v.Interface)
-	res, err := f.exec(ctx, host, del)
-	f.h.exec(del, res, err)
-	if there, err = present(); err != nil || there {
-		return false, fmt.Sprintf("%s is still on %s of %s", v.Prefix, v.Interface, host)
+	running, _, err := ctl.Status(ctx)
+	switch {
+	case err != nil:
+		return false, fmt.Sprintf("not proved stopped: %v", err)
+	case running:
+		return false, "the control binary reports the server running after the stop"
 	}
 	return true, ""
 }
 
 // promote promotes the new primary and waits until it has left recovery.
 func (f *command) promote(ctx context.Context, plan Plan) (string, error) {
-	h, nw := f.h, plan.New
+	nw := plan.New
 	srv := f.o.Connect(nw)
 	octx, cancel := context.WithTimeout(ctx, f.o.DBTimeout)
 	before, _ := srv.Observe(octx)
 	cancel()
-	h.timed("promote begin...let %s become master", nw.Host)
+	f.note(timeline.Note{What: noteOn, Host: nw.Host})
 	switch plan.PromoteVia {
 	case "":
-		h.line("after execute promote, %s is out of recovery already: nothing to promote", nw.Host)
 		return fmt.Sprintf("out of recovery already (timeline %d): nothing to promote", before.Timeline), nil
 	case ViaSQL:
-		h.line("execute promote")
-		h.line("execute: %s on %s:%d", f.o.Flavor.SQL(fmt.Sprintf(sqlPromote, int(seconds64(f.o.PromoteTimeout)))), nw.Host, nw.Port)
 		pctx, cancel := context.WithTimeout(ctx, f.o.PromoteTimeout+5*time.Second)
 		err := srv.Promote(pctx, f.o.PromoteTimeout)
 		cancel()
-		h.line("server promoting")
+		f.note(timeline.Note{What: noteSQL, Host: fmt.Sprintf("%s:%d", nw.Host, nw.Port),
+			Text: f.o.Flavor.SQL(fmt.Sprintf(sqlPromote, int(seconds64(f.o.PromoteTimeout))))})
 		if err != nil {
 			return "", fmt.Errorf("promote %s: %w", nw, err)
 		}
 	case ViaSSH:
-		h.line("execute promote")
-		argv := f.o.Commands.CtlPromote(nw.DataDir, f.o.PromoteTimeout)
-		pctx, cancel := context.WithTimeout(ctx, f.o.PromoteTimeout+5*time.Second)
-		res, err := f.o.Runner.Run(pctx, nw.Host, argv)
-		cancel()
-		h.exec(argv, res, err)
-		h.line("server promoting")
-		if err == nil && res.ExitCode != 0 {
-			err = fmt.Errorf("%s exited %d: %s", argv[len(f.o.Commands.DBPrefix)], res.ExitCode, cut(string(res.Output), 300))
-		}
-		if err != nil {
+		ctl := f.o.Commands.Ctl(nw.DataDir)
+		ctl.Host = f.on(nw.Host, f.o.PromoteTimeout+5*time.Second, false)
+		if err := ctl.Promote(ctx, f.o.PromoteTimeout); err != nil {
 			return "", fmt.Errorf("promote %s: %w", nw, err)
 		}
 	}
@@ -473,16 +456,12 @@ func (f *command) promote(ctx context.Context, plan Plan) (string, error) {
 	after, err := srv.Observe(octx)
 	cancel()
 	if err != nil {
-		ev := fmt.Sprintf("promoted; not observed since (%v) (replay backlog before: %d bytes)", err, before.ReplayBacklogBytes)
-		h.line("after execute promote, %s", ev)
-		return ev, nil
+		return fmt.Sprintf("promoted; not observed since (%v) (replay backlog before: %d bytes)", err, before.ReplayBacklogBytes), nil
 	}
 	if after.InRecovery {
 		return "", fmt.Errorf("promote %s: still in recovery after the promotion returned", nw)
 	}
-	ev := failover.PromotedEvidence(before, after)
-	h.line("after execute promote, %s", ev)
-	return ev, nil
+	return failover.PromotedEvidence(before, after), nil
 }
 
 func seconds64(d time.Duration) int64 { return max(int64(d.Round(time.Second)/time.Second), 1) }
@@ -526,7 +505,8 @@ func (f *command) gate(ctx context.Context, t Target) (string, error) {
 		},
 		SyncStuck: SyncAction,
 		Report: func(p failover.Progress) bool {
-			f.h.timed("after execute promote, readiness gate: write not committed on %s (%s), replay backlog %d bytes, attempt %d", t.Host, refusal(p.Last.Class), p.Last.ReplayBacklogBytes, p.Attempts)
+			f.note(timeline.Note{What: noteWaiting, Host: t.Host,
+				Text: fmt.Sprintf("write not committed on %s (%s), replay backlog %d bytes, attempt %d", t.Host, refusal(p.Last.Class), p.Last.ReplayBacklogBytes, p.Attempts)})
 			f.o.Logger.Warn("readiness gate: no write committed yet", "node", t.Name, "class", p.Last.Class, "replay_backlog_bytes", p.Last.ReplayBacklogBytes, "attempts", p.Attempts)
 			return true
 		},
@@ -536,14 +516,11 @@ func (f *command) gate(ctx context.Context, t Target) (string, error) {
 		return "", fmt.Errorf("no write committed on %s within %s after %d attempts (%d refused as read-only), last: %s: the VIP was not moved",
 			t, f.o.ReadinessTimeout, p.Attempts, p.Refused, refusal(p.Last.Class))
 	}
-	ev := fmt.Sprintf("%s (attempt %d, %d refused, %s after the gate opened)", p.Last.String(), p.Attempts, p.Refused, p.Elapsed.Round(time.Millisecond))
-	f.h.timed("after execute promote, readiness gate passed: %s", ev)
-	return ev, nil
+	return fmt.Sprintf("%s (attempt %d, %d refused, %s after the gate opened)", p.Last.String(), p.Attempts, p.Refused, p.Elapsed.Round(time.Millisecond)), nil
 }
 
 func (f *command) toAsync(ctx context.Context, srv Server, why string) (string, error) {
-	f.h.timed("sync to async")
-	f.h.line("execute: %s", f.o.Flavor.SQL(sqlAsync))
+	f.note(timeline.Note{What: noteSQL, Text: f.o.Flavor.SQL(sqlAsync)})
 	sctx, cancel := context.WithTimeout(ctx, f.o.DBTimeout*2)
 	defer cancel()
 	if err := srv.SetAsync(sctx); err != nil {
@@ -553,88 +530,60 @@ func (f *command) toAsync(ctx context.Context, srv Server, why string) (string, 
 }
 
 // synchronous is step 6: commits must not wait for a standby that is gone.
-func (f *command) synchronous(ctx context.Context, t Target) error {
+// Clearing the synchronous standbys is the seed's sync_to_async, recorded
+// as a step of its own inside this one.
+func (f *command) synchronous(ctx context.Context, t Target) (string, error) {
 	srv := f.o.Connect(t)
 	octx, cancel := context.WithTimeout(ctx, f.o.DBTimeout)
 	obs, err := srv.Observe(octx)
 	cancel()
 	if err != nil {
-		return f.rec.Run(string(ActSync), func() (string, error) { return "", err })
+		return "", err
 	}
 	toAsync, why := SyncAction(obs)
 	if !toAsync {
-		return f.rec.Run(string(ActSync), func() (string, error) {
-			f.h.line("after execute promote, %s", why)
-			return why, nil
-		})
+		return why, nil
 	}
-	return f.rec.Run(StepSyncToAsync, func() (string, error) { return f.toAsync(ctx, srv, why) })
+	var ev string
+	err = f.rec.Run(StepSyncToAsync, func() (string, error) {
+		var err error
+		ev, err = f.toAsync(ctx, srv, why)
+		return ev, err
+	})
+	return ev, err
 }
 
 // checkpoint is step 7: a crash soon after must not replay the backlog again.
 func (f *command) checkpoint(ctx context.Context, t Target) (string, error) {
-	f.h.timed("make checkpoint")
-	f.h.line("execute checkpoint")
-	ev, err := failover.Checkpoint(ctx, f.o.Connect(t), f.o.PromoteTimeout)
-	if err == nil {
-		f.h.line("CHECKPOINT")
-	}
-	return ev, err
+	return failover.Checkpoint(ctx, f.o.Connect(t), f.o.PromoteTimeout)
 }
 
 // vipUp is step 8, and only now: the VIP goes to the new primary after a
-// write has committed there. It refuses an address that another host still
-// answers for, and checks that a write through the VIP commits.
+// write has committed there. vip.Add refuses an address that another host
+// still answers for; then a write through the VIP must commit.
 func (f *command) vipUp(ctx context.Context, t Target) (string, error) {
-	h, c, v := f.h, f.o.Commands, f.o.VIP
+	v := f.o.VIP
 	addr := v.Prefix.Addr()
-	h.timed("add VIP on %s", t.Host)
-	show := c.AddrShow(v.Interface)
-	res, err := f.exec(ctx, t.Host, show)
-	h.exec(show, res, err)
-	if err != nil {
-		return "", fmt.Errorf("list the addresses of %s on %s: %w", v.Interface, t.Host, err)
-	}
-	if res.ExitCode != 0 {
-		return "", fmt.Errorf("list the addresses of %s on %s: exit %d: %s", v.Interface, t.Host, res.ExitCode, cut(string(res.Output), 300))
-	}
+	f.note(timeline.Note{What: noteOn, Host: t.Host})
+	r := f.o.Commands.VIP(*v, f.on(t.Host, f.o.CommandTimeout, false))
+	added, err := vip.Add(ctx, movingVIP{Remote: r, f: f, node: t.Host, quiet: f.on(t.Host, f.o.CommandTimeout, true)})
 	var ev []string
-	if HasAddress(string(res.Output), addr) {
-		h.line("add vip on %s: %s is on %s already", t.Host, addr, v.Interface)
+	switch {
+	case errors.Is(err, vip.ErrDuplicate):
+		f.vipState(t.Host, "another host answers ARP for %s: not added (fence that host first)", addr)
+		return "", fmt.Errorf("another host answers ARP for %s: the VIP was not added to %s (fence that host first)", addr, t.Host)
+	case err != nil:
+		return "", fmt.Errorf("add %s to %s on %s: %w", v.Prefix, v.Interface, t.Host, err)
+	case !added:
+		f.vipState(t.Host, "%s is on %s already", addr, v.Interface)
 		ev = append(ev, fmt.Sprintf("%s was on %s already", v.Prefix, v.Interface))
-	} else {
-		dad := c.DuplicateCheck(addr, v.Interface)
-		res, err := f.exec(ctx, t.Host, dad)
-		switch {
-		case err != nil:
-			return "", fmt.Errorf("duplicate address check for %s on %s: %w", addr, t.Host, err)
-		case res.ExitCode == 1:
-			h.line("add vip on %s: another host answers ARP for %s: not added (fence that host first)", t.Host, addr)
-			return "", fmt.Errorf("another host answers ARP for %s: the VIP was not added to %s (fence that host first)", addr, t.Host)
-		case res.ExitCode != 0:
-			return "", fmt.Errorf("duplicate address check for %s on %s exited %d: %s", addr, t.Host, res.ExitCode, cut(string(res.Output), 300))
-		}
-		h.line("add vip on %s: %s is free, no other host answers for it (duplicate address detection)", t.Host, addr)
-		h.line("ADD VIP NOW AT %s ON %s", h.stamp(), v.Interface)
-		add := c.AddrAdd(v.Prefix, v.Interface, v.Label)
-		res, err = f.exec(ctx, t.Host, add)
-		h.exec(add, res, err)
-		if err == nil && res.ExitCode != 0 {
-			err = fmt.Errorf("exit %d: %s", res.ExitCode, cut(string(res.Output), 300))
-		}
-		if err != nil {
-			return "", fmt.Errorf("add %s to %s on %s: %w", v.Prefix, v.Interface, t.Host, err)
-		}
-		h.line("Oprate add ip cmd end.")
+	default:
 		ev = append(ev, fmt.Sprintf("vip %s added on %s of %s", v.Prefix, v.Interface, t.Host))
 	}
 	if v.ARPCount > 0 {
-		ann := c.Announce(addr, v.Interface, v.ARPCount)
-		res, err := f.exec(ctx, t.Host, ann)
-		h.exec(ann, res, err)
-		if err != nil || res.ExitCode != 0 {
+		if err := r.Announce(ctx, v.ARPCount); err != nil {
 			// Not fatal: neighbours learn the address on their next ARP.
-			f.o.Logger.Warn("gratuitous ARP not sent", "host", t.Host, "exit", res.ExitCode, "err", err)
+			f.o.Logger.Warn("gratuitous ARP not sent", "host", t.Host, "err", err)
 			ev = append(ev, "gratuitous ARP not sent")
 		} else {
 			ev = append(ev, fmt.Sprintf("%d gratuitous ARPs", v.ARPCount))
@@ -644,9 +593,46 @@ func (f *command) vipUp(ctx context.Context, t Target) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	h.line("add vip on %s: %s answers: %s", t.Host, addr, probe)
+	f.vipState(t.Host, "%s answers: %s", addr, probe)
 	ev = append(ev, "through the VIP: "+probe)
 	return strings.Join(ev, "; "), nil
+}
+
+// vipState notes what the routes step found on the node at addr.
+func (f *command) vipState(addr, format string, args ...any) {
+	f.note(timeline.Note{What: noteVIPState, Host: addr, Text: fmt.Sprintf(format, args...)})
+}
+
+// movingVIP is the new primary's transport as vip.Add uses it, noting
+// the move for the human log: vip.Add assigns only once no other host
+// answers, which is when the script said "ADD VIP NOW AT".
+type movingVIP struct {
+	vip.Remote
+	f *command
+	// node is the new primary's address.
+	node string
+	// quiet runs the duplicate check unechoed: the script never ran one,
+	// the notes word its answer, and vigil analyze reads every arping
+	// line of this log as a gratuitous ARP.
+	quiet host.Host
+}
+
+// Answerer runs the duplicate address check on the quiet host.
+func (m movingVIP) Answerer(ctx context.Context) (string, error) {
+	r := m.Remote
+	r.Host = m.quiet
+	return r.Answerer(ctx)
+}
+
+// Assign notes the free address and the move around the address's add.
+func (m movingVIP) Assign(ctx context.Context) error {
+	m.f.vipState(m.node, "%s is free, no other host answers for it (duplicate address detection)", m.Address.Addr())
+	m.f.note(timeline.Note{What: noteVIPMove, Value: m.Interface})
+	if err := m.Remote.Assign(ctx); err != nil {
+		return err
+	}
+	m.f.note(timeline.Note{What: noteVIPMoved})
+	return nil
 }
 
 // throughVIP commits a write through the VIP: the address answers and

@@ -91,10 +91,10 @@ func Setup(cfg *config.Pgpool, env Env) (Options, FollowSettings, func() error, 
 			}
 		},
 		SQLUser: d.Superuser.User, SQLDatabase: d.Superuser.Database,
-		TrustedIPs: cfg.TrustedIPs, TrustedTimeout: cfg.Timing.TrustedIP,
+		TrustedIPs: cfg.TrustedIPs, TrustedTimeout: cfg.Timing.TrustedIPTimeout,
 		FenceIfUnreachable: cfg.Fence.IfUnreachable, StopMode: cfg.Fence.StopMode, PromoteMethod: cfg.Promote.Method,
-		Total: cfg.Timing.Total, DBTimeout: cfg.Timing.DB, CommandTimeout: cfg.Timing.Command,
-		PromoteTimeout: cfg.Timing.Promote, ReadinessTimeout: cfg.Timing.Readiness,
+		Total: cfg.Timing.TotalTimeout, DBTimeout: cfg.Timing.DBTimeout, CommandTimeout: cfg.Timing.CommandTimeout,
+		PromoteTimeout: cfg.Timing.PromoteTimeout, ReadinessTimeout: cfg.Timing.ReadinessTimeout,
 		Logger: log, DryRun: env.DryRun,
 	}
 	if cfg.VIP.Address != "" {

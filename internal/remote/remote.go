@@ -190,13 +190,14 @@ func Dial(ctx context.Context, host string, c Config) (*Client, error) {
 		}
 		return context.Cause(ctx)
 	}
+	unreachable := func(err error) error { return unreachable(ctx, err) }
 	var d net.Dialer
 	conn, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
 		if dctx.Err() != nil {
-			return nil, fail(fmt.Errorf("connect: %w", ctxErr()))
+			return nil, unreachable(fail(fmt.Errorf("connect: %w", ctxErr())))
 		}
-		return nil, fail(fmt.Errorf("connect: %w", err))
+		return nil, unreachable(fail(fmt.Errorf("connect: %w", err)))
 	}
 	// The handshake has no context of its own; closing the connection is
 	// what interrupts it.
@@ -228,17 +229,20 @@ func Dial(ctx context.Context, host string, c Config) (*Client, error) {
 	switch {
 	case err == nil && interrupted:
 		sc.Close()
-		return nil, fail(fmt.Errorf("handshake: %w", ctxErr()))
+		return nil, unreachable(fail(fmt.Errorf("handshake: %w", ctxErr())))
 	case err == nil:
 	case keyErr != nil:
 		conn.Close()
 		return nil, fail(keyErr)
 	case interrupted:
-		return nil, fail(fmt.Errorf("handshake: %w", ctxErr()))
+		return nil, unreachable(fail(fmt.Errorf("handshake: %w", ctxErr())))
 	case strings.Contains(err.Error(), "unable to authenticate"):
 		conn.Close()
 		return nil, fail(fmt.Errorf("%w: the server refused key %s (%s %s); is its public key in the authorized_keys of %s on the host? (%v)",
 			ErrAuthFailed, c.KeyFile, signer.PublicKey().Type(), ssh.FingerprintSHA256(signer.PublicKey()), c.User, err))
+	case networkError(err):
+		conn.Close()
+		return nil, unreachable(fail(fmt.Errorf("handshake: %w", err)))
 	default:
 		conn.Close()
 		return nil, fail(fmt.Errorf("handshake: %w", err))

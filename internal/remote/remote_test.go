@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/vigil-ha/vigil/internal/host"
 	"github.com/vigil-ha/vigil/internal/lab"
 	"github.com/vigil-ha/vigil/internal/lab/labtest"
 	"github.com/vigil-ha/vigil/internal/remote"
@@ -294,6 +295,41 @@ func TestAgainstRealSSHD(t *testing.T) {
 		}
 	})
 
+	t.Run("HostRunsArgvAndCarriesExitCodes", func(t *testing.T) {
+		h := &remote.Host{Name: srv.Host, Config: srv.Config()}
+		t.Cleanup(func() { h.Close() })
+		res, err := h.Run(ctx, []string{"sh", "-c", "echo out; echo 'not running' >&2; exit 3"})
+		if err != nil || res.ExitCode != 3 || string(res.Output) != "out\nnot running\n" {
+			t.Fatalf("exit 3: %+v (output %q), %v; want code 3 and both outputs, no error", res, res.Output, err)
+		}
+		if res, err := h.Run(ctx, []string{"pwd"}); err != nil || string(res.Output) != "/\n" {
+			t.Errorf("pwd = %q, %v; want the root directory", res.Output, err)
+		}
+		// A broken connection is dropped; the next command logs in again.
+		cl, err := h.Client(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.Close()
+		if _, err := h.Run(ctx, []string{"true"}); err == nil {
+			t.Fatal("run over a closed connection succeeded")
+		}
+		if res, err := h.Run(ctx, []string{"printf", "%s", "again"}); err != nil || string(res.Output) != "again" {
+			t.Errorf("run after a broken connection: %q, %v", res.Output, err)
+		}
+
+		down := &remote.Host{Name: srv.Host, Config: srv.Config()}
+		down.Config.Port = 2222 // nothing listens there
+		if _, err := down.Run(ctx, []string{"true"}); !errors.Is(err, host.ErrUnreachable) || !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("nothing listening: %v, want host.ErrUnreachable", err)
+		}
+		impostor := &remote.Host{Name: srv.Host, Config: srv.Config()}
+		impostor.Config.KnownHostsFile = knownHosts(t)
+		if _, err := impostor.Run(ctx, []string{"true"}); !errors.Is(err, remote.ErrUnknownHostKey) || errors.Is(err, host.ErrUnreachable) {
+			t.Errorf("unknown host key: %v, want ErrUnknownHostKey and not unreachable", err)
+		}
+	})
+
 	t.Run("RunAfterCloseFails", func(t *testing.T) {
 		cl := dial(t, srv.Config())
 		cl.Close()
@@ -333,6 +369,9 @@ func TestHandshakeIsBounded(t *testing.T) {
 	if took := time.Since(start); err == nil || took > 3*time.Second || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "within 500ms") {
 		t.Errorf("silent peer, 500ms timeout: returned after %s with %v", took, err)
 	}
+	if !errors.Is(err, host.ErrUnreachable) {
+		t.Errorf("silent peer: %v, want host.ErrUnreachable", err)
+	}
 
 	c.Timeout = time.Minute
 	ctx, cancel := context.WithCancel(context.Background())
@@ -341,6 +380,25 @@ func TestHandshakeIsBounded(t *testing.T) {
 	_, err = remote.Dial(ctx, "127.0.0.1", c)
 	if took := time.Since(start); err == nil || took > 3*time.Second || !errors.Is(err, context.Canceled) {
 		t.Errorf("silent peer, cancelled context: returned after %s with %v", took, err)
+	}
+	if errors.Is(err, host.ErrUnreachable) {
+		t.Errorf("cancelled by the caller: %v, which says nothing about the host", err)
+	}
+
+	// Refused: connected to a port that was just closed.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Port = closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+	if _, err := remote.Dial(context.Background(), "127.0.0.1", c); !errors.Is(err, host.ErrUnreachable) || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("refused: %v, want host.ErrUnreachable", err)
+	}
+	// A configuration error is not the network's.
+	c.KnownHostsFile = ""
+	if _, err := remote.Dial(context.Background(), "127.0.0.1", c); err == nil || errors.Is(err, host.ErrUnreachable) {
+		t.Errorf("no known_hosts file: %v, want an error that is not unreachable", err)
 	}
 }
 

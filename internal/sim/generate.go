@@ -54,7 +54,14 @@ func Generate(seed uint64) *Script {
 			add("restart-agent", "@dead")
 		case 3:
 			add("freeze-agent", node)
+			stall := rng.IntN(2) == 0 // a loaded host: its WAL stream goes quiet too
+			if stall {
+				add("stall-wal", node)
+			}
 			wait(500*time.Millisecond, 12*time.Second)
+			if stall {
+				add("unstall-wal", node)
+			}
 			add("thaw-agent", "@frozen")
 		case 4, 5, 6:
 			op := []string{"dcs", "trusted", "peers"}[k-4]

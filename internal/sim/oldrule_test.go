@@ -11,9 +11,12 @@ import (
 // 2: a stopped former primary started its server first ([StartPrimary])
 // instead of taking the key first ([AcquireLeader, StartPrimary]), and an
 // agent that gave its key up for a failure did not stay down (no
-// Input.GaveUpAt).
+// Input.GaveUpAt). Nor did a standby ask its upstream directly whether it
+// still ran as a primary (Local.UpstreamIsPrimary, a later fix that also
+// stops this case's second primary on its own).
 func oldDecide(in decision.Input) decision.Output {
 	in.GaveUpAt = time.Time{}
+	in.Self.UpstreamIsPrimary = false
 	out := decision.Decide(in)
 	if len(out.Actions) == 2 && out.Actions[0].Kind == decision.AcquireLeader && out.Actions[1].Kind == decision.StartPrimary {
 		out.Actions = []decision.Action{{Kind: decision.StartPrimary}}
@@ -61,4 +64,27 @@ func TestRandomSchedulesFindStartBeforeKey(t *testing.T) {
 		return
 	}
 	t.Fatal("no random schedule found the old rule within 20 s")
+}
+
+// silenceOnlyDecide is the decision core before a standby asked its
+// upstream directly: a quiet WAL receiver was taken for a dead upstream.
+func silenceOnlyDecide(in decision.Input) decision.Output {
+	in.Self.UpstreamIsPrimary = false
+	return decision.Decide(in)
+}
+
+// A frozen primary's agent whose WAL stream also goes quiet: on silence
+// alone a standby is promoted next to a primary that still takes writes
+// (the split brain the chaos campaign found on a loaded lab); asking the
+// upstream keeps one primary.
+func TestQuietStreamAloneDoesNotProveTheUpstreamDead(t *testing.T) {
+	sc := loadScript(t, "testdata/frozen-agent-quiet-stream.txt")
+	if r := Run(sc, nil, nil); r.Failed() {
+		t.Errorf("current decision core:\n%s", r.Report(100))
+	}
+	r := Run(sc, silenceOnlyDecide, nil)
+	if !hasViolation(r, SplitBrainNoAgent) {
+		t.Fatalf("silence alone was not caught:\n%s", r.Report(100))
+	}
+	t.Logf("silence alone: %s", r.Violations[0])
 }

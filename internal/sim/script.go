@@ -30,6 +30,8 @@ import (
 //	cut-peers NODE | heal-peers NODE     the node's links to the other nodes
 //	dcs-down | dcs-up            etcd loses its quorum / gets it back
 //	lag NODE | unlag NODE        a standby replays slowly (64 kB/s)
+//	stall-wal NODE | unstall-wal NODE    the server answers SQL but sends
+//	                             no WAL or keepalives (a loaded host)
 //	load MB                      a bulk write of MB on the writable primary
 //	switchover [NODE] | failover NODE    an operator's request
 //	heal                         end every fault (restart killed agents)
@@ -63,7 +65,7 @@ func (s Step) String() string { return strings.TrimSpace(s.Op + " " + strings.Jo
 func nodeOp(op string) bool {
 	switch op {
 	case "crash", "hang", "resume", "kill-agent", "restart-agent", "freeze-agent", "thaw-agent", "cut-dcs", "heal-dcs",
-		"cut-trusted", "heal-trusted", "cut-peers", "heal-peers", "lag", "unlag", "failover":
+		"cut-trusted", "heal-trusted", "cut-peers", "heal-peers", "lag", "unlag", "stall-wal", "unstall-wal", "failover":
 		return true
 	}
 	return false
@@ -373,6 +375,8 @@ func (w *World) apply(st Step) {
 		n.srv.replayRate = 64 << 10
 	case "unlag":
 		n.srv.replayRate = 256 << 20
+	case "stall-wal", "unstall-wal":
+		n.srv.walStalled = st.Op == "stall-wal"
 	case "load":
 		mb, _ := strconv.ParseUint(st.Args[0], 10, 32)
 		for _, p := range w.nodes {
@@ -406,6 +410,7 @@ func (w *World) healAll() {
 			n.srv.lastReplay = w.now
 		}
 		n.srv.replayRate = 256 << 20
+		n.srv.walStalled = false
 		switch {
 		case n.inc == nil:
 			w.startAgent(n, 0)

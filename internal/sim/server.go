@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/pgctl"
+	"github.com/vigil-ha/vigil/internal/rejoin"
 	"github.com/vigil-ha/vigil/internal/wal"
 )
 
@@ -48,6 +49,10 @@ type Server struct {
 	node *Node
 
 	running, hung bool
+	// walStalled: the server answers SQL but its WAL senders send nothing
+	// (a loaded host, a congested link): its standbys' receivers go quiet
+	// as they would for a dead upstream.
+	walStalled bool
 	// standby: a standby signal is in the data directory; inRecovery: it
 	// runs as one. promoting: a promotion waits for the replay.
 	standby, inRecovery, promoting bool
@@ -162,7 +167,7 @@ func (w *World) replicate() {
 				s.nextConnect = w.now.Add(walRetry)
 			}
 		}
-		if s.receiving && linked && up.responsive() {
+		if s.receiving && linked && up.responsive() && !up.walStalled {
 			if !s.canFollow(up) {
 				s.receiving, s.nextConnect = false, w.now.Add(walRetry)
 				continue
@@ -201,6 +206,7 @@ func (h serverHandle) Observe(ctx context.Context) (database.Observation, error)
 	}
 	obs.Reachable, obs.InRecovery, obs.ReadOnly, obs.Timeline = true, s.inRecovery, s.inRecovery, s.lin.tli
 	obs.SystemIdentifier = "7000000000000000001"
+	obs.WALSenderTimeout = walSenderTimeout
 	if len(s.syncNames) > 0 {
 		obs.SynchronousStandbyNames = "ANY 1 (" + strings.Join(s.syncNames, ", ") + ")"
 	}
@@ -342,8 +348,8 @@ func (h serverHandle) Follow(ctx context.Context, up database.Upstream) error {
 	return nil
 }
 
-func (h serverHandle) Rejoin(ctx context.Context, up database.Upstream, _ database.RejoinOptions) (database.RejoinResult, error) {
-	res := database.RejoinResult{Node: h.s.node.Name, Upstream: up.Host}
+func (h serverHandle) Rejoin(ctx context.Context, up database.Upstream, _ rejoin.Options, _ rejoin.Recorder) (rejoin.Result, error) {
+	res := rejoin.Result{Node: h.s.node.Name, Upstream: up.Host}
 	if err := h.check(ctx); err != nil {
 		return res, err
 	}
@@ -360,9 +366,9 @@ func (h serverHandle) Rejoin(ctx context.Context, up database.Upstream, _ databa
 		return res, fmt.Errorf("rejoin: %w", s.errDown())
 	}
 	s.stopped("rejoin")
-	res.Method = database.RejoinRewind
+	res.Method = rejoin.Rewind
 	if s.canFollow(src) {
-		res.Method = database.RejoinNone
+		res.Method = rejoin.None
 	}
 	// pg_rewind: the history becomes the upstream's, whatever this server
 	// wrote past the fork is gone.
@@ -371,6 +377,18 @@ func (h serverHandle) Rejoin(ctx context.Context, up database.Upstream, _ databa
 	s.start()
 	s.w.note(fmt.Sprintf("%s rejoined %s (%s)", s.node.Name, up.Host, res.Method))
 	res.Evidence = "simulated rejoin"
+	return res, nil
+}
+
+// Reinit is a rejoin whose result is always a copy of the upstream: the
+// simulated server has no data directory to damage, so the two differ
+// only in what they report.
+func (h serverHandle) Reinit(ctx context.Context, up database.Upstream, o rejoin.Options, rec rejoin.Recorder) (rejoin.Result, error) {
+	res, err := h.Rejoin(ctx, up, o, rec)
+	if err != nil {
+		return res, fmt.Errorf("reinit: %w", err)
+	}
+	res.Method, res.MovedDataDir, res.Evidence = rejoin.BaseBackup, "(simulated)", "simulated reinit"
 	return res, nil
 }
 
@@ -407,6 +425,19 @@ func (h serverHandle) SetAsync(ctx context.Context) error {
 
 func (h serverHandle) Checkpoint(ctx context.Context) error { return h.sql(ctx, "checkpoint") }
 func (h serverHandle) CheckAlive(ctx context.Context) error { return h.sql(ctx, "select 33333") }
+
+// PeerIsPrimary: the peer answers over the network between the hosts (the
+// upstream's name is its host in this world).
+func (h serverHandle) PeerIsPrimary(ctx context.Context, host string, _ int) (bool, error) {
+	if err := h.check(ctx); err != nil {
+		return false, err
+	}
+	peer := h.s.w.Node(host)
+	if peer == nil || h.s.node.cutPeers || peer.cutPeers || !peer.srv.responsive() {
+		return false, fmt.Errorf("ask %s whether it runs as a primary: no answer", host)
+	}
+	return !peer.srv.inRecovery, nil
+}
 
 // Control.
 

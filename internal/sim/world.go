@@ -68,7 +68,10 @@ const (
 	// one reconnects only this often.
 	walReceiverTimeout = 60 * time.Second
 	walRetry           = 5 * time.Second
-	traceLines         = 400
+	// walSenderTimeout is the lab's wal_sender_timeout, which the agents
+	// read to bound an upstream's silence.
+	walSenderTimeout = 4 * time.Second
+	traceLines       = 400
 	// readinessTimeout is shorter than production's 5 minutes: in strict
 	// mode a failover whose promotion outlasts the lease TTL can wait in
 	// the readiness gate until this timeout (the new leader's member key,

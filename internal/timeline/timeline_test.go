@@ -47,3 +47,48 @@ func TestRecorderWritesOneLinePerStepAndAWholeRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestObserversFollowTheRecord: observers see the record open, each step
+// begin and end (an inner step ending first), the notes made inside the
+// innermost running step, and the whole record at the end.
+func TestObserversFollowTheRecord(t *testing.T) {
+	clock := time.Date(2026, 11, 25, 15, 12, 0, 0, time.UTC)
+	now := func() time.Time { clock = clock.Add(time.Millisecond); return clock }
+	var seen []string
+	obs := ObserverFunc(func(e Event) {
+		switch e.Type {
+		case Began:
+			seen = append(seen, "began "+e.Record.Kind)
+		case StepBegan:
+			seen = append(seen, "begin "+e.Step.Name)
+		case Noted:
+			seen = append(seen, "note "+e.Note.What+" in "+e.Note.Step)
+		case StepEnded:
+			seen = append(seen, "end "+e.Step.Name+" "+e.Step.Evidence)
+		case Finished:
+			seen = append(seen, "finished with "+e.Record.Steps[len(e.Record.Steps)-1].Name)
+		}
+	})
+	r := newRecorder("failover", "main", "node2", "node1", nil, nil, now, obs)
+	r.Note(Note{What: "call"})
+	_ = r.Run("readiness_gate", func() (string, error) {
+		r.Note(Note{What: "waiting"})
+		_ = r.Run("sync_to_async", func() (string, error) {
+			r.Note(Note{What: "sql"})
+			return "cleared", nil
+		})
+		r.Note(Note{What: "waiting"})
+		return "committed", nil
+	})
+	r.Finish(true, "")
+	want := []string{
+		"began failover", "note call in ",
+		"begin readiness_gate", "note waiting in readiness_gate",
+		"begin sync_to_async", "note sql in sync_to_async", "end sync_to_async cleared",
+		"note waiting in readiness_gate", "end readiness_gate committed",
+		"finished with readiness_gate",
+	}
+	if strings.Join(seen, "\n") != strings.Join(want, "\n") {
+		t.Errorf("observed:\n%s\nwant:\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -96,24 +96,14 @@ func (m *Manager) Present() (bool, error) {
 }
 
 // Up adds the address unless it is there, after checking that no other
-// host answers for it, then announces it. Adding an address that is
+// host answers for it (Add), then announces it. Adding an address that is
 // already here is not an error.
 func (m *Manager) Up(ctx context.Context) error {
-	present, err := m.Present()
+	added, err := Add(ctx, local{m})
 	if err != nil {
 		return err
 	}
-	if !present {
-		if err := m.checkDuplicate(ctx); err != nil {
-			return err
-		}
-		l, err := m.link()
-		if err != nil {
-			return err
-		}
-		if err := netlink.AddrAdd(l, m.addr()); err != nil && !errors.Is(err, syscall.EEXIST) {
-			return m.wrap("add", err)
-		}
+	if added {
 		m.log().Info("VIP added", "address", m.Address, "interface", m.Interface)
 	}
 	// The first announcement goes now; the repeats (for a lost packet)
@@ -139,25 +129,58 @@ func (m *Manager) Up(ctx context.Context) error {
 	return nil
 }
 
-// Down removes the address. Removing an absent address is not an error.
-func (m *Manager) Down(_ context.Context) error {
+// Down removes the address (Remove). Removing an absent address is not an
+// error.
+func (m *Manager) Down(ctx context.Context) error {
 	m.mu.Lock()
 	if m.stopAnnounce != nil {
 		m.stopAnnounce()
 		m.stopAnnounce = nil
 	}
 	m.mu.Unlock()
-	l, err := m.link()
+	removed, err := Remove(ctx, local{m})
 	if err != nil {
 		return err
 	}
-	if err := netlink.AddrDel(l, m.addr()); err != nil {
-		if errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.ESRCH) {
-			return nil
-		}
-		return m.wrap("remove", err)
+	if removed {
+		m.log().Info("VIP removed", "address", m.Address, "interface", m.Interface)
 	}
-	m.log().Info("VIP removed", "address", m.Address, "interface", m.Interface)
+	return nil
+}
+
+// local is the Transport of this host: netlink and a raw ARP socket.
+type local struct{ m *Manager }
+
+func (t local) Name() string                        { return t.m.Name() }
+func (t local) Holds(context.Context) (bool, error) { return t.m.Present() }
+
+func (t local) Answerer(ctx context.Context) (string, error) {
+	hw, err := t.m.checkDuplicate(ctx)
+	if err != nil || hw == nil {
+		return "", err
+	}
+	return hw.String(), nil
+}
+
+func (t local) Assign(context.Context) error {
+	l, err := t.m.link()
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrAdd(l, t.m.addr()); err != nil && !errors.Is(err, syscall.EEXIST) {
+		return t.m.wrap("add", err)
+	}
+	return nil
+}
+
+func (t local) Unassign(context.Context) error {
+	l, err := t.m.link()
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrDel(l, t.m.addr()); err != nil {
+		return t.m.wrap("remove", err)
+	}
 	return nil
 }
 
@@ -204,17 +227,16 @@ func (m *Manager) announce(ctx context.Context, count int) error {
 	return nil
 }
 
-// checkDuplicate asks the segment who has the address; an answer means a
-// host still holds it (an old primary that was not fenced), and adding it
-// here would split the clients between two servers.
-func (m *Manager) checkDuplicate(ctx context.Context) error {
+// checkDuplicate asks the segment who has the address and returns the
+// MAC that answers, nil when none does within DADTimeout.
+func (m *Manager) checkDuplicate(ctx context.Context) (net.HardwareAddr, error) {
 	ifi, err := net.InterfaceByName(m.Interface)
 	if err != nil {
-		return fmt.Errorf("%s: %w", m.Name(), err)
+		return nil, fmt.Errorf("%s: %w", m.Name(), err)
 	}
 	c, err := arp.Dial(ifi)
 	if err != nil {
-		return m.wrap("open ARP socket", err)
+		return nil, m.wrap("open ARP socket", err)
 	}
 	defer c.Close()
 	timeout := m.DADTimeout
@@ -226,17 +248,17 @@ func (m *Manager) checkDuplicate(ctx context.Context) error {
 		deadline = d
 	}
 	if err := c.SetDeadline(deadline); err != nil {
-		return fmt.Errorf("%s: %w", m.Name(), err)
+		return nil, fmt.Errorf("%s: %w", m.Name(), err)
 	}
 	hw, err := c.Resolve(m.Address.Addr())
 	if err == nil {
-		return fmt.Errorf("%s: %w: %s answers ARP for it; refusing to add it (fence that host first)", m.Name(), ErrDuplicate, hw)
+		return hw, nil
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return nil
+		return nil, nil
 	}
-	return m.wrap("duplicate-address check", err)
+	return nil, m.wrap("duplicate-address check", err)
 }
 
 func (m *Manager) wrap(what string, err error) error {

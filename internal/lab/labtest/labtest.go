@@ -4,10 +4,13 @@ package labtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/vigil-ha/vigil/internal/database"
 	"github.com/vigil-ha/vigil/internal/lab"
@@ -65,5 +68,78 @@ func Server(t testing.TB, l *lab.Lab, name string) *database.Server {
 		},
 		Ctl:          l.Ctl(n),
 		StartOptions: l.StartOptions(n),
+	}
+}
+
+// Context is a context that ends after d or with the test.
+func Context(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Observe is s.Observe, failing the test on an error.
+func Observe(t testing.TB, ctx context.Context, s *database.Server) database.Observation {
+	t.Helper()
+	obs, err := s.Observe(ctx)
+	if err != nil {
+		t.Fatalf("observe %s: %v", s.Name, err)
+	}
+	return obs
+}
+
+// TryConnect opens a session as the adapter's user, for tests that set up
+// data or read back what the adapter changed.
+func TryConnect(ctx context.Context, s *database.Server) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s", s.Conn.Host, s.Conn.Port, s.Conn.User, s.Conn.Database))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Password = s.Conn.Password
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// Connect is TryConnect, failing the test on an error.
+func Connect(t testing.TB, ctx context.Context, s *database.Server) *pgx.Conn {
+	t.Helper()
+	conn, err := TryConnect(ctx, s)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", s.Name, err)
+	}
+	return conn
+}
+
+// Exec runs a statement as the adapter's user.
+func Exec(t testing.TB, ctx context.Context, s *database.Server, stmt string, args ...any) {
+	t.Helper()
+	conn := Connect(t, ctx, s)
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, stmt, args...); err != nil {
+		t.Fatalf("%s on %s: %v", stmt, s.Name, err)
+	}
+}
+
+// QueryString runs a query that answers with one text value.
+func QueryString(t testing.TB, ctx context.Context, s *database.Server, q string, args ...any) string {
+	t.Helper()
+	conn := Connect(t, ctx, s)
+	defer conn.Close(ctx)
+	var v string
+	if err := conn.QueryRow(ctx, q, args...).Scan(&v); err != nil {
+		t.Fatalf("%s on %s: %v", q, s.Name, err)
+	}
+	return v
+}
+
+// WaitFor polls cond until it holds, failing the test when ctx ends first.
+func WaitFor(t testing.TB, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
