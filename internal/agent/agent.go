@@ -555,45 +555,16 @@ func (a *Agent) noticeConfigChange(c dcs.ClusterConfig) {
 	a.log.Info(msg, "requested_by", by.By, "requested_from", by.From)
 }
 
-// requestActedOn returns the operator's request that an action of kind
-// carries out on this node, nil when the agent acts on its own (an
-// automatic failover or rejoin while a request for something else, or an
-// expired one, is pending).
-func (a *Agent) requestActedOn(view dcs.View, kind decision.ActionKind) *dcs.Request {
-	r := view.Request
-	if r == nil || !decision.RequestActive(r.Created, r.At, a.clock.Now()) {
-		return nil // none, or expired: the decision ignored it too
-	}
-	switch kind {
-	case decision.Failover:
-		// A manual failover, or the target's side of a switchover.
-		if (r.Kind == decision.RequestFailover || r.Kind == decision.RequestSwitchover) && r.To == a.o.Node {
-			return r
-		}
-	case decision.Switchover:
-		if r.Kind == decision.RequestSwitchover && !r.HandedOver {
-			return r
-		}
-	case decision.Rejoin:
-		if r.Kind == decision.RequestRejoin && r.To == a.o.Node {
-			return r
-		}
-	case decision.Reinit:
-		if r.Kind == decision.RequestReinit && r.To == a.o.Node {
-			return r
-		}
-	}
-	return nil
-}
-
-// startAction notes, and logs, whose request act carries out before the
-// agent acts. The request is judged now: a procedure may outlast its
-// request's expiry, and it still carried the request out.
+// startAction notes, and logs, whose request act carries out (the
+// decision says whether it carries one out) before the agent acts. It is
+// noted now: a procedure may outlast its request's expiry, and it still
+// carried the request out.
 func (a *Agent) startAction(view dcs.View, act decision.Action) {
-	a.acting = a.requestActedOn(view, act.Kind)
-	if a.acting == nil {
+	a.acting = nil
+	if !act.Requested || view.Request == nil {
 		return
 	}
+	a.acting = view.Request
 	r, by := a.acting, a.acting.Actor.OrUnknown()
 	a.log.Info("acting on an operator's request", "action", act.Kind, "request", r.Kind, "to", r.To,
 		"requested_at", r.Created, "requested_by", by.By, "requested_from", by.From)

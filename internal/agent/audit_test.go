@@ -29,50 +29,37 @@ func auditAgent(buf *bytes.Buffer) *Agent {
 var bob = dcs.Actor{By: "token:sha256:0a1b2c3d", From: "192.0.2.4:50100"}
 
 // TestRecordsNameWhoAsked: the history record of an action names the
-// operator whose request it carried out, "unknown" for a request written
-// before requests named anyone, and nobody for what the agent did on its
-// own.
+// operator whose request it carried out (the decision marks such actions
+// Requested: TestDecideMarksRequestedActions), "unknown" for a request
+// written before requests named anyone, and nobody for what the agent did
+// on its own.
 func TestRecordsNameWhoAsked(t *testing.T) {
 	fresh := auditNow.Add(-time.Second)
 	tests := []struct {
 		name    string
 		req     *dcs.Request
-		act     decision.ActionKind
+		act     decision.Action
 		wantBy  string
 		wantFro string
 	}{
 		{"manual failover to this node", &dcs.Request{Kind: decision.RequestFailover, To: "node2", Created: fresh, Actor: bob},
-			decision.Failover, bob.By, bob.From},
-		{"handed-over switchover to this node", &dcs.Request{Kind: decision.RequestSwitchover, From: "node1", To: "node2", Created: fresh, HandedOver: true, Actor: bob},
-			decision.Failover, bob.By, bob.From},
+			decision.Action{Kind: decision.Failover, Requested: true}, bob.By, bob.From},
 		{"the old leader's side of a switchover", &dcs.Request{Kind: decision.RequestSwitchover, From: "node2", Created: fresh, Actor: bob},
-			decision.Switchover, bob.By, bob.From},
-		{"rejoin of this node", &dcs.Request{Kind: decision.RequestRejoin, To: "node2", Created: fresh, Actor: bob},
-			decision.Rejoin, bob.By, bob.From},
-		{"a request from before the audit", &dcs.Request{Kind: decision.RequestFailover, To: "node2", Created: fresh},
-			decision.Failover, dcs.Unknown, dcs.Unknown},
-		{"automatic failover, no request", nil, decision.Failover, "", ""},
-		{"automatic failover while another node is asked for", &dcs.Request{Kind: decision.RequestFailover, To: "node3", Created: fresh, Actor: bob},
-			decision.Failover, "", ""},
-		{"automatic rejoin while another node's rejoin is pending", &dcs.Request{Kind: decision.RequestRejoin, To: "node3", Created: fresh, Actor: bob},
-			decision.Rejoin, "", ""},
-		{"automatic failover with this node's request expired", &dcs.Request{Kind: decision.RequestFailover, To: "node2", Created: auditNow.Add(-2 * decision.RequestTimeout), Actor: bob},
-			decision.Failover, "", ""},
-		{"failover while this node's rejoin is pending", &dcs.Request{Kind: decision.RequestRejoin, To: "node2", Created: fresh, Actor: bob},
-			decision.Failover, "", ""},
+			decision.Action{Kind: decision.Switchover, Target: "node3", Requested: true}, bob.By, bob.From},
 		{"reinit of this node", &dcs.Request{Kind: decision.RequestReinit, To: "node2", Created: fresh, Actor: bob},
-			decision.Reinit, bob.By, bob.From},
-		{"failover while this node's reinit is pending", &dcs.Request{Kind: decision.RequestReinit, To: "node2", Created: fresh, Actor: bob},
-			decision.Failover, "", ""},
-		{"automatic rejoin while this node's reinit is pending", &dcs.Request{Kind: decision.RequestReinit, To: "node2", Created: fresh, Actor: bob},
-			decision.Rejoin, "", ""},
+			decision.Action{Kind: decision.Reinit, Requested: true}, bob.By, bob.From},
+		{"a request from before the audit", &dcs.Request{Kind: decision.RequestRejoin, To: "node2", Created: fresh},
+			decision.Action{Kind: decision.Rejoin, Requested: true}, dcs.Unknown, dcs.Unknown},
+		{"automatic failover, no request", nil, decision.Action{Kind: decision.Failover}, "", ""},
+		{"automatic rejoin while another node's rejoin is pending", &dcs.Request{Kind: decision.RequestRejoin, To: "node3", Created: fresh, Actor: bob},
+			decision.Action{Kind: decision.Rejoin}, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			a := auditAgent(&buf)
 			view := dcs.View{Request: tt.req}
-			a.startAction(view, decision.Action{Kind: tt.act})
+			a.startAction(view, tt.act)
 			// The record is finished after the request may have expired:
 			// what counts is the request the action started on.
 			a.clock = fixedClock{auditNow.Add(10 * decision.RequestTimeout)}

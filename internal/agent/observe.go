@@ -108,13 +108,12 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 	return l, probe
 }
 
-// upstreamIsPrimary asks the upstream directly, within half a lease: no
-// answer counts as "not a primary" (a hung server is ended by its own
-// agent, a dead one answers nothing).
+// upstreamIsPrimary asks the upstream directly, within what is left of the
+// observation's database timeout (ctx): no answer counts as "not a
+// primary" (a hung server is ended by its own agent, a dead one answers
+// nothing).
 func (a *Agent) upstreamIsPrimary(ctx context.Context, host string, port int) bool {
-	pctx, cancel := context.WithTimeout(ctx, a.o.Decision.LeaseTTL/2)
-	defer cancel()
-	primary, err := a.o.Server.PeerIsPrimary(pctx, host, port)
+	primary, err := a.o.Server.PeerIsPrimary(ctx, host, port)
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28"): // invalid authorization

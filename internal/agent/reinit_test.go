@@ -69,7 +69,7 @@ func TestReinitIsRecordedForWhoAskedAndClearsTheRequest(t *testing.T) {
 			Request:         &dcs.Request{Kind: decision.RequestReinit, To: "node2", Created: auditNow.Add(-time.Second), Actor: bob},
 			RequestRevision: 7,
 		}
-		a.startAction(view, decision.Action{Kind: decision.Reinit, Target: "node1"})
+		a.startAction(view, decision.Action{Kind: decision.Reinit, Target: "node1", Requested: true})
 		err := a.runReinit(context.Background(), view, "node1", "the operator's reinit request")
 		if (err != nil) != failed {
 			t.Fatalf("failed=%v: runReinit = %v", failed, err)

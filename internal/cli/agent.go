@@ -53,7 +53,7 @@ func loadValidConfig(path string) (*config.Config, error) {
 		err = cfg.Validate()
 	}
 	if err != nil {
-		return nil, usageError(fmt.Errorf("configuration %s:\n%w", path, err))
+		return nil, usageError(fmt.Errorf("configuration rejected (each line names the file):\n%w", err))
 	}
 	return cfg, nil
 }

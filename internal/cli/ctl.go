@@ -675,9 +675,9 @@ func reportRecords(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, since int64,
 }
 
 // formatRecord renders a history record with who asked for it: a pause or
-// resume, which has neither node nor steps, in one line.
+// resume in one line.
 func formatRecord(rec timeline.Record) string {
-	if rec.Node == "" && len(rec.Steps) == 0 {
+	if rec.Kind == control.PauseRecordKind || rec.Kind == control.ResumeRecordKind {
 		return fmt.Sprintf("%s (%s), requested by %s from %s\n", rec.Kind, rec.Reason, orDash(rec.RequestedBy), orDash(rec.RequestedFrom))
 	}
 	s := timeline.Format(rec)

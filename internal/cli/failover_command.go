@@ -55,7 +55,7 @@ func (o *pgpoolCmdOptions) setup(cmd *cobra.Command, positional []string) (pgpoo
 		err = cfg.HostProblems()
 	}
 	if err != nil {
-		return fail(fmt.Errorf("configuration %s:\n%w", o.config, err))
+		return fail(fmt.Errorf("configuration rejected (each line names the file):\n%w", err))
 	}
 	// Pgpool-II's log is where its operator reads what the command said,
 	// a key written with its old name included.

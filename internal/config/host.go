@@ -36,6 +36,7 @@ func (c *Config) hostProblems() Problems {
 	ps = append(ps, c.src.passwordFileProblems("database.superuser", d.Superuser.Secret)...)
 	ps = append(ps, c.src.passwordFileProblems("database.replication", d.Replication.Secret)...)
 	ps = append(ps, c.src.passwordFileProblems("dcs", c.DCS.Secret)...)
+	ps = append(ps, c.src.passwordFileProblems("rejoin.rewind", c.Rejoin.Rewind.Secret)...)
 	ps = append(ps, c.src.readableFilesProblems([]struct{ field, path string }{
 		{"dcs.tls.ca_file", c.DCS.TLS.CAFile},
 		{"dcs.tls.cert_file", c.DCS.TLS.CertFile},
@@ -215,6 +216,7 @@ func (c *Config) hostWarnings() Problems {
 	ws = append(ws, c.src.secretWarnings("database.superuser", c.Database.Superuser.Secret)...)
 	ws = append(ws, c.src.secretWarnings("database.replication", c.Database.Replication.Secret)...)
 	ws = append(ws, c.src.secretWarnings("dcs", c.DCS.Secret)...)
+	ws = append(ws, c.src.secretWarnings("rejoin.rewind", c.Rejoin.Rewind.Secret)...)
 	if t := c.API.TokenFile; filepath.IsAbs(t) {
 		if info, err := os.Stat(t); err == nil && info.Mode().Perm()&0o077 != 0 {
 			ws = append(ws, c.at("api.token_file", "%s is open to other accounts (mode %04o): chmod 0600 it; whoever reads it can request failovers", t, info.Mode().Perm()))

@@ -84,6 +84,11 @@ func TestValidateHost(t *testing.T) {
 			c.Database.Replication.PasswordFile = writeFile(t, "replication.password", "s3cr3t\n", 0o600)
 			return nil
 		}},
+		{"rewind password file missing", func(t *testing.T, c *Config) []string {
+			c.Rejoin.Rewind.User = "postgres"
+			c.Rejoin.Rewind.PasswordFile = filepath.Join(t.TempDir(), "rewind.password")
+			return []string{"rejoin.rewind.password_file: " + c.Rejoin.Rewind.PasswordFile + " does not exist"}
+		}},
 		{"etcd password file missing", func(t *testing.T, c *Config) []string {
 			c.DCS.Username = "vigil"
 			c.DCS.PasswordFile = filepath.Join(t.TempDir(), "etcd.password")

@@ -92,36 +92,16 @@ type UpstreamIdentity struct {
 	LSN      wal.LSN
 	// History is the upstream's timeline history (none on timeline 1).
 	History []TimelineSwitch
-	// SlotNote says what IdentifyUpstream did about the standby's
-	// replication slot: "" when the upstream had it, else that it was made
-	// or why it could not be (the server then streams once the leader
-	// makes it, as before).
-	SlotNote string
 }
 
 // IdentifyUpstream asks the upstream, over a replication connection as the
 // standby's own role, who it is. It also proves that the credentials the
-// standby will stream with work before anything is changed, and makes the
-// standby's replication slot when the upstream lacks it: a new primary
-// makes slots for the members it sees, and a node busy rejoining for
-// longer than its member lease is not among them (the chaos campaign saw
-// a rewound node wait a minute for a slot that never came, then fail to
-// reach consistency).
+// standby will stream with work before anything is changed.
 func (s *Server) IdentifyUpstream(ctx context.Context, up Upstream) (UpstreamIdentity, error) {
 	var id UpstreamIdentity
-	probe := up
-	probe.ApplicationName = rejoinIdentifyAppName
-	cfg, err := pgconn.ParseConfig(probe.Conninfo("") + " replication=true")
+	conn, err := s.replicationConn(ctx, up)
 	if err != nil {
-		return id, fmt.Errorf("replication connection settings: %w", err)
-	}
-	cfg.ConnectTimeout = s.Conn.ConnectTimeout
-	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = defaultUpstreamTimeout
-	}
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return id, fmt.Errorf("replication connection to the upstream as %s: %w", up.User, err)
+		return id, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	row, err := replicationRow(ctx, conn, "IDENTIFY_SYSTEM", 3)
@@ -146,36 +126,53 @@ func (s *Server) IdentifyUpstream(ctx context.Context, up Upstream) (UpstreamIde
 			return id, fmt.Errorf("history of timeline %d: %w", id.Timeline, err)
 		}
 	}
-	if up.SlotName != "" {
-		switch created, err := ensureSlotOver(ctx, conn, up.SlotName); {
-		case err != nil:
-			id.SlotNote = err.Error()
-		case created:
-			id.SlotNote = fmt.Sprintf("replication slot %q created on the upstream", up.SlotName)
-		}
-	}
 	return id, nil
 }
 
-// ensureSlotOver creates a physical slot that reserves WAL at once over a
-// replication connection (the standby's role has REPLICATION), unless it
-// exists.
-func ensureSlotOver(ctx context.Context, conn *pgconn.PgConn, name string) (bool, error) {
-	cmd := "CREATE_REPLICATION_SLOT " + QuoteIdent(name) + " PHYSICAL RESERVE_WAL"
-	_, err := conn.Exec(ctx, cmd).ReadAll()
-	var pgErr *pgconn.PgError
-	switch {
+// EnsureUpstreamSlot makes up.SlotName on the upstream, reserving WAL at
+// once, unless it exists (created reports which), over a replication
+// connection as the standby's role (it has REPLICATION). A new primary
+// makes slots for the members it sees, and a node busy rejoining for
+// longer than its member lease is not among them: the chaos campaign saw a
+// rewound node wait a minute for a slot that never came, then fail to
+// reach consistency.
+func (s *Server) EnsureUpstreamSlot(ctx context.Context, up Upstream) (created bool, err error) {
+	conn, err := s.replicationConn(ctx, up)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	cmd := "CREATE_REPLICATION_SLOT " + pgx.Identifier{up.SlotName}.Sanitize() + " PHYSICAL RESERVE_WAL"
+	switch _, err := conn.Exec(ctx, cmd).ReadAll(); {
 	case err == nil:
 		return true, nil
-	case errors.As(err, &pgErr) && pgErr.Code == "42710": // duplicate_object
+	case isSQLState(err, sqlStateDuplicateObject):
 		return false, nil
+	default:
+		return false, fmt.Errorf("replication slot %q on the upstream: %w", up.SlotName, err)
 	}
-	return false, fmt.Errorf("replication slot %q on the upstream: %w", name, err)
 }
 
-// QuoteIdent quotes an identifier for SQL or a replication command.
-func QuoteIdent(name string) string {
-	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+// sqlStateDuplicateObject: the slot exists already.
+const sqlStateDuplicateObject = "42710"
+
+// replicationConn opens a replication connection to up as the standby's role.
+func (s *Server) replicationConn(ctx context.Context, up Upstream) (*pgconn.PgConn, error) {
+	probe := up
+	probe.ApplicationName = rejoinIdentifyAppName
+	cfg, err := pgconn.ParseConfig(probe.Conninfo("") + " replication=true")
+	if err != nil {
+		return nil, fmt.Errorf("replication connection settings: %w", err)
+	}
+	cfg.ConnectTimeout = s.Conn.ConnectTimeout
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = defaultUpstreamTimeout
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("replication connection to the upstream as %s: %w", up.User, err)
+	}
+	return conn, nil
 }
 
 // replicationRow runs a replication command that answers with one row.

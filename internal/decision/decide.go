@@ -101,7 +101,7 @@ func decideAsLeader(in Input, out outFunc) Output {
 			if target == "" {
 				return out("switchover refused: "+why, renew, Action{Kind: ClearRequest})
 			}
-			return out(fmt.Sprintf("switchover to %s: %s", target, why), renew, Action{Kind: Switchover, Target: target})
+			return out(fmt.Sprintf("switchover to %s: %s", target, why), renew, Action{Kind: Switchover, Target: target, Requested: true})
 		case req.Kind == RequestFailover && req.To != "" && !self.Writable:
 			return out(fmt.Sprintf("manual failover to %s and this leader cannot write: giving up the key", req.To),
 				Action{Kind: WithdrawWritable}, Action{Kind: Demote}, Action{Kind: ReleaseLeader})
@@ -317,7 +317,7 @@ func decideWithoutLeader(in Input, out outFunc) Output {
 		if req.Kind == RequestFailover && self.UpstreamIsPrimary {
 			return out(fmt.Sprintf("%s requested, but the upstream this standby is configured for still answers as a primary: not promoting next to it", req.Kind))
 		}
-		return out(fmt.Sprintf("no leader; the operator's %s names this node", req.Kind), Action{Kind: Failover})
+		return out(fmt.Sprintf("no leader; the operator's %s names this node", req.Kind), Action{Kind: Failover, Requested: true})
 	}
 	if in.Cluster.Paused {
 		return out("no leader, cluster paused: no automatic action")
@@ -561,7 +561,7 @@ func rejoinOrWait(in Input, out outFunc) Output {
 	if requested {
 		why = "the operator's rejoin request"
 	}
-	return out(fmt.Sprintf("%s: becoming a standby of %s", why, leader), Action{Kind: Rejoin, Target: leader})
+	return out(fmt.Sprintf("%s: becoming a standby of %s", why, leader), Action{Kind: Rejoin, Target: leader, Requested: requested})
 }
 
 // reinitRequested reports whether the operator asked this node to be
@@ -586,7 +586,7 @@ func reinitOrWait(in Input, out outFunc) Output {
 		return out(fmt.Sprintf("reinit waits until the leader %s is writable", leader))
 	}
 	return out(fmt.Sprintf("the operator's reinit request: rebuilding this node from %s by a base backup", leader),
-		Action{Kind: Reinit, Target: leader})
+		Action{Kind: Reinit, Target: leader, Requested: true})
 }
 
 // switchoverTarget picks the standby a switchover hands over to: the one

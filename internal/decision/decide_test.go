@@ -1285,6 +1285,93 @@ func TestCandidateOrderIsIndependentOfMapOrder(t *testing.T) {
 	}
 }
 
+// TestDecideMarksRequestedActions: an action that carries out the
+// operator's pending request says so, for the audit; what an agent does on
+// its own, with another node's request pending or with its own expired,
+// does not.
+func TestDecideMarksRequestedActions(t *testing.T) {
+	fresh := t0.Add(-time.Second)
+	tests := []struct {
+		name      string
+		in        func() Input
+		kind      ActionKind
+		requested bool
+	}{
+		{"manual failover to this node", func() Input {
+			in := orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x5000000, 100))
+			in.Cluster.Request = &Request{Kind: RequestFailover, To: "node2", Created: fresh}
+			return in
+		}, Failover, true},
+		{"handed-over switchover to this node", func() Input {
+			in := orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x5000000, 100))
+			in.Cluster.Request = &Request{Kind: RequestSwitchover, From: "node1", To: "node2", Created: fresh, HandedOver: true}
+			return in
+		}, Failover, true},
+		{"the old leader's side of a switchover", func() Input {
+			in := leaderInput()
+			for _, n := range []string{"node2", "node3"} {
+				m := in.Cluster.Members[n]
+				m.Upstream = "node1"
+				in.Cluster.Members[n] = m
+			}
+			in.Cluster.Request = &Request{Kind: RequestSwitchover, From: "node1", To: "node2", Created: fresh}
+			return in
+		}, Switchover, true},
+		{"rejoin of this node", func() Input {
+			in := formerPrimaryInput()
+			in.Cluster.Request = &Request{Kind: RequestRejoin, To: "node1", Created: fresh}
+			return in
+		}, Rejoin, true},
+		{"reinit of this node", func() Input {
+			in := formerPrimaryInput()
+			in.Self = standbyLocal("node1", 0x5000000)
+			in.Cluster.Request = &Request{Kind: RequestReinit, To: "node1", Created: fresh}
+			return in
+		}, Reinit, true},
+		{"automatic failover", func() Input {
+			return orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x4000000, 100))
+		}, Failover, false},
+		{"automatic failover with this node's request expired", func() Input {
+			in := orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x4000000, 100))
+			in.Cluster.Request = &Request{Kind: RequestFailover, To: "node2", Created: t0.Add(-2 * RequestTimeout)}
+			return in
+		}, Failover, false},
+		{"failover while this node's rejoin is pending", func() Input {
+			in := orphanInput(standbyLocal("node2", 0x5000000), standbyMember("node3", 0x4000000, 100))
+			in.Cluster.Request = &Request{Kind: RequestRejoin, To: "node2", Created: fresh}
+			return in
+		}, Failover, false},
+		{"automatic rejoin while another node's rejoin is pending", func() Input {
+			in := formerPrimaryInput()
+			in.Config.AutoRejoin = true
+			in.Cluster.Request = &Request{Kind: RequestRejoin, To: "node3", Created: fresh}
+			return in
+		}, Rejoin, false},
+		{"automatic rejoin of a standby that cannot follow", func() Input {
+			in := stuckStandbyInput()
+			in.Config.AutoRejoin = true
+			return in
+		}, Rejoin, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Decide(tt.in())
+			var act *Action
+			for i := range got.Actions {
+				if got.Actions[i].Kind == tt.kind {
+					act = &got.Actions[i]
+				}
+			}
+			if act == nil {
+				t.Fatalf("no %s action: %v (%s)", tt.kind, kinds(got), got.Reason)
+			}
+			if act.Requested != tt.requested {
+				t.Errorf("%s Requested = %v, want %v (%s)", tt.kind, act.Requested, tt.requested, got.Reason)
+			}
+		})
+	}
+}
+
 func TestUpstreamSilentAfter(t *testing.T) {
 	c := cfg() // lease TTL 10 s
 	for _, tt := range []struct {

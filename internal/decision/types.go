@@ -423,6 +423,10 @@ type Action struct {
 	Kind   ActionKind `json:"kind"`
 	Target string     `json:"target,omitempty"`
 	Names  []string   `json:"names,omitempty"`
+	// Requested: the action carries out the operator's pending request
+	// (Cluster.Request), which the agent then names in its log and the
+	// history record; false when the agent acts on its own.
+	Requested bool `json:"requested,omitempty"`
 }
 
 // Output is Decide's answer: the actions and why.

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/vigil-ha/vigil/internal/database"
 )
 
@@ -77,7 +79,7 @@ func (l *Lab) createReplicationRole(ctx context.Context, primary Node) error {
 	if err != nil {
 		return err
 	}
-	stmt := fmt.Sprintf("CREATE ROLE %s WITH LOGIN REPLICATION PASSWORD '%s';\n", database.QuoteIdent(l.st.ReplicationUser), verifier)
+	stmt := fmt.Sprintf("CREATE ROLE %s WITH LOGIN REPLICATION PASSWORD '%s';\n", pgx.Identifier{l.st.ReplicationUser}.Sanitize(), verifier)
 	if _, err := l.psqlInput(ctx, primary, stmt); err != nil {
 		return fmt.Errorf("create replication role on %s: %w", primary.Name, err)
 	}

@@ -115,15 +115,12 @@ func (c Ctl) Status(ctx context.Context) (running bool, pid int, err error) {
 		return true, parsePID(string(res.Output)), nil
 	case StatusNotRunning:
 		return false, 0, nil
-	case StatusNoDataDir:
-		return false, 0, fmt.Errorf("status of %s: no accessible data directory: %w", c.DataDir, exitError(c.StatusArgv(), res))
-	default:
-		return false, 0, fmt.Errorf("status of %s: %w", c.DataDir, exitError(c.StatusArgv(), res))
 	}
-}
-
-func exitError(argv []string, res host.Result) error {
-	return &host.ExitError{Argv: argv, Code: res.ExitCode, Output: res.Output}
+	exit := &host.ExitError{Argv: c.StatusArgv(), Code: res.ExitCode, Output: res.Output}
+	if res.ExitCode == StatusNoDataDir {
+		return false, 0, fmt.Errorf("status of %s: no accessible data directory: %w", c.DataDir, exit)
+	}
+	return false, 0, fmt.Errorf("status of %s: %w", c.DataDir, exit)
 }
 
 // parsePID reads "pg_ctl: server is running (PID: 1234)".
@@ -203,7 +200,8 @@ func (c Ctl) StopOutcome(ctx context.Context, mode StopMode, wait time.Duration)
 	}
 	var ee *host.ExitError
 	if errors.As(err, &ee) {
-		if res, serr := c.on().Run(ctx, c.StatusArgv()); serr == nil && res.ExitCode == StatusNotRunning {
+		// Status answers "not running" only for its exit code 3.
+		if running, _, serr := c.Status(ctx); serr == nil && !running {
 			return Stopped{Already: true, Said: firstLine(string(ee.Output))}, nil
 		}
 	}

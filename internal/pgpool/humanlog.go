@@ -57,6 +57,9 @@ const (
 	noteCommand = "command"
 	// noteSQL: Text is a statement sent (to Host, when named).
 	noteSQL = "sql"
+	// notePromote: the promotion is about to be asked for (by the command
+	// or statement noted next).
+	notePromote = "promote"
 	// noteVIPMove and noteVIPMoved: the VIP is being removed or added on
 	// interface Value, and the command is done.
 	noteVIPMove  = "vip_move"
@@ -177,21 +180,19 @@ func (l *humanLog) noted(kind string, n timeline.Note) {
 		}
 		l.line("ssh connect host:%s success, will stop old primary db and del the vip", n.Host)
 		l.line("stop the old primary db")
-	case noteCommand:
-		if n.Step == string(ActPromote) {
-			l.line("execute promote")
-			defer l.line("server promoting")
-		}
-		l.command(n)
-	case noteSQL:
-		if n.Step == string(ActPromote) {
-			l.line("execute promote")
-			defer l.line("server promoting")
-		}
-		if n.Host != "" {
+	case notePromote:
+		l.line("execute promote")
+	case noteCommand, noteSQL:
+		switch {
+		case n.What == noteCommand:
+			l.command(n)
+		case n.Host != "":
 			l.line("execute: %s on %s", n.Text, n.Host)
-		} else {
+		default:
 			l.line("execute: %s", n.Text)
+		}
+		if n.Step == string(ActPromote) {
+			l.line("server promoting")
 		}
 	case noteVIPMove:
 		verb := "ADD"

@@ -344,7 +344,7 @@ func kingbaseE2E(t *testing.T, v8r3 bool) {
 	// Waited for with PostgreSQL's names: Vigil's adapter asks a server for
 	// its names once, and a standby must have the wrappers by then.
 	pg1, pg2, pg3 := labtest.Server(t, l, "node1"), labtest.Server(t, l, "node2"), labtest.Server(t, l, "node3")
-	waitFor(t, ctx, "the standbys to replay the sys_ wrappers", func() bool {
+	labtest.WaitFor(t, ctx, "the standbys to replay the sys_ wrappers", func() bool {
 		p, ok := observe(t, ctx, pg1)
 		if !ok {
 			return false
@@ -443,7 +443,7 @@ func kingbaseE2E(t *testing.T, v8r3 bool) {
 	if !w.Writable() {
 		t.Fatalf("node2: %v", w)
 	}
-	waitFor(t, ctx, "node3 to replay node2's write", func() bool {
+	labtest.WaitFor(t, ctx, "node3 to replay node2's write", func() bool {
 		o, ok := observe(t, ctx, s3)
 		return ok && o.ReplayedLSN >= w.CommitLSN
 	})

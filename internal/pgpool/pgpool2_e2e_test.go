@@ -299,7 +299,7 @@ func waitReceived(t *testing.T, ctx context.Context, primary *database.Server, s
 		t.Fatal(err)
 	}
 	for _, s := range standbys {
-		waitFor(t, ctx, s.Name+" to receive the primary's WAL up to "+p.CurrentLSN.String(), func() bool {
+		labtest.WaitFor(t, ctx, s.Name+" to receive the primary's WAL up to "+p.CurrentLSN.String(), func() bool {
 			o, ok := observe(t, ctx, s)
 			return ok && o.ReceivedLSN >= p.CurrentLSN
 		})
@@ -433,7 +433,7 @@ func startPgpool(t *testing.T, ctx context.Context, netns string, conf func(dir 
 		close(p.done)
 	}()
 	t.Cleanup(func() { p.stop(t, pgid) })
-	waitFor(t, ctx, "Pgpool-II to answer on its PCP port", func() bool {
+	labtest.WaitFor(t, ctx, "Pgpool-II to answer on its PCP port", func() bool {
 		select {
 		case <-p.done:
 			t.Fatalf("pgpool exited:\n%s", p.log())
@@ -701,7 +701,7 @@ func TestPgpool2CallsVigilWhenThePrimaryCrashes(t *testing.T) {
 
 	wl := workloadtest.Start(t, vigil, workloadtest.Target{Netns: client.Netns, Host: vip.Addr().String(), Port: n1.Port,
 		User: user, PasswordFile: l.SuperuserPasswordFile(), Database: "postgres"})
-	waitFor(t, ctx, "the client's writes through the VIP to reach node1", func() bool {
+	labtest.WaitFor(t, ctx, "the client's writes through the VIP to reach node1", func() bool {
 		n, _, err := workloadRows(ctx, n1, user, password, 0)
 		return err == nil && n > 0
 	})
@@ -721,7 +721,7 @@ func TestPgpool2CallsVigilWhenThePrimaryCrashes(t *testing.T) {
 	crashNode(t, ctx, l, n1)
 
 	failoverLog := filepath.Join(dir, "pgpool.failover.log")
-	waitFor(t, ctx, "Vigil's failover log to end", func() bool {
+	labtest.WaitFor(t, ctx, "Vigil's failover log to end", func() bool {
 		data, _ := os.ReadFile(failoverLog)
 		return strings.Contains(string(data), "failover end")
 	})
@@ -788,7 +788,7 @@ func TestPgpool2CallsVigilWhenThePrimaryCrashes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, fmt.Sprintf("%d writes through the VIP on node2", resumedWrites), func() bool {
+	labtest.WaitFor(t, ctx, fmt.Sprintf("%d writes through the VIP on node2", resumedWrites), func() bool {
 		n, _, err := workloadRows(ctx, n2, user, password, before)
 		return err == nil && n >= resumedWrites
 	})

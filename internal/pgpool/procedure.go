@@ -437,15 +437,19 @@ func (f *command) promote(ctx context.Context, plan Plan) (string, error) {
 	case "":
 		return fmt.Sprintf("out of recovery already (timeline %d): nothing to promote", before.Timeline), nil
 	case ViaSQL:
+		// Noted before it is sent: a promotion that hangs still shows in
+		// the log as asked for.
+		f.note(timeline.Note{What: notePromote})
+		f.note(timeline.Note{What: noteSQL, Host: fmt.Sprintf("%s:%d", nw.Host, nw.Port),
+			Text: f.o.Flavor.SQL(fmt.Sprintf(sqlPromote, int(seconds64(f.o.PromoteTimeout))))})
 		pctx, cancel := context.WithTimeout(ctx, f.o.PromoteTimeout+5*time.Second)
 		err := srv.Promote(pctx, f.o.PromoteTimeout)
 		cancel()
-		f.note(timeline.Note{What: noteSQL, Host: fmt.Sprintf("%s:%d", nw.Host, nw.Port),
-			Text: f.o.Flavor.SQL(fmt.Sprintf(sqlPromote, int(seconds64(f.o.PromoteTimeout))))})
 		if err != nil {
 			return "", fmt.Errorf("promote %s: %w", nw, err)
 		}
 	case ViaSSH:
+		f.note(timeline.Note{What: notePromote})
 		ctl := f.o.Commands.Ctl(nw.DataDir)
 		ctl.Host = f.on(nw.Host, f.o.PromoteTimeout+5*time.Second, false)
 		if err := ctl.Promote(ctx, f.o.PromoteTimeout); err != nil {

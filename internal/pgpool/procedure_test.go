@@ -156,17 +156,6 @@ func execSQL(t *testing.T, ctx context.Context, s *database.Server, stmt string)
 	}
 }
 
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 // stepByName returns the named step of a record.
 func stepByName(t *testing.T, r timeline.Record, name string) timeline.Step {
 	t.Helper()
@@ -209,7 +198,7 @@ func TestFailoverCommandOnALab(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []*database.Server{s2, s3} {
-		waitFor(t, ctx, s.Name+" to receive the primary's WAL", func() bool {
+		labtest.WaitFor(t, ctx, s.Name+" to receive the primary's WAL", func() bool {
 			o, err := s.Observe(ctx)
 			return err == nil && o.ReceivedLSN >= p.CurrentLSN
 		})
@@ -324,7 +313,7 @@ func TestFailoverCommandOnALab(t *testing.T) {
 			t.Fatalf("node3 receiver %+v, %v", o.WALReceiver, err)
 		}
 		w := s2.ProbeWrite(ctx)
-		waitFor(t, ctx, "node3 to replay a write of the new primary", func() bool {
+		labtest.WaitFor(t, ctx, "node3 to replay a write of the new primary", func() bool {
 			o, err := s3.Observe(ctx)
 			return err == nil && o.ReplayedLSN >= w.CommitLSN
 		})

@@ -281,8 +281,8 @@ func TestRejoinRewindsDivergedPrimary(t *testing.T) {
 				(rw != nil && d.SwitchPoint != rw.DivergedAt) {
 				t.Errorf("divergence %+v, rewind %+v: want verdict in %v, timelines 1 and 2, switch point = pg_rewind's divergence", d, rw, wantVerdict)
 			}
-			if st, ok := stepNamed(steps, rejoin.StepIdentifyUpstream); !ok || strings.Contains(st.Evidence, `replication slot "node1" created on the upstream`) != crashed {
-				t.Errorf("identify_upstream step %+v: the slot must be made on the upstream exactly when it lacked it (crashed %v)", st, crashed)
+			if st, ok := stepNamed(steps, rejoin.StepUpstreamSlot); !ok || strings.Contains(st.Evidence, `replication slot "node1" created on the upstream`) != crashed {
+				t.Errorf("upstream_slot step %+v: the slot must be made on the upstream exactly when it lacked it (crashed %v)", st, crashed)
 			}
 			if st, ok := stepNamed(steps, rejoin.StepCheckpointUp); !ok || !strings.Contains(st.Evidence, "CHECKPOINT in") {
 				t.Errorf("checkpoint_upstream step %+v: want a CHECKPOINT of the just-promoted upstream", st)

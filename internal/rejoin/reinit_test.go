@@ -19,7 +19,7 @@ import (
 // the upstream or to copy it stops the reinit.
 func TestReinitRebuildsWhateverTheServerSays(t *testing.T) {
 	up := database.Upstream{Host: "10.0.0.2", Port: 5432, SlotName: "node1"}
-	all := []string{rejoin.StepReinitIdentifyUpstream, rejoin.StepReinitStop, rejoin.StepReinitInspect, rejoin.StepReinitKeepNodeFiles,
+	all := []string{rejoin.StepReinitIdentifyUpstream, rejoin.StepReinitStop, rejoin.StepReinitInspect, rejoin.StepReinitUpstreamSlot, rejoin.StepReinitKeepNodeFiles,
 		rejoin.StepReinitBaseBackup, rejoin.StepReinitConfigure, rejoin.StepReinitStart, rejoin.StepReinitWaitStreaming}
 	tests := []struct {
 		name      string
@@ -74,7 +74,7 @@ func TestReinitRebuildsWhateverTheServerSays(t *testing.T) {
 				return f
 			},
 			wantErr: "could not connect",
-			steps:   append(slices.Clone(all[:4]), rejoin.StepReinitBaseBackup+"!"),
+			steps:   append(slices.Clone(all[:5]), rejoin.StepReinitBaseBackup+"!"),
 			did:     []string{"stop fast", "basebackup"},
 		},
 		{

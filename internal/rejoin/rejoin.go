@@ -49,6 +49,7 @@ const (
 	StepIdentifyUpstream = "rejoin_identify_upstream"
 	StepStop             = "rejoin_stop"
 	StepAssess           = "rejoin_assess"
+	StepUpstreamSlot     = "rejoin_upstream_slot"
 	StepKeepNodeFiles    = "rejoin_keep_node_files"
 	StepCheckpointUp     = "rejoin_checkpoint_upstream"
 	StepRewind           = "rejoin_rewind"
@@ -65,6 +66,7 @@ const (
 	StepReinitIdentifyUpstream = "reinit_identify_upstream"
 	StepReinitStop             = "reinit_stop"
 	StepReinitInspect          = "reinit_inspect"
+	StepReinitUpstreamSlot     = "reinit_upstream_slot"
 	StepReinitKeepNodeFiles    = "reinit_keep_node_files"
 	StepReinitBaseBackup       = "reinit_basebackup"
 	StepReinitConfigure        = "reinit_configure"
@@ -102,6 +104,7 @@ type Server interface {
 	Start(ctx context.Context) error
 	ControlData(ctx context.Context) (pgctl.ControlData, error)
 	IdentifyUpstream(ctx context.Context, up database.Upstream) (database.UpstreamIdentity, error)
+	EnsureUpstreamSlot(ctx context.Context, up database.Upstream) (created bool, err error)
 	CheckpointIfStale(ctx context.Context, src database.ConnConfig, passFile string) (string, error)
 	KeepNodeFiles(extra []string) (database.KeptFiles, error)
 	Rewind(ctx context.Context, src database.ConnConfig, passFile string, kept database.KeptFiles) (database.RewindReport, error)
@@ -201,9 +204,9 @@ type Result struct {
 //  7. Run returns once it streams.
 //
 // Passwords reach the tools through pgpass files named by PGPASSFILE, never
-// in arguments. The replication slot up.SlotName is made on the upstream
-// if it lacks it (database.Server.IdentifyUpstream). Run never starts the server as a
-// primary: after a failure it is still running as it was (when the
+// in arguments. Once the server is known to belong to the upstream's
+// cluster, the replication slot up.SlotName is made there if it lacks it.
+// Run never starts the server as a primary: after a failure it is still running as it was (when the
 // upstream could not be identified), stopped, or running as a standby.
 func Run(ctx context.Context, srv Server, up database.Upstream, o Options, rec Recorder) (res Result, err error) {
 	self, log, finish := begin(srv, up, o, &res, "rejoin %s to %s")
@@ -281,6 +284,7 @@ func Run(ctx context.Context, srv Server, up database.Upstream, o Options, rec R
 		return res, err
 	}
 
+	p.upstreamSlot(ctx, StepUpstreamSlot)
 	if err := p.keepNodeFiles(StepKeepNodeFiles, o.KeepFiles); err != nil {
 		return res, err
 	}
@@ -374,6 +378,7 @@ func Reinit(ctx context.Context, srv Server, up database.Upstream, o Options, re
 		return ev + ": rebuilding regardless, as asked", nil
 	})
 
+	p.upstreamSlot(ctx, StepReinitUpstreamSlot)
 	if err := p.keepNodeFiles(StepReinitKeepNodeFiles, o.KeepFiles); err != nil {
 		return res, err
 	}
@@ -414,11 +419,27 @@ func (p *procedure) identify(ctx context.Context, step string) error {
 		if p.upst, err = p.srv.IdentifyUpstream(ctx, p.up); err != nil {
 			return "", err
 		}
-		evidence := fmt.Sprintf("system %s, timeline %d, WAL at %s", p.upst.SystemID, p.upst.Timeline, p.upst.LSN)
-		if p.upst.SlotNote != "" {
-			evidence += "; " + p.upst.SlotNote
+		return fmt.Sprintf("system %s, timeline %d, WAL at %s", p.upst.SystemID, p.upst.Timeline, p.upst.LSN), nil
+	})
+}
+
+// upstreamSlot makes this standby's replication slot on the upstream when
+// it lacks one, as step, once the server is known to belong there. A
+// failure is noted, not fatal: the leader makes the slot for the members
+// it sees, as before.
+func (p *procedure) upstreamSlot(ctx context.Context, step string) {
+	if p.up.SlotName == "" {
+		return
+	}
+	_ = p.rec.Run(step, func() (string, error) {
+		created, err := p.srv.EnsureUpstreamSlot(ctx, p.up)
+		switch {
+		case err != nil:
+			return "not made (" + firstLine(err.Error()) + "): the leader makes it for the members it sees", nil
+		case created:
+			return fmt.Sprintf("replication slot %q created on the upstream", p.up.SlotName), nil
 		}
-		return evidence, nil
+		return fmt.Sprintf("replication slot %q exists on the upstream", p.up.SlotName), nil
 	})
 }
 

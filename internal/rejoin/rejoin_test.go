@@ -52,6 +52,9 @@ func (f *fakeServer) IdentifyUpstream(context.Context, database.Upstream) (datab
 	return database.UpstreamIdentity{SystemID: "7001", Timeline: 2, LSN: 0x5000000,
 		History: []database.TimelineSwitch{{Timeline: 1, SwitchPoint: 0x3000000}}}, nil
 }
+func (f *fakeServer) EnsureUpstreamSlot(context.Context, database.Upstream) (bool, error) {
+	return false, nil
+}
 func (f *fakeServer) CheckpointIfStale(context.Context, database.ConnConfig, string) (string, error) {
 	return "", errors.New("connection refused")
 }
@@ -121,7 +124,7 @@ func TestRunOrderAndFallbacks(t *testing.T) {
 			name:    "rewind",
 			srv:     func() *fakeServer { f := diverged(); f.rewind = rewound; return f },
 			method2: rejoin.Rewind,
-			steps: []string{rejoin.StepCheckStreaming, rejoin.StepIdentifyUpstream, rejoin.StepStop, rejoin.StepAssess, rejoin.StepKeepNodeFiles,
+			steps: []string{rejoin.StepCheckStreaming, rejoin.StepIdentifyUpstream, rejoin.StepStop, rejoin.StepAssess, rejoin.StepUpstreamSlot, rejoin.StepKeepNodeFiles,
 				rejoin.StepCheckpointUp, rejoin.StepRewind, rejoin.StepConfigure, rejoin.StepStart, rejoin.StepWaitStreaming},
 			did: []string{"stop fast", "rewind", "configure", "start"},
 		},
@@ -129,7 +132,7 @@ func TestRunOrderAndFallbacks(t *testing.T) {
 			name:    "a failed rewind falls back to a base backup",
 			srv:     func() *fakeServer { f := diverged(); f.rewindErr = errors.New("could not find WAL"); return f },
 			method2: rejoin.BaseBackup,
-			steps: []string{rejoin.StepCheckStreaming, rejoin.StepIdentifyUpstream, rejoin.StepStop, rejoin.StepAssess, rejoin.StepKeepNodeFiles,
+			steps: []string{rejoin.StepCheckStreaming, rejoin.StepIdentifyUpstream, rejoin.StepStop, rejoin.StepAssess, rejoin.StepUpstreamSlot, rejoin.StepKeepNodeFiles,
 				rejoin.StepCheckpointUp, rejoin.StepRewind + "!", rejoin.StepStopAfterRewind, rejoin.StepBaseBackup, rejoin.StepConfigure, rejoin.StepStart, rejoin.StepWaitStreaming},
 			did: []string{"stop fast", "rewind", "basebackup", "configure", "start"},
 		},
@@ -138,7 +141,7 @@ func TestRunOrderAndFallbacks(t *testing.T) {
 			srv:     func() *fakeServer { f := diverged(); f.rewindErr = errors.New("could not find WAL"); return f },
 			method:  rejoin.Rewind,
 			wantErr: "could not find WAL",
-			steps: []string{rejoin.StepCheckStreaming, rejoin.StepIdentifyUpstream, rejoin.StepStop, rejoin.StepAssess, rejoin.StepKeepNodeFiles,
+			steps: []string{rejoin.StepCheckStreaming, rejoin.StepIdentifyUpstream, rejoin.StepStop, rejoin.StepAssess, rejoin.StepUpstreamSlot, rejoin.StepKeepNodeFiles,
 				rejoin.StepCheckpointUp, rejoin.StepRewind + "!"},
 			did: []string{"stop fast", "rewind"},
 		},
@@ -151,7 +154,7 @@ func TestRunOrderAndFallbacks(t *testing.T) {
 			},
 			method:  rejoin.Rewind,
 			wantErr: "reported no rewind required, but the server diverged",
-			steps: []string{rejoin.StepCheckStreaming, rejoin.StepIdentifyUpstream, rejoin.StepStop, rejoin.StepAssess, rejoin.StepKeepNodeFiles,
+			steps: []string{rejoin.StepCheckStreaming, rejoin.StepIdentifyUpstream, rejoin.StepStop, rejoin.StepAssess, rejoin.StepUpstreamSlot, rejoin.StepKeepNodeFiles,
 				rejoin.StepCheckpointUp, rejoin.StepRewind + "!"},
 			did: []string{"stop fast", "rewind"},
 		},
@@ -167,7 +170,7 @@ func TestRunOrderAndFallbacks(t *testing.T) {
 			srv:     diverged,
 			method:  rejoin.BaseBackup,
 			method2: rejoin.BaseBackup,
-			steps: []string{rejoin.StepCheckStreaming, rejoin.StepIdentifyUpstream, rejoin.StepStop, rejoin.StepAssess, rejoin.StepKeepNodeFiles,
+			steps: []string{rejoin.StepCheckStreaming, rejoin.StepIdentifyUpstream, rejoin.StepStop, rejoin.StepAssess, rejoin.StepUpstreamSlot, rejoin.StepKeepNodeFiles,
 				rejoin.StepBaseBackup, rejoin.StepConfigure, rejoin.StepStart, rejoin.StepWaitStreaming},
 			did: []string{"stop fast", "basebackup", "configure", "start"},
 		},

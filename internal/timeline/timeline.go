@@ -125,7 +125,10 @@ type StepLine struct {
 // StepLineMsg marks step lines among other log lines.
 const StepLineMsg = "vigil step"
 
-// Recorder builds a Record as the steps run.
+// Recorder builds a Record as the steps run. Its steps and notes come
+// from one goroutine, the procedure's (steps may nest, not overlap):
+// observers see events in that order, and a note belongs to the innermost
+// running step. Other goroutines may read the Record.
 type Recorder struct {
 	mu      sync.Mutex
 	rec     Record
