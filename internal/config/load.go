@@ -104,15 +104,16 @@ func decode(data []byte, file string, dst any, kind fileKind) (source, error) {
 		return source{}, inFile(w.problems, file)
 	}
 	if w.renamed {
-		// The walk wrote the new names into the tree; decoding that tree
-		// keeps KnownFields as a second guard behind the walk.
-		if data, err = yaml.Marshal(root); err != nil {
-			return source{}, fmt.Errorf("read configuration: %w", err)
-		}
+		// The walk wrote the new names into the tree and has refused every
+		// unknown key: decode the tree itself, whose nodes keep the file's
+		// line numbers (re-encoding it would renumber them).
+		err = root.Decode(dst)
+	} else {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		err = dec.Decode(dst)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(dst); err != nil {
+	if err != nil {
 		return source{}, inFile(yamlProblems(data, err), file)
 	}
 	src := source{file: file, lines: w.lines, deprecated: w.deprecated}
