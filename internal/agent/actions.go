@@ -128,7 +128,11 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 			if err := a.o.Server.SetAsync(dbCtx); err != nil {
 				return err
 			}
-			a.log.Warn("replication is now asynchronous: no synchronous standby")
+			if local.Role() == decision.RolePrimary {
+				a.log.Warn("replication is now asynchronous: no synchronous standby", "reason", reason)
+			} else {
+				a.log.Info("synchronous_standby_names cleared, ready for a promotion", "reason", reason)
+			}
 			return nil
 		}
 		if err := a.o.Server.SetSynchronous(dbCtx, act.Names...); err != nil {

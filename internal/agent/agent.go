@@ -37,6 +37,13 @@ type Router interface {
 	Down(ctx context.Context) error
 }
 
+// Prober is a Router that can check, before it comes up, that no other
+// host holds its address; the failover probes while the server promotes
+// and the next Up trusts that probe (vip.Manager).
+type Prober interface {
+	Probe(ctx context.Context) (evidence string, err error)
+}
+
 // Fencer stops a former primary by means other than its own agent (a
 // command, SSH). It is optional.
 type Fencer interface {
@@ -183,6 +190,11 @@ type Agent struct {
 	failsafeAcks    map[string]time.Time
 	promisedUntil   time.Time
 	acquiring       bool
+	// wake runs the loop early on events (see wakeups); nil for a stepped
+	// agent. wokenBy is the cause of the loop run in progress ("" for the
+	// ticker). Only the loop's goroutine uses either field.
+	wake    *wakeups
+	wokenBy string
 }
 
 // Status is what the agent knows after its last loop, for the API and ctl.
@@ -285,6 +297,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.New("agent: Run of a stepped agent (its caller drives Tick and RenewLease)")
 	}
 	a.Prepare(ctx)
+	a.startWakeups(ctx)
 	ticker := time.NewTicker(a.o.Decision.LoopInterval)
 	defer ticker.Stop()
 	for {
@@ -294,6 +307,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.shutdown()
 			return nil
 		case <-ticker.C:
+			a.wokenBy = ""
+		case a.wokenBy = <-a.wake.cause:
 		}
 	}
 }
@@ -460,7 +475,11 @@ func (a *Agent) logDecision(out decision.Output, trusted isolation.Result) {
 	a.lastReason = out.Reason
 	a.mu.Unlock()
 	if changed || len(out.Actions) > 0 && !onlyRoutine(out) {
-		a.log.Info("decision", "role", out.Role, "reason", out.Reason, "actions", actionKinds(out), "isolation", trusted.Evidence)
+		attrs := []any{"role", out.Role, "reason", out.Reason, "actions", actionKinds(out), "isolation", trusted.Evidence}
+		if a.wokenBy != "" {
+			attrs = append(attrs, "woken_by", a.wokenBy)
+		}
+		a.log.Info("decision", attrs...)
 	}
 }
 

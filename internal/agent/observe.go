@@ -24,9 +24,12 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 	srv := a.o.Server
 	l := decision.Local{Name: a.o.Node, Priority: a.o.Priority}
 
-	running, _, err := a.o.Control.Status(ctx)
+	running, pid, err := a.o.Control.Status(ctx)
 	if err != nil {
 		a.log.Warn("server status", "err", err)
+	}
+	if running && !a.watchPostmaster(pid) {
+		running = false // a zombie: see wakeups.exited
 	}
 	l.Running = running
 	l.StandbyConfigured = a.o.Control.StandbyConfigured()
@@ -47,6 +50,7 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 			}
 			if obs.InRecovery {
 				l.WAL = max(obs.ReceivedLSN, obs.ReplayedLSN)
+				l.Replayed = obs.ReplayedLSN
 				l.Upstream = memberAt(view, obs.UpstreamHost, obs.UpstreamPort)
 				// Streaming proves the upstream alive only while it keeps
 				// talking: a receiver cut off by a partition still says
@@ -61,7 +65,7 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 					l.UpstreamIsPrimary = a.upstreamIsPrimary(ctx, obs.UpstreamHost, obs.UpstreamPort)
 				}
 			} else {
-				l.WAL = obs.CurrentLSN
+				l.WAL, l.Replayed = obs.CurrentLSN, obs.CurrentLSN
 				a.checkSenderTimeout(obs.WALSenderTimeout)
 				p := srv.ProbeWrite(ctx)
 				probe = &p
@@ -153,7 +157,7 @@ func (a *Agent) memberRecord(l decision.Local, isolated bool) dcs.Member {
 	return dcs.Member{
 		Member: decision.Member{
 			Name: l.Name, Role: l.Role(), Reachable: l.Reachable, InRecovery: l.InRecovery,
-			Writable: l.Writable && a.lease.holding(), Timeline: l.Timeline, WAL: l.WAL,
+			Writable: l.Writable && a.lease.holding(), Timeline: l.Timeline, WAL: l.WAL, Replayed: l.Replayed,
 			Priority: l.Priority, Isolated: isolated, SystemID: l.SystemID, Upstream: l.Upstream,
 		},
 		Host: a.o.Host, Port: a.o.Port, APIURL: a.o.APIURL, UpdatedAt: a.clock.Now(),

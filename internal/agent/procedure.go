@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -28,7 +29,7 @@ func (a *Agent) plan() failover.Plan {
 		p = failover.Agent()
 	}
 	if len(a.o.Routers) == 0 && !p.RoutesBeforeCommit() {
-		p = p.Without(failover.StepRoutesUp)
+		p = p.WithoutRoutes()
 	}
 	return p
 }
@@ -78,6 +79,9 @@ func (a *Agent) runPlan(ctx context.Context, rec *timeline.Recorder, view dcs.Vi
 // steps are the agent's implementations of the plans' steps.
 func (a *Agent) steps(rec *timeline.Recorder, view dcs.View) failover.Steps {
 	var commit database.ProbeResult
+	// syncReady: the synchronous setting the gate's write needs was made
+	// before the promotion.
+	var syncReady bool
 	return failover.Steps{
 		failover.StepIsolationGuard: a.isolationGuard,
 		failover.StepAcquireLeader: func(ctx context.Context) (string, error) {
@@ -89,17 +93,22 @@ func (a *Agent) steps(rec *timeline.Recorder, view dcs.View) failover.Steps {
 			a.leaderProgress(false, nil, "failover in progress: holds the leader key, not yet proved writable")
 			return fmt.Sprintf("leader key taken under a %s lease", a.o.Decision.LeaseTTL), nil
 		},
-		failover.StepFence:   func(ctx context.Context) (string, error) { return a.fence(ctx, view) },
-		failover.StepPromote: a.promote,
+		failover.StepFence: func(ctx context.Context) (string, error) { return a.fence(ctx, view) },
+		failover.StepSynchronous: func(ctx context.Context) (string, error) {
+			ev, err := a.prepareSynchronous(ctx, view)
+			syncReady = err == nil
+			return ev, err
+		},
+		failover.StepPromote:     a.promote,
+		failover.StepRoutesProbe: a.probeRoutes,
 		failover.StepReadinessGate: func(ctx context.Context) (string, error) {
 			var err error
-			commit, err = a.readinessGate(ctx, rec, view)
+			commit, err = a.readinessGate(ctx, rec, view, syncReady)
 			if err != nil {
 				return "", err
 			}
 			return commit.String(), nil
 		},
-		failover.StepSynchronous: a.fixSynchronous,
 		failover.StepCheckpoint: func(ctx context.Context) (string, error) {
 			return failover.Checkpoint(ctx, a.o.Server, a.o.PromoteTimeout)
 		},
@@ -173,10 +182,10 @@ func (a *Agent) fence(ctx context.Context, view dcs.View) (string, error) {
 
 // completePromotion resumes the procedure for a leader whose server is
 // still in recovery (a previous attempt was interrupted): the plan from
-// the promotion on.
+// the synchronous setting on.
 func (a *Agent) completePromotion(ctx context.Context, view dcs.View) {
 	rec := timeline.New("promotion", a.o.Cluster, a.o.Node, "", a.o.StepLog, a.log)
-	ok := a.runPlan(ctx, rec, view, a.plan().From(failover.StepPromote))
+	ok := a.runPlan(ctx, rec, view, a.plan().From(failover.StepSynchronous))
 	record := rec.Finish(ok, "leader still in recovery")
 	a.saveHistory(ctx, record)
 	a.log.Info("promotion finished", "ok", ok, "timeline", "\n"+timeline.Format(record))
@@ -249,10 +258,11 @@ func (a *Agent) others(view dcs.View) []string {
 
 // readinessGate repeats a real write until one commits (failover.Gate).
 // In strict mode not even the gate's own write may be acknowledged before
-// a standby has it; in "on" mode a commit that waits for a synchronous
+// a standby has it (syncReady: prepareSynchronous made sure of that, else
+// the gate does); in "on" mode a commit that waits for a synchronous
 // standby that is not there yet goes asynchronous rather than block.
-func (a *Agent) readinessGate(ctx context.Context, rec *timeline.Recorder, view dcs.View) (database.ProbeResult, error) {
-	if a.o.Decision.SyncMode == decision.SyncStrict {
+func (a *Agent) readinessGate(ctx context.Context, rec *timeline.Recorder, view dcs.View, syncReady bool) (database.ProbeResult, error) {
+	if a.o.Decision.SyncMode == decision.SyncStrict && !syncReady {
 		// Any member that follows will do.
 		if others := a.others(view); len(others) > 0 {
 			sctx, scancel := context.WithTimeout(ctx, a.o.DBTimeout)
@@ -303,39 +313,65 @@ func (a *Agent) readinessGate(ctx context.Context, rec *timeline.Recorder, view 
 	return p.Last, nil
 }
 
-// fixSynchronous points synchronous replication at the standbys that can
-// serve it right after a promotion: none are streaming yet, so "on" goes
-// asynchronous until the main loop re-adds standbys as they catch up, and
-// "strict" waits for any member.
-func (a *Agent) fixSynchronous(ctx context.Context) (string, error) {
-	if a.o.Decision.SyncMode == decision.SyncOff {
-		return "synchronous mode off", nil
-	}
+// prepareSynchronous makes, before the promotion, the synchronous setting
+// the new primary's first commits need, so that no round trip to the
+// promoted server is left for after the gate. In "on" (and "off") mode
+// that is none: no standby streams from this node yet, so a commit that
+// waited for one would hang; the main loop re-adds standbys as they catch
+// up. A standby's agent keeps that setting ready (decision: a standby
+// clears synchronous_standby_names), so this is usually a check. In
+// "strict" mode commits wait for any other member, from the first one on.
+func (a *Agent) prepareSynchronous(ctx context.Context, view dcs.View) (string, error) {
 	sctx, cancel := context.WithTimeout(ctx, a.o.DBTimeout)
 	defer cancel()
 	obs, err := a.o.Server.Observe(sctx)
 	if err != nil {
 		return "", err
 	}
-	var streaming []string
-	for _, sb := range obs.Standbys {
-		if sb.State == "streaming" {
-			streaming = append(streaming, sb.ApplicationName)
+	current := database.ParseSyncStandbyNames(obs.SynchronousStandbyNames)
+	if a.o.Decision.SyncMode == decision.SyncStrict {
+		others := a.others(view)
+		if len(others) == 0 {
+			return "strict: no other member to wait for", nil
 		}
-	}
-	if len(streaming) > 0 {
-		if err := a.o.Server.SetSynchronous(sctx, streaming...); err != nil {
-			return "", err
+		list := strings.Join(others, ", ")
+		if slices.Equal(slices.Sorted(slices.Values(current)), others) {
+			return "strict: commits wait for any of " + list + " (set already)", nil
 		}
-		return "synchronous standbys: " + strings.Join(streaming, ", "), nil
-	}
-	if a.o.Decision.SyncMode == decision.SyncOn {
-		if err := a.o.Server.SetAsync(sctx); err != nil {
-			return "", err
+		if err := a.o.Server.SetSynchronous(sctx, others...); err != nil {
+			return "", fmt.Errorf("strict synchronous mode: %w", err)
 		}
-		return "no healthy synchronous standby: asynchronous until one catches up", nil
+		return "strict: commits wait for any of " + list, nil
 	}
-	return "strict: commits wait until a standby follows", nil
+	if len(current) == 0 {
+		return "asynchronous, made ready while a standby: the first commits wait for no standby", nil
+	}
+	if err := a.o.Server.SetAsync(sctx); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("synchronous_standby_names %q cleared before the promotion: no standby streams from this node yet", obs.SynchronousStandbyNames), nil
+}
+
+// probeRoutes checks, while the server promotes, that no other host holds
+// a route's address (a VIP's duplicate-address probe), so that the routes
+// come up after the gate without waiting for that check.
+func (a *Agent) probeRoutes(ctx context.Context) (string, error) {
+	var evidence []string
+	for _, r := range a.o.Routers {
+		p, ok := r.(Prober)
+		if !ok {
+			continue
+		}
+		ev, err := p.Probe(ctx)
+		if err != nil {
+			return strings.Join(evidence, "; "), fmt.Errorf("probe %s: %w", r.Name(), err)
+		}
+		evidence = append(evidence, r.Name()+": "+ev)
+	}
+	if len(evidence) == 0 {
+		return "no route needs a probe", nil
+	}
+	return strings.Join(evidence, "; "), nil
 }
 
 // abandonLeadership gives the key back after a failed step.

@@ -112,13 +112,18 @@ func decideAsLeader(in Input, out outFunc) Output {
 	return decideAsLeaderNoRequest(in, out)
 }
 
-// sortCandidates puts the best candidate first: the most WAL, then the
-// highest priority, then the name, so that every agent picks the same one.
+// sortCandidates puts the best candidate first: the most WAL (never less
+// data), then the most WAL replayed (the least left to replay before it
+// can take writes: the soonest writable), then the highest priority, then
+// the name, so that every agent picks the same one.
 func sortCandidates(cands []candidate) {
 	sort.SliceStable(cands, func(i, j int) bool {
 		a, b := cands[i], cands[j]
 		if a.wal != b.wal {
 			return a.wal > b.wal
+		}
+		if a.replayed != b.replayed {
+			return a.replayed > b.replayed
 		}
 		if a.priority != b.priority {
 			return a.priority > b.priority
@@ -243,6 +248,13 @@ func decideAsFollower(in Input, out outFunc) Output {
 	if self.Upstream != leader && !in.Cluster.Paused {
 		return out(fmt.Sprintf("standby streams from %q, leader is %s: following the leader", self.Upstream, leader),
 			Action{Kind: Follow, Target: leader})
+	}
+	if len(self.SyncStandbys) > 0 && in.Config.SyncMode != SyncStrict {
+		// Ready for a promotion: its first commits must not wait for a
+		// standby (none streams from it yet), and the failover should not
+		// spend a round trip on this after the leader key.
+		return out(fmt.Sprintf("standby following %s; clearing its synchronous_standby_names so that a promotion finds it ready", leader),
+			Action{Kind: SetSyncStandbys})
 	}
 	return out(fmt.Sprintf("standby following %s", leader))
 }
@@ -414,7 +426,21 @@ func newerHistory(in Input) string {
 type candidate struct {
 	name     string
 	wal      uint64
+	replayed uint64
 	priority int
+}
+
+func localCandidate(l Local) candidate {
+	return candidate{name: l.Name, wal: uint64(l.WAL), replayed: uint64(l.Replayed), priority: l.Priority}
+}
+
+func memberCandidate(m Member) candidate {
+	return candidate{name: m.Name, wal: uint64(m.WAL), replayed: uint64(m.Replayed), priority: m.Priority}
+}
+
+// positions describes a candidate's WAL for a decision's reason.
+func (c candidate) positions() string {
+	return fmt.Sprintf("WAL %s, replayed %s", lsnString(c.wal), lsnString(c.replayed))
 }
 
 // isBestCandidate decides whether this standby should run the failover.
@@ -427,13 +453,13 @@ func isBestCandidate(in Input) (bool, string) {
 	if lag := last.Sub(self.WAL); last != 0 && lag > in.Config.MaximumLagOnFailover {
 		return false, fmt.Sprintf("%d bytes behind the last leader position %s (maximum_lag_on_failover %d)", lag, last, in.Config.MaximumLagOnFailover)
 	}
-	cands := []candidate{{name: self.Name, wal: uint64(self.WAL), priority: self.Priority}}
+	cands := []candidate{localCandidate(self)}
 	for _, m := range sortedMembers(in.Cluster.Members) {
 		if m.Name == self.Name {
 			continue
 		}
 		if m.Reachable && m.InRecovery && !m.Isolated && m.Priority > 0 && (m.SystemID == "" || self.SystemID == "" || m.SystemID == self.SystemID) {
-			cands = append(cands, candidate{name: m.Name, wal: uint64(m.WAL), priority: m.Priority})
+			cands = append(cands, memberCandidate(m))
 		}
 	}
 
@@ -458,11 +484,11 @@ func isBestCandidate(in Input) (bool, string) {
 	}
 
 	sortCandidates(cands)
-	if best := cands[0]; best.name != self.Name {
-		return false, fmt.Sprintf("%s is a better candidate (WAL %s, priority %d; this node %s, priority %d)",
-			best.name, lsnString(best.wal), best.priority, self.WAL, self.Priority)
+	if best, me := cands[0], localCandidate(self); best.name != self.Name {
+		return false, fmt.Sprintf("%s is a better candidate (%s, priority %d; this node %s, priority %d)",
+			best.name, best.positions(), best.priority, me.positions(), me.priority)
 	}
-	return true, fmt.Sprintf("this node is the best candidate (WAL %s, priority %d, %d candidates)", self.WAL, self.Priority, len(cands))
+	return true, fmt.Sprintf("this node is the best candidate (%s, priority %d, %d candidates)", localCandidate(self).positions(), self.Priority, len(cands))
 }
 
 // syncAction moves the synchronous set one safe step towards the standbys
@@ -613,7 +639,7 @@ func switchoverTarget(in Input, named string) (string, string) {
 		case lag > in.Config.MaximumLagOnFailover:
 			refusals = append(refusals, fmt.Sprintf("%s is %d bytes behind (maximum_lag_on_failover %d)", m.Name, lag, in.Config.MaximumLagOnFailover))
 		default:
-			cands = append(cands, candidate{name: m.Name, wal: uint64(m.WAL), priority: m.Priority})
+			cands = append(cands, memberCandidate(m))
 		}
 	}
 	if len(cands) == 0 {
@@ -626,5 +652,5 @@ func switchoverTarget(in Input, named string) (string, string) {
 		return "", strings.Join(refusals, "; ")
 	}
 	sortCandidates(cands)
-	return cands[0].name, fmt.Sprintf("%s streams from this leader, %d bytes behind", cands[0].name, self.WAL.Sub(wal.LSN(cands[0].wal)))
+	return cands[0].name, fmt.Sprintf("%s streams from this leader, %d bytes behind (%s)", cands[0].name, self.WAL.Sub(wal.LSN(cands[0].wal)), cands[0].positions())
 }

@@ -222,6 +222,66 @@ func TestDecide(t *testing.T) {
 			wantReason: "node2 is a better candidate",
 		},
 		{
+			name: "equal WAL: the standby with less left to replay wins over a higher priority",
+			in: func() Input {
+				self := standbyLocal("node2", 0x5000000)
+				self.Replayed, self.Priority = 0x4F00000, 200
+				other := standbyMember("node3", 0x5000000, 100)
+				other.Replayed = 0x5000000
+				return orphanInput(self, other)
+			},
+			wantReason: "node3 is a better candidate (WAL 0/5000000, replayed 0/5000000, priority 100; this node WAL 0/5000000, replayed 0/4F00000",
+		},
+		{
+			name: "equal WAL: the standby with less left to replay fails over, its reason giving both positions",
+			in: func() Input {
+				self := standbyLocal("node3", 0x5000000)
+				self.Replayed = 0x5000000
+				other := standbyMember("node2", 0x5000000, 100)
+				other.Replayed = 0x4000000
+				return orphanInput(self, other)
+			},
+			want:       []ActionKind{Failover},
+			wantReason: "best candidate (WAL 0/5000000, replayed 0/5000000",
+		},
+		{
+			name: "never less data for a faster promotion: more WAL wins over less left to replay",
+			in: func() Input {
+				self := standbyLocal("node3", 0x4FFF000)
+				self.Replayed = 0x4FFF000
+				other := standbyMember("node2", 0x5000000, 100)
+				other.Replayed = 0x4000000
+				return orphanInput(self, other)
+			},
+			wantReason: "node2 is a better candidate",
+		},
+		{
+			name: "a standby keeps synchronous_standby_names empty, ready for a promotion",
+			in: func() Input {
+				in := leaderInput()
+				in.HoldsLeader = false
+				in.Self = standbyLocal("node2", 0x5000000)
+				in.Self.Streaming = true
+				in.Self.SyncStandbys = []string{"node3"}
+				in.Config.SyncMode = SyncOn
+				return in
+			},
+			want: []ActionKind{SetSyncStandbys}, wantReason: "clearing its synchronous_standby_names",
+		},
+		{
+			name: "strict mode: a standby's synchronous_standby_names is left for the failover to set",
+			in: func() Input {
+				in := leaderInput()
+				in.HoldsLeader = false
+				in.Self = standbyLocal("node2", 0x5000000)
+				in.Self.Streaming = true
+				in.Self.SyncStandbys = []string{"node3"}
+				in.Config.SyncMode = SyncStrict
+				return in
+			},
+			wantReason: "standby following node1",
+		},
+		{
 			name: "equal WAL: higher priority wins",
 			in: func() Input {
 				self := standbyLocal("node2", 0x5000000)

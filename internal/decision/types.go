@@ -202,6 +202,10 @@ type Local struct {
 	// WAL is the newest position this server has: the current write position
 	// of a primary, the newest received or replayed position of a standby.
 	WAL wal.LSN
+	// Replayed is the newest position this server has applied: of a
+	// standby, its replay position (what it still has to replay before it
+	// can take writes is WAL - Replayed); of a primary, WAL.
+	Replayed wal.LSN
 	// Writable: the last write probe committed.
 	Writable bool
 	// ProbeSyncWait: the last write probe waited for a synchronous standby.
@@ -253,6 +257,7 @@ type Member struct {
 	Writable   bool    `json:"writable"`
 	Timeline   uint32  `json:"timeline"`
 	WAL        wal.LSN `json:"wal"`
+	Replayed   wal.LSN `json:"replayed,omitempty"`
 	Priority   int     `json:"priority"`
 	Isolated   bool    `json:"isolated"`
 	SystemID   string  `json:"system_id"`

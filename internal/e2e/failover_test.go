@@ -109,8 +109,8 @@ func TestNodeCrashPromotesTheStandbyWithTheMostWAL(t *testing.T) {
 	if err := json.Unmarshal(hist[len(hist)-1], &rec); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{failover.StepIsolationGuard, failover.StepAcquireLeader, failover.StepFence, failover.StepPromote,
-		failover.StepReadinessGate, failover.StepSynchronous, failover.StepCheckpoint, failover.StepPublish, failover.StepStandbysFollow}
+	want := []string{failover.StepIsolationGuard, failover.StepAcquireLeader, failover.StepFence, failover.StepSynchronous,
+		failover.StepPromote, failover.StepReadinessGate, failover.StepPublish, failover.StepStandbysFollow, failover.StepCheckpoint}
 	var got []string
 	for _, st := range rec.Steps {
 		got = append(got, st.Name)

@@ -145,5 +145,5 @@ func Checkpoint(ctx context.Context, srv Checkpointer, timeout time.Duration) (s
 	if err := srv.Checkpoint(cctx); err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
-	return "CHECKPOINT done", nil
+	return "CHECKPOINT done " + CheckpointWhy, nil
 }

@@ -41,7 +41,7 @@ func TestPlanRoutesOnlyAfterTheGatesWrite(t *testing.T) {
 
 func TestPlanNamesAreUniqueAndKnown(t *testing.T) {
 	known := []string{StepIsolationGuard, StepAcquireLeader, StepFence, StepPromote, StepReadinessGate,
-		StepSynchronous, StepCheckpoint, StepPublish, StepRoutesUp, StepStandbysFollow, StepLivenessCheck}
+		StepSynchronous, StepCheckpoint, StepPublish, StepRoutesUp, StepRoutesProbe, StepStandbysFollow, StepLivenessCheck}
 	names := map[string]bool{}
 	for _, p := range All() {
 		if names[p.Name] {
@@ -62,12 +62,59 @@ func TestPlanNamesAreUniqueAndKnown(t *testing.T) {
 }
 
 func TestPlanFromAndWithout(t *testing.T) {
-	p := Agent().From(StepPromote).Without(StepRoutesUp)
-	want := []string{StepPromote, StepReadinessGate, StepSynchronous, StepCheckpoint, StepPublish, StepStandbysFollow}
+	p := Agent().From(StepPromote).WithoutRoutes()
+	want := []string{StepPromote, StepReadinessGate, StepPublish, StepStandbysFollow, StepCheckpoint}
 	if !slices.Equal(p.Names(), want) {
 		t.Errorf("got %v, want %v", p.Names(), want)
 	}
 	if !Agent().From("nothing").IsZero() {
 		t.Error("From an unknown step should be empty")
+	}
+	// A companion whose step is left out, or that a plan starts from,
+	// runs on its own: never alongside a step it was not planned beside.
+	for _, q := range []Plan{Agent().Without(StepPublish), Agent().From(StepRoutesUp), Pgpool()} {
+		if g := q.Groups(); slices.ContainsFunc(g, func(g []Spec) bool {
+			return slices.ContainsFunc(g, func(s Spec) bool { return s.Name == StepRoutesUp }) && len(g) > 1
+		}) {
+			t.Errorf("plan %s %v: routes_up runs alongside another step: %v", q.Name, q.Names(), g)
+		}
+	}
+}
+
+// TestCriticalPathHoldsOnlyPromotionAndTheGate: after the leader key and
+// the fence, nothing but the promotion and the readiness gate's write
+// comes before the routes; the synchronous setting is made before the
+// promotion (never a round trip after the gate), the duplicate-address
+// probe runs alongside the promotion, the publication alongside the
+// routes, and the CHECKPOINT after them.
+func TestCriticalPathHoldsOnlyPromotionAndTheGate(t *testing.T) {
+	for _, p := range []Plan{Agent(), Pgpool()} {
+		t.Run(p.Name, func(t *testing.T) {
+			var path []string
+			for _, g := range p.Groups() {
+				if g[0].Name == StepIsolationGuard || g[0].Name == StepAcquireLeader || g[0].Name == StepFence || g[0].Name == StepSynchronous {
+					continue
+				}
+				if slices.ContainsFunc(g, func(s Spec) bool { return s.Name == StepRoutesUp }) {
+					break
+				}
+				path = append(path, g[0].Name)
+			}
+			if want := []string{StepPromote, StepReadinessGate}; !slices.Equal(path, want) {
+				t.Errorf("steps between the fence and the routes: %v, want %v", path, want)
+			}
+			for _, order := range [][2]string{{StepSynchronous, StepPromote}, {StepRoutesUp, StepCheckpoint}, {StepFence, StepSynchronous}} {
+				if !p.Before(order[0], order[1]) {
+					t.Errorf("%s must end before %s starts: %v", order[0], order[1], p.Names())
+				}
+			}
+			if p.Before(StepReadinessGate, StepSynchronous) || p.Has(StepSyncToAsync) {
+				t.Errorf("a synchronous round trip after the gate: %v", p.Names())
+			}
+		})
+	}
+	a := Agent()
+	if a.group(StepRoutesProbe) != a.group(StepPromote) || a.group(StepPublish) != a.group(StepRoutesUp) {
+		t.Errorf("groups %v: the probe runs alongside the promotion, the publication alongside the routes", a.Groups())
 	}
 }

@@ -93,7 +93,7 @@ func TestRunner(t *testing.T) {
 			name:   "a failed gate aborts before the routes",
 			plan:   plan,
 			change: func(s Steps) { s[StepReadinessGate] = failing(boom) },
-			failed: StepReadinessGate, ran: []string{StepFence, StepPromote, StepReadinessGate}, failures: []string{StepReadinessGate},
+			failed: StepReadinessGate, ran: []string{StepFence, StepSynchronous, StepPromote, StepReadinessGate}, failures: []string{StepReadinessGate},
 		},
 		{
 			name:   "a failed checkpoint is recorded and the plan goes on",
@@ -105,7 +105,33 @@ func TestRunner(t *testing.T) {
 			name:   "a missing implementation fails its step",
 			plan:   plan,
 			change: func(s Steps) { delete(s, StepPromote) },
-			failed: StepPromote, ran: []string{StepFence, StepPromote}, failures: []string{StepPromote},
+			failed: StepPromote, ran: []string{StepFence, StepSynchronous, StepPromote}, failures: []string{StepPromote},
+		},
+		{
+			name: "every step of the agent's plan, companions recorded after their step",
+			plan: Agent(),
+			ran:  Agent().Names(),
+		},
+		{
+			name:   "a failed probe alongside the promotion is recorded and the plan goes on",
+			plan:   Agent(),
+			change: func(s Steps) { s[StepRoutesProbe] = failing(boom) },
+			ran:    Agent().Names(), failures: []string{StepRoutesProbe},
+		},
+		{
+			name:   "a failed promotion ends the plan once the probe beside it has ended",
+			plan:   Agent(),
+			change: func(s Steps) { s[StepPromote] = failing(boom) },
+			failed: StepPromote, failures: []string{StepPromote},
+			ran: []string{StepIsolationGuard, StepAcquireLeader, StepFence, StepSynchronous, StepPromote, StepRoutesProbe},
+		},
+		{
+			name:   "failed routes alongside the publication end the plan after the publication",
+			plan:   Agent(),
+			change: func(s Steps) { s[StepRoutesUp] = failing(boom) },
+			failed: StepRoutesUp, failures: []string{StepRoutesUp},
+			ran: []string{StepIsolationGuard, StepAcquireLeader, StepFence, StepSynchronous, StepPromote, StepRoutesProbe,
+				StepReadinessGate, StepPublish, StepRoutesUp},
 		},
 		{
 			name:   "a step recording a part of its work as a step of its own",
@@ -164,6 +190,36 @@ func TestRunner(t *testing.T) {
 				t.Errorf("recorded failures %v, want %v", failures, tt.failures)
 			}
 		})
+	}
+}
+
+// TestRunnerRunsCompanionsAtTheSameTime: the publication waits for the
+// routes to start and the routes for the publication, which only works if
+// both run at once; run one after the other they would wait forever.
+func TestRunnerRunsCompanionsAtTheSameTime(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	publishing, routing := make(chan struct{}), make(chan struct{})
+	meet := func(mine, theirs chan struct{}) StepFunc {
+		return func(ctx context.Context) (string, error) {
+			close(mine)
+			select {
+			case <-theirs:
+				return "met", nil
+			case <-ctx.Done():
+				return "", fmt.Errorf("the other step never started: %w", ctx.Err())
+			}
+		}
+	}
+	plan := Agent().From(StepPublish).Without(StepStandbysFollow, StepCheckpoint)
+	rec := timeline.New("failover", "c", "n1", "n0", nil, nil)
+	res := Run(ctx, plan, rec, Steps{StepPublish: meet(publishing, routing), StepRoutesUp: meet(routing, publishing)})
+	if !res.OK() {
+		t.Fatalf("publish and routes did not run at the same time: %v", res.Err)
+	}
+	steps := rec.Record().Steps
+	if len(steps) != 2 || steps[1].Start.After(steps[0].End) {
+		t.Errorf("steps %+v: the routes should start before the publication ends", steps)
 	}
 }
 

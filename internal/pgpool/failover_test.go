@@ -106,21 +106,23 @@ func TestFailoverFixesTheSeedsOrder(t *testing.T) {
 		t.Fatalf("exit %d: %v\n%s", out.Exit, out.Err, human.String())
 	}
 	ev := c.Events()
-	// Fence, then promote, then a committed write, and only then the VIP.
+	// Fence, asynchronous before the promotion (no commit of the new
+	// primary may wait for the old one), promote, a committed write, the
+	// VIP, and only then the CHECKPOINT, off the write path.
 	before(t, ev, []string{"10.0.0.1:", "pg_ctl -D /data stop -m immediate"}, []string{"10.0.0.1:", "ip addr del 10.0.0.100/24"})
-	before(t, ev, []string{"10.0.0.1:", "ip addr del"}, []string{"db 10.0.0.2: promoted"})
+	before(t, ev, []string{"10.0.0.1:", "ip addr del"}, []string{"db 10.0.0.2: async"})
+	before(t, ev, []string{"db 10.0.0.2: async"}, []string{"db 10.0.0.2: promoted"})
 	before(t, ev, []string{"db 10.0.0.2: promoted"}, []string{"db 10.0.0.2: probe refused while replaying"})
-	before(t, ev, []string{"db 10.0.0.2: probe refused while replaying"}, []string{"db 10.0.0.2: async"})
-	before(t, ev, []string{"db 10.0.0.2: async"}, []string{"db 10.0.0.2: probe committed"})
-	before(t, ev, []string{"db 10.0.0.2: probe committed"}, []string{"db 10.0.0.2: checkpoint"})
-	before(t, ev, []string{"db 10.0.0.2: checkpoint"}, []string{"10.0.0.2:", "arping -D"})
+	before(t, ev, []string{"db 10.0.0.2: probe refused while replaying"}, []string{"db 10.0.0.2: probe committed"})
+	before(t, ev, []string{"db 10.0.0.2: probe committed"}, []string{"10.0.0.2:", "arping -D"})
 	before(t, ev, []string{"10.0.0.2:", "arping -D"}, []string{"10.0.0.2:", "ip addr add 10.0.0.100/24 dev eth0 label eth0:2"})
 	before(t, ev, []string{"ip addr add"}, []string{"10.0.0.2:", "arping -U 10.0.0.100"})
 	before(t, ev, []string{"arping -U"}, []string{"via 10.0.0.100: probe committed"})
+	before(t, ev, []string{"via 10.0.0.100: probe committed"}, []string{"db 10.0.0.2: checkpoint"})
 	if c.vipOn != "10.0.0.2" || c.nodes["10.0.0.1"].running || c.nodes["10.0.0.2"].inRecovery {
 		t.Errorf("end state: VIP on %q, old primary running %v, new primary in recovery %v", c.vipOn, c.nodes["10.0.0.1"].running, c.nodes["10.0.0.2"].inRecovery)
 	}
-	want := []string{"isolation_guard", "decide", "fence_old_primary", "promote", "sync_to_async", "readiness_gate", "synchronous_replication", "checkpoint", "routes_up"}
+	want := []string{"isolation_guard", "decide", "fence_old_primary", "sync_to_async", "synchronous_replication", "promote", "readiness_gate", "routes_up", "checkpoint"}
 	if got := stepNames(out.Record); !slices.Equal(got, want) {
 		t.Errorf("steps %v, want %v", got, want)
 	}
@@ -132,7 +134,7 @@ func TestFailoverFixesTheSeedsOrder(t *testing.T) {
 		t.Errorf("human log read as %s with %d unrecognised lines:\n%s", f.Format, f.Unknown, human.String())
 	}
 	wantKinds := []event.Kind{event.FailoverStart, event.TrustedPingOK, event.FailureDetected, event.OldPrimaryStop, event.VIPDeleted,
-		event.Step, event.PromoteRequested, event.SyncToAsync, event.CheckpointRequest, event.CheckpointDone, event.VIPAdded, event.GratuitousARP, event.FailoverEnd}
+		event.SyncToAsync, event.Step, event.PromoteRequested, event.VIPAdded, event.GratuitousARP, event.CheckpointRequest, event.CheckpointDone, event.FailoverEnd}
 	if got := milestones(rep, "failover.log"); !slices.Equal(got, wantKinds) {
 		t.Errorf("milestones of the human log:\n got %v\nwant %v\n%s", got, wantKinds, human.String())
 	}

@@ -33,8 +33,8 @@ func promoted() Candidate {
 }
 
 func TestDecide(t *testing.T) {
-	fullSteps := []Action{ActFence, ActPromote, ActGate, ActSync, ActCheckpoint, ActVIP}
-	noVIPSteps := []Action{ActFence, ActPromote, ActGate, ActSync, ActCheckpoint}
+	fullSteps := []Action{ActFence, ActSync, ActPromote, ActGate, ActVIP, ActCheckpoint}
+	noVIPSteps := []Action{ActFence, ActSync, ActPromote, ActGate, ActCheckpoint}
 	standbyOK, standbyV8, promoted := standbyOK(), standbyV8(), promoted()
 	// Node 0 (192.168.1.201) was the primary, node 1 (.202) the standby:
 	// the seed's cluster.
@@ -160,11 +160,11 @@ func TestDecideOrderInvariants(t *testing.T) {
 								if !c.Reachable || a.NewMainHost == "" || a.NewMainID < 0 || a.NewMainID == a.FailedID {
 									t.Fatalf("%s: steps %v without a usable candidate", where(), pl.Actions())
 								}
-								if pl.Actions()[0] != ActFence || slices.Index(pl.Actions(), ActPromote) != 1 || slices.Index(pl.Actions(), ActGate) != 2 {
+								if pl.Actions()[0] != ActFence || slices.Index(pl.Actions(), ActSync) != 1 || slices.Index(pl.Actions(), ActPromote) != 2 || slices.Index(pl.Actions(), ActGate) != 3 {
 									t.Fatalf("%s: order %v", where(), pl.Actions())
 								}
-								if i := slices.Index(pl.Actions(), ActVIP); vip != (i >= 0) || (i >= 0 && i != len(pl.Actions())-1) {
-									t.Fatalf("%s: the VIP must be the last step exactly when configured: %v", where(), pl.Actions())
+								if i := slices.Index(pl.Actions(), ActVIP); vip != (i >= 0) || (i >= 0 && i != 4) {
+									t.Fatalf("%s: the VIP must come right after the gate exactly when configured: %v", where(), pl.Actions())
 								}
 							}
 						}

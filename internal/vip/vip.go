@@ -47,7 +47,18 @@ type Manager struct {
 	// stopAnnounce ends the announcements still pending after Up; Down
 	// calls it, so no announcement outlives the address.
 	stopAnnounce context.CancelFunc
+	// clearedAt is when Probe last found no other host answering for the
+	// address; the next Up trusts it instead of probing again, and Down
+	// forgets it.
+	clearedAt time.Time
 }
+
+// probeTrustedFor is how long Up trusts a probe that found the address
+// free. The probe is made by a node that holds the leader key (while its
+// server promotes), and no other node brings the address up without the
+// key; losing the key takes this route down, which forgets the probe. The
+// bound only keeps an old probe from standing in for a new one.
+const probeTrustedFor = 30 * time.Second
 
 // ErrDuplicate means another host answers ARP for the address.
 var ErrDuplicate = errors.New("address in use by another host")
@@ -129,6 +140,36 @@ func (m *Manager) Up(ctx context.Context) error {
 	return nil
 }
 
+// Probe checks now that no other host answers for the address, so that
+// the next Up need not wait for the check: a failover runs it while the
+// server promotes. An address another host answers for is ErrDuplicate.
+func (m *Manager) Probe(ctx context.Context) (string, error) {
+	if held, err := m.Present(); err != nil || held {
+		return fmt.Sprintf("%s already on this host", m.Address), err
+	}
+	hw, err := m.checkDuplicate(ctx)
+	if err != nil {
+		return "", err
+	}
+	if hw != nil {
+		return "", fmt.Errorf("%s: %w: %s answers ARP for it", m.Name(), ErrDuplicate, hw)
+	}
+	m.mu.Lock()
+	m.clearedAt = time.Now()
+	m.mu.Unlock()
+	return fmt.Sprintf("no host answers ARP for %s", m.Address.Addr()), nil
+}
+
+// takeClearance reports a recent Probe that found the address free, and
+// uses it up.
+func (m *Manager) takeClearance() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	fresh := !m.clearedAt.IsZero() && time.Since(m.clearedAt) < probeTrustedFor
+	m.clearedAt = time.Time{}
+	return fresh
+}
+
 // Down removes the address (Remove). Removing an absent address is not an
 // error.
 func (m *Manager) Down(ctx context.Context) error {
@@ -137,6 +178,7 @@ func (m *Manager) Down(ctx context.Context) error {
 		m.stopAnnounce()
 		m.stopAnnounce = nil
 	}
+	m.clearedAt = time.Time{}
 	m.mu.Unlock()
 	removed, err := Remove(ctx, local{m})
 	if err != nil {
@@ -155,6 +197,9 @@ func (t local) Name() string                        { return t.m.Name() }
 func (t local) Holds(context.Context) (bool, error) { return t.m.Present() }
 
 func (t local) Answerer(ctx context.Context) (string, error) {
+	if t.m.takeClearance() {
+		return "", nil
+	}
 	hw, err := t.m.checkDuplicate(ctx)
 	if err != nil || hw == nil {
 		return "", err

@@ -211,6 +211,67 @@ func TestVIPMovesAndNeighboursFollow(t *testing.T) {
 	}
 }
 
+// TestProbeStandsInForUpsCheckUntilDown: a probe made while the server
+// promotes lets the next Up skip its own wait for an answer; Down forgets
+// the probe, so an Up after it checks the segment again. (Here a host
+// takes the address after the probe, which a leader-key holder never
+// sees in a cluster; it shows which check ran.)
+func TestProbeStandsInForUpsCheckUntilDown(t *testing.T) {
+	s := newSegment(t)
+	ctx := context.Background()
+	a, b := s.manager("a"), s.manager("b")
+	var err error
+	s.in("a", func() { err = a.Up(ctx) })
+	if err != nil {
+		t.Fatalf("up on a: %v", err)
+	}
+	s.in("b", func() { _, err = b.Probe(ctx) })
+	if !errors.Is(err, ErrDuplicate) || !strings.Contains(err.Error(), s.mac("a").String()) {
+		t.Fatalf("probe on b while a holds the address: %v, want ErrDuplicate naming a's MAC", err)
+	}
+	s.in("a", func() { err = a.Down(ctx) })
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var evidence string
+	s.in("b", func() { evidence, err = b.Probe(ctx) })
+	if err != nil || !strings.Contains(evidence, "no host answers") {
+		t.Fatalf("probe on b with the address free: %q, %v", evidence, err)
+	}
+	s.in("a", func() { err = s.manager("a").Up(ctx) })
+	if err != nil {
+		t.Fatalf("up on a: %v", err)
+	}
+	s.in("b", func() { err = b.Up(ctx) })
+	if err != nil {
+		t.Fatalf("up on b right after its probe: %v; want the probe trusted, no second check", err)
+	}
+	for _, h := range []string{"a", "b"} {
+		s.in(h, func() { err = s.manager(h).Down(ctx) })
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s.in("b", func() { _, err = b.Probe(ctx) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.in("b", func() { err = b.Down(ctx) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.in("a", func() { err = s.manager("a").Up(ctx) })
+	if err != nil {
+		t.Fatalf("up on a: %v", err)
+	}
+	s.in("b", func() { err = b.Up(ctx) })
+	if !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("up on b after Down forgot its probe, while a holds the address: %v, want ErrDuplicate", err)
+	}
+}
+
 func TestMissingInterfaceAndPermissionMessages(t *testing.T) {
 	s := newSegment(t)
 	var err error
