@@ -7,6 +7,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"math"
 	"os"
@@ -189,27 +190,39 @@ func Table(rep Report) string {
 	return b.String()
 }
 
+// The chart's time axes: each lane has its own, so that the length of an
+// outage can be read off next to it. Their tick labels carry this class and
+// the lane's scenario in LaneAttr, for the layout checks in a browser.
+const (
+	TimeTickSelector = "text.time-tick"
+	LaneAttr         = "data-lane"
+)
+
 // SVG draws, per scenario, the client's writes around the crash: committed
 // writes per 250 ms bin above the axis, failed ones (read-only in red,
-// others in grey) below it, over every run of the scenario.
+// others in grey) below it, over every run of the scenario, with a time
+// axis in seconds since the crash under each scenario.
 func SVG(rep Report) string {
 	const (
 		bin     = 0.25
 		from    = -3.0
 		to      = 12.0
+		tick    = 1.0 // seconds between ticks
 		width   = 900
-		laneH   = 150
+		barsH   = 150 // committed and failed bars
+		laneH   = barsH + 30
 		marginL = 190
+		top0    = 30
 	)
 	nbins := int((to - from) / bin)
 	var b strings.Builder
-	height := laneH*len(rep.Summary) + 40
+	height := top0 + laneH*len(rep.Summary) + 30
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width+marginL+20, height)
 	fmt.Fprintf(&b, `<text x="10" y="16">Writes through the VIP around the crash (t=0), %g s bins, all runs: committed above, failed below (red: read-only)</text>`+"\n", bin)
 	x := func(t float64) float64 { return marginL + (t-from)/(to-from)*width }
 	for lane, s := range rep.Summary {
-		top := 30 + lane*laneH
-		mid := float64(top + laneH/2)
+		top := top0 + lane*laneH
+		mid := float64(top + barsH/2)
 		ok := make([]int, nbins)
 		ro := make([]int, nbins)
 		bad := make([]int, nbins)
@@ -233,9 +246,14 @@ func SVG(rep Report) string {
 				}
 			}
 		}
-		scale := float64(laneH/2-8) / float64(peak)
-		fmt.Fprintf(&b, `<text x="10" y="%.0f">%s</text>`+"\n", mid, s.Scenario.Name)
+		scale := float64(barsH/2-8) / float64(peak)
+		name := html.EscapeString(s.Scenario.Name)
+		fmt.Fprintf(&b, `<text x="10" y="%.0f">%s</text>`+"\n", mid, name)
 		fmt.Fprintf(&b, `<text x="10" y="%.0f" fill="#555">%d runs, %d read-only errors</text>`+"\n", mid+16, s.Runs, s.ReadOnlyTotal)
+		// Grid lines first, so that the bars are drawn over them.
+		for t := from; t <= to; t += tick {
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#e3e6e9"/>`+"\n", x(t), top+4, x(t), top+barsH)
+		}
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#999"/>`+"\n", marginL, mid, marginL+width, mid)
 		for i := range nbins {
 			t := from + float64(i)*bin
@@ -253,11 +271,20 @@ func SVG(rep Report) string {
 				fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#d22"/>`+"\n", x(t), mid+float64(bad[i])*scale, w, h)
 			}
 		}
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#000" stroke-dasharray="3,3"/>`+"\n", x(0), top+4, x(0), top+laneH-4)
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#000" stroke-dasharray="3,3"/>`+"\n", x(0), top+4, x(0), top+barsH)
+		timeAxis(&b, x, from, to, tick, top+barsH, name)
 	}
-	for t := from; t <= to; t += 3 {
-		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle" fill="#555">%+.0fs</text>`+"\n", x(t), height-6, t)
-	}
+	fmt.Fprintf(&b, `<text class="axis-title" x="%.0f" y="%d" text-anchor="middle" fill="#333">seconds since the crash</text>`+"\n", x((from+to)/2), height-8)
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// timeAxis draws an axis at y with a labelled tick every step seconds;
+// lane is the scenario's name, escaped.
+func timeAxis(b *strings.Builder, x func(float64) float64, from, to, step float64, y int, lane string) {
+	fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#555"/>`+"\n", x(from), y, x(to), y)
+	for t := from; t <= to; t += step {
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#555"/>`+"\n", x(t), y, x(t), y+4)
+		fmt.Fprintf(b, `<text class="time-tick" %s="%s" x="%.1f" y="%d" text-anchor="middle" font-size="11" fill="#555">%g s</text>`+"\n", LaneAttr, lane, x(t), y+16, t)
+	}
 }

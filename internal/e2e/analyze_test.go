@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-ha/vigil/internal/analyze/report"
+	"github.com/vigil-ha/vigil/internal/browsercheck"
 )
 
 // analyzeOutput is the part of `vigil analyze --json` this test reads.
@@ -47,7 +50,8 @@ type analyzeOutput struct {
 // server's log. The analysis must put Vigil's steps and the servers' lines
 // on one timeline that agrees with itself: the server received the
 // promote request during the agent's promote step, the database was
-// writable before the agent published it, so no read-only window.
+// writable before the agent published it, so no read-only window. The
+// HTML report of the same logs is checked in Chromium.
 func TestAnalyzeARealFailover(t *testing.T) {
 	c := newCluster(t, clusterOptions{nodes: 3})
 	ctx := testCtx(t, 6*time.Minute)
@@ -71,7 +75,8 @@ func TestAnalyzeARealFailover(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"analyze", "--json", steps}
+	htmlReport := filepath.Join(t.TempDir(), "failover.html")
+	args := []string{"analyze", "--json", "--html", htmlReport, steps}
 	for _, n := range c.lab.Nodes() {
 		args = append(args, n.LogFile)
 	}
@@ -135,5 +140,17 @@ func TestAnalyzeARealFailover(t *testing.T) {
 	}
 	if t.Failed() {
 		os.Stderr.Write(out)
+	}
+	// The same analysis as a reader opens it: no console error, no two
+	// milestone labels of a lane over each other, the agent's steps labelled.
+	page := browsercheck.Check(ctx, t, htmlReport, browsercheck.Query{Selector: report.LabelSelector, GroupAttr: report.LaneAttr})
+	stepLabels := 0
+	for _, b := range page.Boxes {
+		if b.Group == stepLane {
+			stepLabels++
+		}
+	}
+	if stepLabels < 4 {
+		t.Errorf("%d milestone labels in the lane of %s in the HTML report, want the failover's steps", stepLabels, stepLane)
 	}
 }

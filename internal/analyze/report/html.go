@@ -97,6 +97,68 @@ func HTML(w io.Writer, rep *analyze.Report) error {
 // lane kinds, top to bottom.
 const clientsLane = "clients"
 
+// The milestone labels of the timeline carry the class milestone-label
+// and their lane's name in LaneAttr, the time axis's labels the class
+// time-tick and the lane AxisLane, so that a test in a browser can find
+// them and check that no two labels of a lane cover each other.
+const (
+	LabelSelector = "text.milestone-label, text.time-tick"
+	LaneAttr      = "data-lane"
+	AxisLane      = "time axis"
+)
+
+// The timeline's geometry. A lane has its markers on one line near its top
+// and their labels in rows below it; it grows a row for every label that
+// would otherwise cover another.
+const (
+	chartLeft, chartRight, chartTop = 170.0, 30.0, 40.0
+	chartWidth                      = 1100.0
+	minLaneH                        = 54.0
+	markerDY                        = 16.0 // marker line below the lane's top
+	firstLabelDY                    = 34.0 // first label row's baseline below the lane's top
+	labelRowH                       = 14.0
+	labelFontSize                   = 10.0
+	// Labels are in a monospace font and told their length (textLength),
+	// so their width is known here, whatever font the reader's browser
+	// picks; 0.6 em is the advance of the common monospace fonts.
+	labelCharW = 0.6 * labelFontSize
+	labelGap   = 12.0 // wide enough that two labels do not read as one
+	// The axis's labels are in the chart's 11 px sans-serif: digits are
+	// about 0.55 em wide.
+	axisCharW = 6.5
+	axisGap   = 16.0
+)
+
+// label is one milestone's label placed in its lane.
+type label struct {
+	text   string
+	x0, x1 float64 // horizontal extent
+	row    int
+}
+
+// placeLabels puts each label in the first row where it clears the
+// labels already there, and returns the number of rows used. Labels are
+// taken from the left, so a row's last label is its rightmost.
+func placeLabels(labels []*label) int {
+	sort.SliceStable(labels, func(i, j int) bool { return labels[i].x0 < labels[j].x0 })
+	var rowEnds []float64
+	for _, l := range labels {
+		l.row = len(rowEnds)
+		for r, end := range rowEnds {
+			if end+labelGap <= l.x0 {
+				l.row = r
+				break
+			}
+		}
+		if l.row == len(rowEnds) {
+			rowEnds = append(rowEnds, l.x1)
+		} else {
+			rowEnds[l.row] = l.x1
+		}
+	}
+	return len(rowEnds)
+}
+
 // SVG draws one failover (or, with f nil, everything): a lane per source,
 // a lane for client errors, milestones as markers, and the read-only
 // window shaded. Every text is escaped: the result is safe to embed.
@@ -118,28 +180,51 @@ func SVG(rep *analyze.Report, f *analyze.Findings) string {
 	}
 	lanes = append(append(lanes, tools...), servers...)
 	lanes = append(lanes, clientsLane)
-	const (
-		left, right, top, laneH = 170.0, 30.0, 40.0, 54.0
-		width                   = 1100.0
-	)
-	height := top + laneH*float64(len(lanes)) + 40
 	span := hi.Sub(lo).Seconds()
 	if span <= 0 {
 		span = 1
 	}
-	x := func(t time.Time) float64 { return left + (width-left-right)*t.Sub(lo).Seconds()/span }
-	laneY := map[string]float64{}
+	x := func(t time.Time) float64 {
+		return chartLeft + (chartWidth-chartLeft-chartRight)*t.Sub(lo).Seconds()/span
+	}
+	var shown []event.Event
+	labels := map[string][]*label{}
+	for _, e := range rep.Milestones {
+		if e.Time.Before(lo) || e.Time.After(hi) || !seen[e.Source] {
+			continue
+		}
+		shown = append(shown, e)
+		if !labelled(e.Kind) {
+			continue
+		}
+		px, text := x(e.Time), string(e.Kind)
+		w := labelCharW * float64(len(text))
+		l := &label{text: text, x0: px + 3, x1: px + 3 + w}
+		if l.x1 > chartWidth-2 { // near the right edge: left of the marker
+			l.x0, l.x1 = px-3-w, px-3
+		}
+		labels[e.Source] = append(labels[e.Source], l)
+	}
+	laneTop, laneH := map[string]float64{}, map[string]float64{}
+	bottom := chartTop
+	for _, l := range lanes {
+		h := minLaneH
+		if rows := placeLabels(labels[l]); rows > 0 {
+			h = max(h, firstLabelDY+labelRowH*float64(rows-1)+8)
+		}
+		laneTop[l], laneH[l] = bottom, h
+		bottom += h
+	}
+	width, height := chartWidth, bottom+40
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="system-ui,sans-serif" font-size="11">`, width, height, width, height)
 	for i, l := range lanes {
-		y := top + laneH*float64(i)
-		laneY[l] = y + laneH/2
 		fill := "#ffffff"
 		if i%2 == 1 {
 			fill = "#f6f8fa"
 		}
-		fmt.Fprintf(&b, `<rect x="0" y="%.1f" width="%.0f" height="%.0f" fill="%s"/>`, y, width, laneH, fill)
-		fmt.Fprintf(&b, `<text x="8" y="%.1f" font-weight="600">%s</text>`, y+laneH/2+4, esc(trim(l, 24)))
+		fmt.Fprintf(&b, `<rect x="0" y="%.1f" width="%.0f" height="%.0f" fill="%s"/>`, laneTop[l], width, laneH[l], fill)
+		fmt.Fprintf(&b, `<text x="8" y="%.1f" font-weight="600">%s</text>`, laneTop[l]+markerDY+4, esc(trim(l, 24)))
 	}
 	// The read-only window.
 	if f != nil && f.ReadOnlyWindowS != nil && *f.ReadOnlyWindowS > 0 && f.RouteUp != nil {
@@ -149,10 +234,10 @@ func SVG(rep *analyze.Report, f *analyze.Findings) string {
 		}
 		x0, x1 := x(f.RouteUp.Time), x(end)
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#d93025" fill-opacity="0.14" stroke="#d93025" stroke-dasharray="4 3"><title>%s</title></rect>`,
-			x0, top, math.Max(1, x1-x0), laneH*float64(len(lanes)), esc(fmt.Sprintf("read-only exposure: %.1f s, %d statements failed", *f.ReadOnlyWindowS, f.ReadOnlyErrors)))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#b3261e" font-weight="600">read-only exposure %.1f s, %d failed statements</text>`, x0+4, top-6, *f.ReadOnlyWindowS, f.ReadOnlyErrors)
+			x0, chartTop, math.Max(1, x1-x0), bottom-chartTop, esc(fmt.Sprintf("read-only exposure: %.1f s, %d statements failed", *f.ReadOnlyWindowS, f.ReadOnlyErrors)))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#b3261e" font-weight="600">read-only exposure %.1f s, %d failed statements</text>`, x0+4, chartTop-6, *f.ReadOnlyWindowS, f.ReadOnlyErrors)
 	}
-	axis(&b, lo, hi, x, top+laneH*float64(len(lanes)), top)
+	axis(&b, lo, hi, x, bottom, chartTop)
 	// Client errors: a bar per bucket, height by count.
 	bars := map[int]int64{}
 	var maxN int64
@@ -171,33 +256,20 @@ func SVG(rep *analyze.Report, f *analyze.Findings) string {
 		keys = append(keys, k)
 	}
 	sort.Ints(keys)
-	cy := laneY[clientsLane]
+	barsBase := laneTop[clientsLane] + laneH[clientsLane] - 6
 	for _, k := range keys {
-		h := math.Max(2, (laneH-14)*float64(bars[k])/float64(max(maxN, 1)))
-		fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="2" height="%.1f" fill="#d93025"><title>%d client errors</title></rect>`, k, cy+laneH/2-6-h, h, bars[k])
+		h := math.Max(2, (laneH[clientsLane]-14)*float64(bars[k])/float64(max(maxN, 1)))
+		fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="2" height="%.1f" fill="#d93025"><title>%d client errors</title></rect>`, k, barsBase-h, h, bars[k])
 	}
-	// Milestones.
-	stagger := map[string]int{}
-	for _, e := range rep.Milestones {
-		if e.Time.Before(lo) || e.Time.After(hi) {
-			continue
-		}
-		y, ok := laneY[e.Source]
-		if !ok {
-			continue
-		}
-		px := x(e.Time)
-		col := markerColour(e.Kind)
+	// Milestones: the markers, then their labels over them.
+	for _, e := range shown {
 		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="5" fill="%s" stroke="#1d232a" stroke-width="0.6"><title>%s</title></circle>`,
-			px, y, col, esc(fmt.Sprintf("%s  %s\n%s:%d\n%s", stamp(e.Time, e.Precision), e.Kind, e.File, e.Line, e.Text)))
-		if labelled(e.Kind) {
-			k := stagger[e.Source] % 2
-			stagger[e.Source]++
-			dy := -9.0
-			if k == 1 {
-				dy = 17
-			}
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10" fill="#444">%s</text>`, px+3, y+dy, esc(string(e.Kind)))
+			x(e.Time), laneTop[e.Source]+markerDY, markerColour(e.Kind), esc(fmt.Sprintf("%s  %s\n%s:%d\n%s", stamp(e.Time, e.Precision), e.Kind, e.File, e.Line, e.Text)))
+	}
+	for _, lane := range lanes {
+		for _, l := range labels[lane] {
+			fmt.Fprintf(&b, `<text class="milestone-label" %s="%s" x="%.1f" y="%.1f" textLength="%.1f" lengthAdjust="spacingAndGlyphs" font-family="ui-monospace,monospace" font-size="%.0f" fill="#444">%s</text>`,
+				LaneAttr, esc(lane), l.x0, laneTop[lane]+firstLabelDY+labelRowH*float64(l.row), l.x1-l.x0, labelFontSize, esc(l.text))
 		}
 	}
 	b.WriteString(`</svg>`)
@@ -245,25 +317,27 @@ func chartRange(rep *analyze.Report, f *analyze.Findings) (time.Time, time.Time)
 	return lo.Add(-pad), hi.Add(pad)
 }
 
+// axis draws the time axis at y, with lines up to top: the finest step
+// whose labels, at their width, fit side by side.
 func axis(b *strings.Builder, lo, hi time.Time, x func(time.Time) float64, y, top float64) {
 	span := hi.Sub(lo)
-	step := time.Millisecond
+	step, layout := time.Millisecond, ""
 	for _, s := range []time.Duration{10 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond,
 		time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute,
 		10 * time.Minute, 30 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour} {
-		step = s
-		if span/s <= 12 {
+		step, layout = s, "15:04:05"
+		if s < time.Second {
+			layout = "15:04:05.000"
+		}
+		labelW := axisCharW*float64(len(layout)) + axisGap
+		if float64(span/s) <= (chartWidth-chartLeft-chartRight)/labelW {
 			break
 		}
-	}
-	layout := "15:04:05"
-	if step < time.Second {
-		layout = "15:04:05.000"
 	}
 	for t := lo.Truncate(step).Add(step); !t.After(hi); t = t.Add(step) {
 		px := x(t)
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#c9d1d9" stroke-width="0.6"/>`, px, top, px, y)
-		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#555">%s</text>`, px, y+14, esc(t.Format(layout)))
+		fmt.Fprintf(b, `<text class="time-tick" %s="%s" x="%.1f" y="%.1f" text-anchor="middle" fill="#555">%s</text>`, LaneAttr, AxisLane, px, y+14, esc(t.Format(layout)))
 	}
 }
 
