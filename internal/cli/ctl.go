@@ -77,7 +77,7 @@ func newCtlCmd() *cobra.Command {
 	var o ctlOptions
 	cmd := &cobra.Command{
 		Use:   "ctl",
-		Short: "Operate a cluster: list, switchover, failover, rejoin, reinit, pause, resume, history",
+		Short: "Operate a cluster: list, topology, switchover, failover, rejoin, reinit, pause, resume, history",
 		Long: `Operate a cluster through its DCS. Point it at the cluster with a node's
 configuration (--config) or with --endpoints and --cluster. With embedded
 etcd, --config reaches the etcd member of that node: use a live node's
@@ -98,7 +98,7 @@ requires a certificate of the cluster's CA: --config uses the node's files
 	f.StringVar(&o.tls.CertFile, "cert", "", "client certificate for etcd, e.g. from `vigil certs client` (default: --config's)")
 	f.StringVar(&o.tls.KeyFile, "key", "", "private key of --cert")
 	cmd.AddCommand(newCtlListCmd(&o), newCtlPauseCmd(&o, true), newCtlPauseCmd(&o, false), newCtlHistoryCmd(&o),
-		newCtlFailoverCmd(&o), newCtlSwitchoverCmd(&o), newCtlRejoinCmd(&o), newCtlReinitCmd(&o))
+		newCtlFailoverCmd(&o), newCtlSwitchoverCmd(&o), newCtlRejoinCmd(&o), newCtlReinitCmd(&o), newCtlTopologyCmd(&o))
 	return cmd
 }
 
@@ -219,7 +219,7 @@ func buildList(cluster string, v dcs.View) listOutput {
 		case m.Role == decision.RoleStandby && m.Upstream != "" && m.Upstream == v.Leader:
 			row.State = "streaming from " + m.Upstream
 		case m.Role == decision.RoleStandby:
-			row.State = "standby, upstream " + strings.TrimSpace(m.Upstream+" ") + "(not the leader)"
+			row.State = strings.TrimSpace("standby, upstream "+m.Upstream) + " (not the leader)"
 		default:
 			row.State = string(m.Role)
 		}
@@ -235,22 +235,37 @@ func buildList(cluster string, v dcs.View) listOutput {
 }
 
 func newCtlListCmd(o *ctlOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
+	var watch bool
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "list [--watch [--interval D]]",
 		Short: "One row per member: role, state, timeline, WAL, lag, sync, routes; problems flagged",
-		Args:  cobra.NoArgs,
+		Long: `One row per member: role, state, timeline, WAL, lag, sync, routes; problems
+flagged, and the exit status is 1 when there are any.
+
+With --watch the list is read again every --interval until Ctrl-C (exit 0),
+with the failover, switchover, rejoin or reinit in progress above it: its
+kind, target, how long it has run, and its latest step as the DCS shows it.
+On a terminal the list is redrawn in place, one member per line when the
+table is wider than the terminal; otherwise each list follows a separator
+line. A DCS that does not answer is reported in the list, and the watch
+goes on.`,
+		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			if watch && interval <= 0 {
+				return usageError(fmt.Errorf("--interval %s: must be positive", interval))
+			}
+			return nil
+		},
 		RunE: o.withStore(func(cmd *cobra.Command, _ []string, s *dcs.Store) error {
+			if watch {
+				return o.watchList(cmd.Context(), s, cmd.OutOrStdout(), interval)
+			}
 			v, err := o.snapshot(cmd.Context(), s)
 			if err != nil {
 				return err
 			}
-			cluster := o.cluster
-			if cluster == "" && o.config != "" {
-				if cfg, err := loadValidConfig(o.config); err == nil {
-					cluster = cfg.Cluster
-				}
-			}
-			out := buildList(cluster, v)
+			out := buildList(o.clusterName, v)
 			if o.output == "json" {
 				if err := writeJSON(cmd.OutOrStdout(), out); err != nil {
 					return err
@@ -267,32 +282,51 @@ func newCtlListCmd(o *ctlOptions) *cobra.Command {
 			return nil
 		}),
 	}
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "read the list again every --interval until interrupted, with the operation in progress")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "with --watch: time between two reads")
+	return cmd
 }
 
 func printList(w io.Writer, out listOutput) {
+	printListHeader(w, out)
+	if r := out.Request; r != nil {
+		by := r.Actor.OrUnknown()
+		fmt.Fprintf(w, "pending %s request: from %s to %s, requested by %s from %s\n", r.Kind, orDash(r.From), orDash(r.To), by.By, by.From)
+	}
+	printMemberTable(w, out.Members)
+	printListProblems(w, out.Problems)
+}
+
+func printListHeader(w io.Writer, out listOutput) {
 	paused := ""
 	if out.Paused {
 		paused = "  [PAUSED: no automatic failover]"
 	}
 	fmt.Fprintf(w, "cluster %s, leader %s%s\n", out.Cluster, orDash(out.Leader), paused)
-	if r := out.Request; r != nil {
-		by := r.Actor.OrUnknown()
-		fmt.Fprintf(w, "pending %s request: from %s to %s, requested by %s from %s\n", r.Kind, orDash(r.From), orDash(r.To), by.By, by.From)
-	}
+}
+
+func printMemberTable(w io.Writer, members []memberRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tHOST\tROLE\tTL\tWAL\tLAG(bytes)\tSYNC\tROUTES\tSTATE")
-	for _, r := range out.Members {
-		lead := ""
-		if r.Leader {
-			lead = "*"
-		}
-		fmt.Fprintf(tw, "%s%s\t%s:%d\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", r.Name, lead, r.Host, r.Port, r.Role, r.Timeline, r.WAL, r.LagBytes,
+	for _, r := range members {
+		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", r.label(), r.Host, r.Port, r.Role, r.Timeline, r.WAL, r.LagBytes,
 			yes(r.Sync), yes(r.Routes), r.State)
 	}
 	tw.Flush()
-	for _, p := range out.Problems {
+}
+
+func printListProblems(w io.Writer, problems []string) {
+	for _, p := range problems {
 		fmt.Fprintln(w, "PROBLEM: "+p)
 	}
+}
+
+// label is the member's name, starred for the leader.
+func (r memberRow) label() string {
+	if r.Leader {
+		return r.Name + "*"
+	}
+	return r.Name
 }
 
 func yes(b bool) string {
