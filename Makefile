@@ -5,13 +5,26 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 STATICCHECK_VERSION := v0.8.2
 GO_TEST_FLAGS ?= -race -count=1 -timeout 60m
 
-.PHONY: deps build test lint demo bench clean
+# The version `vigil version` prints and the package carries is computed from
+# git by internal/packaging (0.0.0~git<date>.<commit>, or from a vX.Y.Z tag,
+# with -dirty for uncommitted changes); VERSION=1.2.3 overrides it.
+VERSION ?=
+MKDEB := go run ./packaging/mkdeb
+MKDEB_VERSION = $(if $(VERSION),--version $(VERSION))
+
+.PHONY: deps build deb test lint demo bench clean
 
 deps:
 	./scripts/install-deps.sh
 
 build: deps
-	go build -o bin/vigil ./cmd/vigil
+	$(MKDEB) build --out bin/vigil $(MKDEB_VERSION)
+
+# The Debian package bin/vigil_<version>_<arch>.deb: the binary, the systemd
+# units, man pages and completions generated from the binary, the examples.
+# Needs Go, git and dpkg-deb only.
+deb:
+	$(MKDEB) deb --out bin $(MKDEB_VERSION)
 
 lint: deps
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above are not formatted"; exit 1; }

@@ -112,6 +112,7 @@ clients to a node only after that node has proved it can commit a write.`,
 		newCtlCmd(),
 		newAnalyzeCmd(),
 		newFailoverCommandCmd(), newFollowCommandCmd(),
+		newDocsCmd(),
 	)
 	return root
 }
