@@ -195,6 +195,9 @@ type Agent struct {
 	// ticker). Only the loop's goroutine uses either field.
 	wake    *wakeups
 	wokenBy string
+	// observed is this node as the loop run in progress saw it, for the
+	// procedures it starts (loop's goroutine only).
+	observed decision.Local
 }
 
 // Status is what the agent knows after its last loop, for the API and ctl.
@@ -374,6 +377,7 @@ func (a *Agent) shutdown() {
 func (a *Agent) tick(ctx context.Context) {
 	view, dcsErr := a.snapshot(ctx)
 	local, probe := a.observeLocal(ctx, view)
+	a.observed = local
 	trusted := a.o.Trusted.Check(ctx)
 
 	holds, renewedAt := a.lease.state()

@@ -324,11 +324,16 @@ func (a *Agent) readinessGate(ctx context.Context, rec *timeline.Recorder, view 
 func (a *Agent) prepareSynchronous(ctx context.Context, view dcs.View) (string, error) {
 	sctx, cancel := context.WithTimeout(ctx, a.o.DBTimeout)
 	defer cancel()
-	obs, err := a.o.Server.Observe(sctx)
-	if err != nil {
-		return "", err
+	// The loop run that started this procedure has just read the setting;
+	// nothing but this agent changes it since.
+	current, seen := a.observed.SyncStandbys, "as read by this loop run"
+	if !a.observed.Reachable {
+		obs, err := a.o.Server.Observe(sctx)
+		if err != nil {
+			return "", err
+		}
+		current, seen = database.ParseSyncStandbyNames(obs.SynchronousStandbyNames), "as read now"
 	}
-	current := database.ParseSyncStandbyNames(obs.SynchronousStandbyNames)
 	if a.o.Decision.SyncMode == decision.SyncStrict {
 		others := a.others(view)
 		if len(others) == 0 {
@@ -336,7 +341,7 @@ func (a *Agent) prepareSynchronous(ctx context.Context, view dcs.View) (string, 
 		}
 		list := strings.Join(others, ", ")
 		if slices.Equal(slices.Sorted(slices.Values(current)), others) {
-			return "strict: commits wait for any of " + list + " (set already)", nil
+			return "strict: commits wait for any of " + list + " (set already, " + seen + ")", nil
 		}
 		if err := a.o.Server.SetSynchronous(sctx, others...); err != nil {
 			return "", fmt.Errorf("strict synchronous mode: %w", err)
@@ -344,12 +349,12 @@ func (a *Agent) prepareSynchronous(ctx context.Context, view dcs.View) (string, 
 		return "strict: commits wait for any of " + list, nil
 	}
 	if len(current) == 0 {
-		return "asynchronous, made ready while a standby: the first commits wait for no standby", nil
+		return "asynchronous, made ready while a standby (" + seen + "): the first commits wait for no standby", nil
 	}
 	if err := a.o.Server.SetAsync(sctx); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("synchronous_standby_names %q cleared before the promotion: no standby streams from this node yet", obs.SynchronousStandbyNames), nil
+	return fmt.Sprintf("synchronous_standby_names %q cleared before the promotion (%s): no standby streams from this node yet", strings.Join(current, ", "), seen), nil
 }
 
 // probeRoutes checks, while the server promotes, that no other host holds
