@@ -42,7 +42,7 @@ func (a *Agent) legacy() bool { return a.o.Plan.RoutesBeforeCommit() }
 // runFailover is the failover procedure of the node that won the decision.
 func (a *Agent) runFailover(ctx context.Context, view dcs.View, reason string) {
 	old := view.Status.Leader
-	rec := timeline.New("failover", a.o.Cluster, a.o.Node, old, a.o.StepLog, a.log)
+	rec := a.newRecord(ctx, "failover", old)
 	a.log.Warn("starting failover", "replacing", old, "reason", reason)
 
 	ok := a.runPlan(ctx, rec, view, a.plan())
@@ -184,7 +184,7 @@ func (a *Agent) fence(ctx context.Context, view dcs.View) (string, error) {
 // still in recovery (a previous attempt was interrupted): the plan from
 // the synchronous setting on.
 func (a *Agent) completePromotion(ctx context.Context, view dcs.View) {
-	rec := timeline.New("promotion", a.o.Cluster, a.o.Node, "", a.o.StepLog, a.log)
+	rec := a.newRecord(ctx, "promotion", "")
 	ok := a.runPlan(ctx, rec, view, a.plan().From(failover.StepSynchronous))
 	record := rec.Finish(ok, "leader still in recovery")
 	a.saveHistory(ctx, record)

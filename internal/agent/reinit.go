@@ -26,7 +26,7 @@ func (a *Agent) runReinit(ctx context.Context, view dcs.View, leader, reason str
 	}
 	// No "from": the record's From names a node replaced, and a reinit
 	// replaces none (its steps name the upstream copied).
-	rec := timeline.New(reinitRecordKind, a.o.Cluster, a.o.Node, "", a.o.StepLog, a.log)
+	rec := a.newRecord(ctx, reinitRecordKind, "")
 	a.log.Warn("rebuilding the server from the leader (reinit)", "leader", leader, "reason", reason)
 	a.routesDown(ctx, "reinit: rebuilding the server")
 	res, err := a.o.Control.Reinit(ctx, up, rejoin.Options{

@@ -40,7 +40,7 @@ func (a *Agent) runRejoin(ctx context.Context, view dcs.View, leader, reason str
 	if err != nil {
 		return fmt.Errorf("rejoin: %w", err)
 	}
-	rec := timeline.New("rejoin", a.o.Cluster, a.o.Node, leader, a.o.StepLog, a.log)
+	rec := a.newRecord(ctx, "rejoin", leader)
 	a.log.Warn("rejoining as a standby", "leader", leader, "method", a.o.RejoinMethod, "reason", reason)
 	a.routesDown(ctx, "rejoining as a standby")
 	res, err := a.o.Control.Rejoin(ctx, up, rejoin.Options{

@@ -35,7 +35,7 @@ const handoverWait = 30 * time.Second
 // released to it. If the target does not catch up, this server starts
 // again as the primary it was.
 func (a *Agent) runSwitchover(ctx context.Context, view dcs.View, target, reason string) {
-	rec := timeline.New("switchover", a.o.Cluster, a.o.Node, a.o.Node, a.o.StepLog, a.log)
+	rec := a.newRecord(ctx, "switchover", a.o.Node)
 	a.log.Warn("starting switchover", "target", target, "reason", reason)
 	ok := a.switchoverSteps(ctx, rec, view, target)
 	record := rec.Finish(ok, reason)

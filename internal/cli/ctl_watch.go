@@ -3,9 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -273,12 +275,12 @@ func cutLine(line string, width int) string {
 }
 
 // operation is a failover, switchover, rejoin or reinit under way, as far
-// as the DCS shows it. The agents write a procedure's record when it ends,
-// so its latest step is the last step of a record written for it when
-// there is one, and otherwise the step that the DCS keys prove done: the
-// writable-primary record withdrawn (routes_down), the request handed over
-// (hand_over), the leader key taken (acquire_leader), the new primary
-// published (publish_writable).
+// as the DCS shows it. The step is the one an agent reports running (or
+// last ended) in its progress key while its procedure runs; without one,
+// the last step of a record written for it, or else the step that the DCS
+// keys prove done: the writable-primary record withdrawn (routes_down),
+// the request handed over (hand_over), the leader key taken
+// (acquire_leader), the new primary published (publish_writable).
 type operation struct {
 	Kind string `json:"kind"`
 	From string `json:"from,omitempty"`
@@ -303,6 +305,8 @@ const (
 	stepWaiting = "waiting"
 	// stepUnderWay: the agent may be at work, its steps are not known yet.
 	stepUnderWay = "under way"
+	// stepRunning: the agent reports the step running now.
+	stepRunning = "running"
 )
 
 func (op operation) describe(now time.Time) string {
@@ -356,10 +360,52 @@ func okWord(ok bool) string {
 // currentOperation is the operation under way in view v at now, nil for
 // none; recs are the newest history records, oldest first.
 func currentOperation(v dcs.View, recs []timeline.Record, now time.Time) *operation {
+	var op *operation
 	if r := v.Request; r != nil && decision.RequestActive(r.Created, r.At, now) {
-		return requestedOperation(v, *r, recs, now)
+		op = requestedOperation(v, *r, recs, now)
+	} else {
+		op = automaticFailover(v)
 	}
-	return automaticFailover(v)
+	return withLiveStep(op, v)
+}
+
+// withLiveStep sets the step an agent reports running now (its progress
+// key), which is better evidence than the keys: the target's procedure
+// first (it comes later in a switchover), then the old leader's. With no
+// operation known from the keys, a procedure in progress is one.
+func withLiveStep(op *operation, v dcs.View) *operation {
+	var nodes []string
+	if op != nil {
+		nodes = []string{op.To, op.From}
+	} else {
+		for node := range v.Progress {
+			nodes = append(nodes, node)
+		}
+		slices.Sort(nodes)
+	}
+	for _, node := range nodes {
+		raw, ok := v.Progress[node]
+		if node == "" || !ok {
+			continue
+		}
+		var p timeline.Progress
+		if json.Unmarshal(raw, &p) != nil || p.Kind == "" {
+			continue
+		}
+		if op == nil {
+			op = &operation{Kind: p.Kind, From: p.From, To: p.Node, Since: p.Start}
+		}
+		op.Node = p.Node
+		switch {
+		case p.Running != "":
+			op.Step, op.Status, op.Evidence = p.Running, stepRunning, fmt.Sprintf("%s's %s, step %d, live", p.Node, p.Kind, len(p.Steps)+1)
+		case len(p.Steps) > 0:
+			op.fromRecord(p.Record)
+			op.Evidence = fmt.Sprintf("%s's %s, live", p.Node, p.Kind)
+		}
+		return op
+	}
+	return op
 }
 
 func requestedOperation(v dcs.View, r dcs.Request, recs []timeline.Record, now time.Time) *operation {

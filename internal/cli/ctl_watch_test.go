@@ -212,6 +212,41 @@ func TestCurrentOperationSeesAnAutomaticFailover(t *testing.T) {
 	}
 }
 
+// TestCurrentOperationShowsTheStepAnAgentReports: an agent's progress key
+// names the step running now, which wins over what the keys prove; with
+// nothing else to go by, a procedure in progress is the operation.
+func TestCurrentOperationShowsTheStepAnAgentReports(t *testing.T) {
+	now := time.Date(2026, 12, 2, 16, 0, 0, 0, time.UTC)
+	progress := func(p timeline.Progress) json.RawMessage {
+		data, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	running := timeline.Progress{Record: timeline.Record{Kind: "failover", Node: "node3", From: "node1", Start: now.Add(-time.Second),
+		Steps: []timeline.Step{{Name: failover.StepAcquireLeader, OK: true}}}, Running: failover.StepPromote, RunningSince: now}
+	taken := dcs.View{Leader: "node3", Status: dcs.Status{Leader: "node1"}, Progress: map[string]json.RawMessage{"node3": progress(running)}}
+	op := currentOperation(taken, nil, now)
+	if op == nil || op.Step != failover.StepPromote || op.Status != stepRunning || op.Node != "node3" || !strings.Contains(op.Evidence, "step 2, live") {
+		t.Fatalf("failover with node3 promoting: %+v", op)
+	}
+
+	ended := running
+	ended.Running, ended.RunningSince = "", time.Time{}
+	ended.Steps = append(ended.Steps, timeline.Step{Name: failover.StepPromote, OK: false, Error: "timeout"})
+	alone := dcs.View{Leader: "node1", Primary: &dcs.Primary{Node: "node1"}, Status: dcs.Status{Leader: "node1"},
+		Progress: map[string]json.RawMessage{"node3": progress(ended)}}
+	op = currentOperation(alone, nil, now)
+	if op == nil || op.Kind != "failover" || op.To != "node3" || op.Step != failover.StepPromote || op.Status != stepFailed {
+		t.Fatalf("a procedure the keys do not show: %+v", op)
+	}
+	alone.Progress["node3"] = json.RawMessage(`{"garbage"`)
+	if op := currentOperation(alone, nil, now); op != nil {
+		t.Errorf("undecodable progress taken for an operation: %+v", op)
+	}
+}
+
 func TestCurrentOperationOfARejoin(t *testing.T) {
 	created := time.Date(2026, 12, 2, 16, 0, 0, 0, time.UTC)
 	v := dcs.View{Leader: "node2", Primary: &dcs.Primary{Node: "node2"}, Status: dcs.Status{Leader: "node2"},

@@ -231,6 +231,9 @@ type View struct {
 	// RequestRevision is the request key's modification revision (0: no
 	// request), for ReplaceRequest.
 	RequestRevision int64
+	// Progress holds, per node, the procedure its agent runs now (a
+	// timeline.Progress as JSON; see ProgressWriter).
+	Progress map[string]json.RawMessage
 	// Problems lists keys that could not be decoded; they are ignored.
 	Problems []string
 }
@@ -261,6 +264,11 @@ func (s *Store) Snapshot(ctx context.Context) (View, error) {
 			v.RequestRevision = kv.ModRevision
 			v.Request = &Request{}
 			derr = json.Unmarshal(kv.Value, v.Request)
+		case strings.HasPrefix(name, "progress/"):
+			if v.Progress == nil {
+				v.Progress = map[string]json.RawMessage{}
+			}
+			v.Progress[strings.TrimPrefix(name, "progress/")] = json.RawMessage(kv.Value)
 		case strings.HasPrefix(name, "members/"):
 			var m Member
 			derr = json.Unmarshal(kv.Value, &m)

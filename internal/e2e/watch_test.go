@@ -8,6 +8,7 @@ import (
 	"io"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -143,8 +144,8 @@ func TestCtlListWatchFollowsASwitchover(t *testing.T) {
 
 	steps := []string{agent.StepRoutesDown, agent.StepCleanStop, agent.StepTargetCaughtUp, agent.StepFollowTarget, agent.StepHandOver,
 		failover.StepAcquireLeader, failover.StepFence, failover.StepPromote, failover.StepReadinessGate, failover.StepSynchronous,
-		failover.StepCheckpoint, failover.StepPublish, failover.StepRoutesUp, failover.StepStandbysFollow}
-	inProgress := regexp.MustCompile(`IN PROGRESS: switchover node1 -> node2, [0-9.]+m?s, requested by [^;]+; step (` + strings.Join(steps, "|") + `) (done|FAILED) on node[12]`)
+		failover.StepCheckpoint, failover.StepPublish, failover.StepRoutesUp, failover.StepRoutesProbe, failover.StepStandbysFollow}
+	inProgress := regexp.MustCompile(`IN PROGRESS: switchover node1 -> node2, [0-9.]+m?s, requested by [^;]+; step (` + strings.Join(steps, "|") + `) (done|FAILED|running) on node[12]`)
 	at, stepFrame, err := screen.waitFrame(ctx, at, time.Minute, func(f string) error {
 		if !inProgress.MatchString(f) {
 			return errors.New("no switchover step in progress")
@@ -180,6 +181,11 @@ func TestCtlListWatchFollowsASwitchover(t *testing.T) {
 		}
 	}
 	t.Logf("operation lines, in order:\n%s", strings.Join(progress, ""))
+	// The agents publish their procedure step by step: the watch shows
+	// the step an agent reports, not only what the keys prove.
+	if !slices.ContainsFunc(progress, func(l string) bool { return strings.Contains(l, ", live)") }) {
+		t.Errorf("no frame showed a step an agent reported live")
+	}
 	if out := <-switched; !strings.HasPrefix(out, "exit <nil>") {
 		t.Errorf("vigil ctl switchover --to node2: %s", out)
 	}
