@@ -338,14 +338,14 @@ func (a *Agent) mayKeepKey(ctx context.Context) (bool, string) {
 		return false, "DCS: " + err.Error()
 	}
 	local, _ := a.observeLocal(ctx, view)
-	trusted := a.o.Trusted.Check(ctx)
+	trusted, trustedLostAt := a.checkTrusted(ctx)
 	a.mu.Lock()
 	gaveUpAt := a.gaveUpAt
 	a.mu.Unlock()
 	cluster := clusterInput(view, true)
 	cluster.Leader = "" // as it was before this agent took the key back
 	out := a.o.Decide(decision.Input{Now: a.clock.Now(), Config: a.o.Decision, Self: local,
-		TrustedReachable: trusted.Reachable, Cluster: cluster, GaveUpAt: gaveUpAt})
+		TrustedReachable: trusted.Reachable, TrustedUnreachableSince: trustedLostAt, Cluster: cluster, GaveUpAt: gaveUpAt})
 	if len(out.Actions) == 1 && out.Actions[0].Kind == decision.AcquireLeader {
 		return true, out.Reason
 	}

@@ -198,6 +198,9 @@ type Agent struct {
 	// observed is this node as the loop run in progress saw it, for the
 	// procedures it starts (loop's goroutine only).
 	observed decision.Local
+	// trustedLostAt is when the trusted-IP checks began to fail (zero
+	// while they answer); loop's goroutine only.
+	trustedLostAt time.Time
 }
 
 // Status is what the agent knows after its last loop, for the API and ctl.
@@ -378,7 +381,7 @@ func (a *Agent) tick(ctx context.Context) {
 	view, dcsErr := a.snapshot(ctx)
 	local, probe := a.observeLocal(ctx, view)
 	a.observed = local
-	trusted := a.o.Trusted.Check(ctx)
+	trusted, trustedLostAt := a.checkTrusted(ctx)
 
 	holds, renewedAt := a.lease.state()
 	a.mu.Lock()
@@ -396,17 +399,18 @@ func (a *Agent) tick(ctx context.Context) {
 		failsafeMembers, failsafeAcks = a.failsafeState()
 	}
 	in := decision.Input{
-		GaveUpAt:         gaveUpAt,
-		PromisedUntil:    promisedUntil,
-		FailsafeMembers:  failsafeMembers,
-		FailsafeAcks:     failsafeAcks,
-		Now:              a.clock.Now(),
-		Config:           a.o.Decision,
-		Self:             local,
-		TrustedReachable: trusted.Reachable,
-		HoldsLeader:      holds,
-		LeaseRenewedAt:   renewedAt,
-		Cluster:          clusterInput(view, dcsErr == nil),
+		GaveUpAt:                gaveUpAt,
+		PromisedUntil:           promisedUntil,
+		FailsafeMembers:         failsafeMembers,
+		FailsafeAcks:            failsafeAcks,
+		Now:                     a.clock.Now(),
+		Config:                  a.o.Decision,
+		Self:                    local,
+		TrustedReachable:        trusted.Reachable,
+		TrustedUnreachableSince: trustedLostAt,
+		HoldsLeader:             holds,
+		LeaseRenewedAt:          renewedAt,
+		Cluster:                 clusterInput(view, dcsErr == nil),
 	}
 	out := a.o.Decide(in)
 	a.logDecision(out, trusted)
@@ -436,6 +440,20 @@ func (a *Agent) tick(ctx context.Context) {
 		a.status.DCSError = dcsErr.Error()
 	}
 	a.mu.Unlock()
+}
+
+// checkTrusted runs a round of trusted-IP checks and says since when they
+// fail (zero while they answer): a primary rides out a short failure
+// (decision.Config.IsolationGrace).
+func (a *Agent) checkTrusted(ctx context.Context) (isolation.Result, time.Time) {
+	r := a.o.Trusted.Check(ctx)
+	switch {
+	case r.Reachable:
+		a.trustedLostAt = time.Time{}
+	case a.trustedLostAt.IsZero():
+		a.trustedLostAt = a.clock.Now()
+	}
+	return r, a.trustedLostAt
 }
 
 func (a *Agent) snapshot(ctx context.Context) (dcs.View, error) {

@@ -26,6 +26,13 @@ func Decide(in Input) Output {
 
 	if !in.TrustedReachable {
 		if leaderIsMe || role == RolePrimary {
+			since, grace := in.TrustedUnreachableSince, in.Config.IsolationGrace()
+			if !since.IsZero() && in.Now.Sub(since) < grace {
+				o := decideConnected(in, out, leaderIsMe)
+				o.Reason = fmt.Sprintf("no trusted IP answered for %s (the primary role is given up after %s); %s",
+					in.Now.Sub(since).Round(msRound), grace, o.Reason)
+				return o
+			}
 			actions := []Action{{Kind: WithdrawWritable}, {Kind: Demote}}
 			if leaderIsMe {
 				actions = append(actions, Action{Kind: ReleaseLeader})
@@ -34,7 +41,14 @@ func Decide(in Input) Output {
 		}
 		return out("no trusted IP answers: this node may be the one cut off, so it will not promote")
 	}
+	return decideConnected(in, out, leaderIsMe)
+}
 
+// decideConnected decides for a node that reaches the DCS and, but for a
+// primary's short grace, a trusted IP.
+func decideConnected(in Input, out outFunc, leaderIsMe bool) Output {
+	self := in.Self
+	role := self.Role()
 	switch {
 	case leaderIsMe:
 		return decideAsLeader(in, out)

@@ -392,6 +392,36 @@ func TestDecide(t *testing.T) {
 			want: []ActionKind{WithdrawWritable, Demote, ReleaseLeader},
 		},
 		{
+			name: "a leader whose trusted-IP checks failed just now keeps its role within the grace",
+			in: func() Input {
+				in := leaderInput()
+				in.TrustedReachable = false
+				in.TrustedUnreachableSince = t0.Add(-in.Config.IsolationGrace() + time.Millisecond)
+				return in
+			},
+			want: []ActionKind{RenewLeader, PublishWritable}, wantReason: "the primary role is given up after",
+		},
+		{
+			name: "a leader whose trusted-IP checks fail for the grace demotes itself and releases the key",
+			in: func() Input {
+				in := leaderInput()
+				in.TrustedReachable = false
+				in.TrustedUnreachableSince = t0.Add(-in.Config.IsolationGrace())
+				return in
+			},
+			want: []ActionKind{WithdrawWritable, Demote, ReleaseLeader}, wantReason: "gives up the primary role",
+		},
+		{
+			name: "a standby whose trusted-IP checks failed just now does not promote, grace or not",
+			in: func() Input {
+				in := orphanInput(standbyLocal("node2", 0x5000000))
+				in.TrustedReachable = false
+				in.TrustedUnreachableSince = t0.Add(-time.Millisecond)
+				return in
+			},
+			wantReason: "will not promote",
+		},
+		{
 			name: "DCS unreachable, standby: no promotion",
 			in: func() Input {
 				in := orphanInput(standbyLocal("node2", 0x5000000))

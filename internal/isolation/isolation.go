@@ -39,6 +39,12 @@ type Checker struct {
 	}
 }
 
+// attemptsPerAddress: a round dials each address again every
+// Timeout/attemptsPerAddress while none answered, so that one lost SYN (or
+// SYN-ACK) does not fail the round: TCP itself would resend only after a
+// second, longer than a round usually lasts.
+const attemptsPerAddress = 3
+
 // Check probes every address concurrently and returns as soon as one answers.
 func (c Checker) Check(ctx context.Context) Result {
 	if len(c.Addresses) == 0 {
@@ -59,30 +65,42 @@ func (c Checker) Check(ctx context.Context) Result {
 		addr string
 		err  error
 	}
-	answers := make(chan answer, len(c.Addresses))
+	answers := make(chan answer, len(c.Addresses)*attemptsPerAddress)
 	var wg sync.WaitGroup
 	for _, a := range c.Addresses {
 		addr := withPort(a)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := dialer.DialContext(ctx, "tcp", addr)
-			if conn != nil {
-				conn.Close()
-			}
-			answers <- answer{addr: addr, err: err}
-		}()
+		for attempt := range attemptsPerAddress {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				select {
+				case <-ctx.Done():
+					answers <- answer{addr: addr, err: ctx.Err()}
+					return
+				case <-time.After(time.Duration(attempt) * timeout / attemptsPerAddress):
+				}
+				conn, err := dialer.DialContext(ctx, "tcp", addr)
+				if conn != nil {
+					conn.Close()
+				}
+				answers <- answer{addr: addr, err: err}
+			}()
+		}
 	}
 	go func() { wg.Wait(); close(answers) }()
 
+	// The first error of each address explains it best: later attempts
+	// only end with the round.
 	var failures []string
+	failed := map[string]bool{}
 	for ans := range answers {
 		switch {
 		case ans.err == nil:
 			return Result{Reachable: true, Evidence: fmt.Sprintf("trusted %s accepted a connection", ans.addr)}
 		case errors.Is(ans.err, syscall.ECONNREFUSED):
 			return Result{Reachable: true, Evidence: fmt.Sprintf("trusted %s answered (connection refused)", ans.addr)}
-		default:
+		case !failed[ans.addr]:
+			failed[ans.addr] = true
 			failures = append(failures, fmt.Sprintf("%s: %v", ans.addr, ans.err))
 		}
 	}

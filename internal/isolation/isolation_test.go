@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -64,4 +65,44 @@ func (silentDialer) DialContext(ctx context.Context, network, addr string) (net.
 	}
 	var d net.Dialer
 	return d.DialContext(ctx, network, addr)
+}
+
+// lossyDialer loses the first connection attempt to each address (it
+// hangs, as a connect whose SYN was dropped does) and lets the others
+// through to a real listener.
+type lossyDialer struct {
+	target string
+	mu     sync.Mutex
+	seen   map[string]int
+}
+
+func (d *lossyDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	d.seen[addr]++
+	first := d.seen[addr] == 1
+	d.mu.Unlock()
+	if first {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	var nd net.Dialer
+	return nd.DialContext(ctx, network, d.target)
+}
+
+// TestCheckRidesOutALostConnectionAttempt: one lost SYN does not fail a
+// round; a new attempt within the round gets through.
+func TestCheckRidesOutALostConnectionAttempt(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := &lossyDialer{target: ln.Addr().String(), seen: map[string]int{}}
+	r := Checker{Addresses: []string{"gateway:22"}, Timeout: 600 * time.Millisecond, Dialer: d}.Check(context.Background())
+	if !r.Reachable || !strings.Contains(r.Evidence, "accepted a connection") {
+		t.Fatalf("Check after one lost attempt = %+v, want reachable", r)
+	}
+	if n := d.seen["gateway:22"]; n < 2 {
+		t.Errorf("%d attempts, want a second one after the first was lost", n)
+	}
 }
