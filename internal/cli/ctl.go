@@ -99,6 +99,7 @@ requires a certificate of the cluster's CA: --config uses the node's files
 	f.StringVar(&o.tls.KeyFile, "key", "", "private key of --cert")
 	cmd.AddCommand(newCtlListCmd(&o), newCtlPauseCmd(&o, true), newCtlPauseCmd(&o, false), newCtlHistoryCmd(&o),
 		newCtlFailoverCmd(&o), newCtlSwitchoverCmd(&o), newCtlRejoinCmd(&o), newCtlReinitCmd(&o), newCtlTopologyCmd(&o))
+	cmd.AddCommand(newCtlMemberCmd(&o))
 	return cmd
 }
 

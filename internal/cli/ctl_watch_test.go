@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -295,15 +294,6 @@ func containsEvery(s string, subs ...string) bool {
 	return true
 }
 
-func loopbackURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return "http://" + ln.Addr().String()
-}
 
 // TestCtlListWatchWithoutATerminal runs `ctl list --watch` into a plain
 // writer against a real etcd: frames follow separator lines, the etcd

@@ -77,6 +77,12 @@ type Embedded struct {
 	// InitialCluster maps every member's name to its peer URL; it is read
 	// only when the member's data directory is still empty.
 	InitialCluster map[string]string `yaml:"initial_cluster"`
+	// InitialClusterState is "new" for a member founding the cluster with
+	// the others of initial_cluster, "existing" for one joining a running
+	// cluster after `vigil ctl member add` (which prints the
+	// initial_cluster it needs). Like initial_cluster it is read only
+	// while the data directory is empty.
+	InitialClusterState string `yaml:"initial_cluster_state"`
 	// TickMs and ElectionMs tune etcd's raft (its heartbeat interval and
 	// election timeout, in milliseconds); 0 keeps etcd's 100 and 1000.
 	TickMs     uint `yaml:"tick_ms"`
@@ -91,6 +97,12 @@ type Embedded struct {
 	// written in the file rather than an omission.
 	Insecure bool `yaml:"insecure"`
 }
+
+// The values of dcs.embedded.initial_cluster_state.
+const (
+	ClusterStateNew      = "new"
+	ClusterStateExisting = "existing"
+)
 
 // TLS holds the files for talking to etcd over TLS: the agent's client side
 // to an external etcd (dcs.tls), or an embedded member's mutual TLS

@@ -22,6 +22,9 @@ func Defaults() Config {
 			// Keys live under /vigil/<cluster>/, so several clusters and
 			// other etcd users can share one etcd without colliding.
 			Prefix: "/vigil",
+			// A member founds the cluster with its peers; one that joins a
+			// running cluster says so, after `vigil ctl member add`.
+			Embedded: Embedded{InitialClusterState: ClusterStateNew},
 		},
 		VIP: vipDefaults(),
 		Timing: Timing{

@@ -218,6 +218,9 @@ func (c *Config) embeddedProblems() Problems {
 	case 5*tick > election:
 		ps = append(ps, c.at("dcs.embedded.election_ms", "must be at least 5 times dcs.embedded.tick_ms (%d): etcd refuses to start otherwise", 5*tick))
 	}
+	if !slices.Contains([]string{ClusterStateNew, ClusterStateExisting}, e.InitialClusterState) {
+		ps = append(ps, c.at("dcs.embedded.initial_cluster_state", "%q is not a state: use new (found the cluster with initial_cluster) or existing (join a running cluster after `vigil ctl member add`)", e.InitialClusterState))
+	}
 	if len(e.InitialCluster) == 0 {
 		return append(ps, c.at("dcs.embedded.initial_cluster", "required with dcs.embedded.enabled: every member's name and peer URL, the same on every member"))
 	}
@@ -478,7 +481,11 @@ func (c *Config) settingWarnings() Problems {
 		if t.LeaseTTL > 0 && t.LeaseTTL < minTTL {
 			ws = append(ws, c.at("timing.lease_ttl", "is below etcd's shortest lease with election_ms %d (%s), which etcd uses instead: failovers take that long", election, minTTL))
 		}
+		// A member joining a running cluster lists the members of the
+		// moment, one step of a growth (3, 4, 5): the count says nothing
+		// of the cluster's final size.
 		switch n := len(e.InitialCluster); {
+		case e.InitialClusterState == ClusterStateExisting:
 		case n == 1:
 			ws = append(ws, c.at("dcs.embedded.initial_cluster", "has one member: etcd, and with it every failover, stops when that member does; use 3 or 5"))
 		case n > 1 && n%2 == 0:

@@ -14,6 +14,8 @@ func validEmbedded(c *Config) {
 		PeerURL:   "http://198.18.0.11:2380",
 		ClientURL: "http://198.18.0.11:2379",
 		DataDir:   "/var/lib/vigil/etcd",
+		// As Defaults has it.
+		InitialClusterState: ClusterStateNew,
 		InitialCluster: map[string]string{
 			"node1": "http://198.18.0.11:2380",
 			"node2": "http://198.18.0.12:2380",
@@ -194,6 +196,8 @@ func TestValidateSettings(t *testing.T) {
 				`dcs.embedded.initial_cluster.Node4: "Node4" may contain only a-z, 0-9, _ and -`,
 				"dcs.embedded.initial_cluster.Node4: must be a URL with scheme, address and port, e.g. http://198.18.0.21:2379",
 			}},
+		{"embedded cluster state unknown", func(c *Config) { validEmbedded(c); c.DCS.Embedded.InitialClusterState = "join" },
+			[]string{`dcs.embedded.initial_cluster_state: "join" is not a state: use new (found the cluster with initial_cluster) or existing (join a running cluster after ` + "`vigil ctl member add`)"}},
 		{"embedded relative data dir", func(c *Config) { validEmbedded(c); c.DCS.Embedded.DataDir = "etcd" },
 			[]string{"dcs.embedded.data_dir: must be an absolute path"}},
 		{"election shorter than 5 ticks", func(c *Config) { validEmbedded(c); c.DCS.Embedded.TickMs = 300 },
@@ -375,6 +379,11 @@ func TestWarnings(t *testing.T) {
 		}, []string{"dcs.embedded.initial_cluster: has one member: etcd, and with it every failover, stops when that member does; use 3 or 5"}},
 		{"embedded two members", func(c *Config) { validEmbedded(c); delete(c.DCS.Embedded.InitialCluster, "node3") },
 			[]string{"dcs.embedded.initial_cluster: has 2 members: etcd needs a majority, so 2 tolerate no more failures than 1; use an odd number"}},
+		{"embedded member joining a cluster of three", func(c *Config) {
+			validEmbedded(c)
+			c.DCS.Embedded.InitialClusterState = ClusterStateExisting
+			c.DCS.Embedded.InitialCluster["node4"] = "http://198.18.0.14:2380"
+		}, nil},
 		{"lease below etcd's minimum", func(c *Config) {
 			validEmbedded(c)
 			c.DCS.Embedded.ElectionMs = 5000

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -29,6 +32,11 @@ type MemberConfig struct {
 	InitialCluster map[string]string
 	// ClusterToken keeps members of different clusters apart.
 	ClusterToken string
+	// JoinExisting starts a member added to a running cluster (`vigil ctl
+	// member add`): InitialCluster then lists the existing members and
+	// this one, and the member fetches the cluster from its peers instead
+	// of founding a new one.
+	JoinExisting bool
 	// TickMs and ElectionMs tune etcd's raft; zero keeps etcd's defaults
 	// (100 ms, 1000 ms).
 	TickMs, ElectionMs uint
@@ -86,8 +94,21 @@ type EmbeddedMember struct {
 	etcd      *embed.Etcd
 	cfg       MemberConfig
 	closeOnce sync.Once
-	closed    chan struct{}
+	// closing is closed before Close stops the server, so that a server
+	// stopping on its own (removed) is told apart from one being closed.
+	closing chan struct{}
+	closed  chan struct{}
+	removed chan struct{}
 }
+
+// ErrMemberRemoved is returned when a member's data directory belongs to a
+// member removed from its cluster: etcd would stop it again at once.
+var ErrMemberRemoved = errors.New("this etcd member was removed from its cluster")
+
+// removedMarker, in a member's data directory, records that the member was
+// removed: a restart then refuses with a clear message instead of starting
+// a server that its peers turn away.
+const removedMarker = "vigil-member-removed"
 
 // StartMember starts an etcd member and returns without waiting for its
 // peers: an agent must run (and refuse to promote) while the other members
@@ -95,6 +116,10 @@ type EmbeddedMember struct {
 // data directory already holds state rejoins with it; InitialCluster only
 // matters the first time.
 func StartMember(c MemberConfig) (*EmbeddedMember, error) {
+	if at, err := os.ReadFile(filepath.Join(c.DataDir, removedMarker)); err == nil {
+		return nil, fmt.Errorf("start etcd member %s: %w at %s: its data directory %s cannot serve again; to join the cluster again, `vigil ctl member add` it, move %s aside and start with dcs.embedded.initial_cluster_state: existing",
+			c.Name, ErrMemberRemoved, strings.TrimSpace(string(at)), c.DataDir, c.DataDir)
+	}
 	ec := embed.NewConfig()
 	ec.Name = c.Name
 	ec.Dir = c.DataDir
@@ -121,6 +146,9 @@ func StartMember(c MemberConfig) (*EmbeddedMember, error) {
 	ec.InitialCluster = initialCluster(c.InitialCluster)
 	ec.InitialClusterToken = c.ClusterToken
 	ec.ClusterState = embed.ClusterStateFlagNew
+	if c.JoinExisting {
+		ec.ClusterState = embed.ClusterStateFlagExisting
+	}
 	if c.TickMs > 0 {
 		ec.TickMs = c.TickMs
 	}
@@ -147,7 +175,77 @@ func StartMember(c MemberConfig) (*EmbeddedMember, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start etcd member %s: %w", c.Name, err)
 	}
-	return &EmbeddedMember{etcd: e, cfg: c, closed: make(chan struct{})}, nil
+	m := &EmbeddedMember{etcd: e, cfg: c, closing: make(chan struct{}), closed: make(chan struct{}), removed: make(chan struct{})}
+	go m.watchRemoval()
+	return m, nil
+}
+
+// watchRemoval closes m.removed when the server stops without Close: etcd
+// stops a member on its own only once it learns (from the log it applies,
+// or from a peer refusing it) that it was removed from the cluster.
+func (m *EmbeddedMember) watchRemoval() {
+	select {
+	case <-m.closing:
+		return
+	case <-m.etcd.Server.StopNotify():
+	}
+	select {
+	case <-m.closing:
+		return
+	default:
+	}
+	at := time.Now().UTC().Format(time.RFC3339)
+	if err := os.WriteFile(filepath.Join(m.cfg.DataDir, removedMarker), []byte(at+"\n"), 0o600); err != nil && m.cfg.Logger != nil {
+		m.cfg.Logger.Warn("record the etcd member's removal in its data directory", "err", err)
+	}
+	close(m.removed)
+}
+
+// Removed is closed when the member was removed from its cluster (`vigil
+// ctl member remove`) and its server stopped.
+func (m *EmbeddedMember) Removed() <-chan struct{} { return m.removed }
+
+// PromoteWhenCaughtUp makes the member a voting member once it is a learner
+// that has caught up with the leader's log, asking every interval until
+// etcd agrees or ctx ends. `vigil ctl member add` adds members as learners,
+// which take no part in quorum until then: a new member that is slow to
+// catch up cannot cost the cluster its quorum. A member that is no learner
+// returns at once.
+func (m *EmbeddedMember) PromoteWhenCaughtUp(ctx context.Context, interval time.Duration) error {
+	s := m.etcd.Server
+	select {
+	case <-s.ReadyNotify():
+	case <-s.StopNotify():
+		return fmt.Errorf("promote etcd member %s: the member stopped", m.cfg.Name)
+	case <-ctx.Done():
+		return fmt.Errorf("promote etcd member %s: %w", m.cfg.Name, ctx.Err())
+	}
+	for s.IsLearner() {
+		// The server forwards the request to the raft leader, which alone
+		// knows whether this learner has caught up.
+		rctx, cancel := context.WithTimeout(ctx, interval)
+		_, err := s.PromoteMember(rctx, uint64(s.MemberID()))
+		cancel()
+		switch {
+		case err == nil:
+			if m.cfg.Logger != nil {
+				m.cfg.Logger.Info("etcd learner caught up and promoted to a voting member", "etcd_member", m.cfg.Name)
+			}
+		case errors.Is(err, membership.ErrMemberNotLearner):
+			// Promoted meanwhile (an operator's `member promote`); the
+			// local view catches up with the applied entry.
+		case m.cfg.Logger != nil:
+			m.cfg.Logger.Debug("etcd learner not promoted yet", "etcd_member", m.cfg.Name, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("promote etcd member %s: %w", m.cfg.Name, ctx.Err())
+		case <-s.StopNotify():
+			return fmt.Errorf("promote etcd member %s: the member stopped", m.cfg.Name)
+		case <-time.After(interval):
+		}
+	}
+	return nil
 }
 
 // Ready is closed once the member has joined the cluster and serves clients.
@@ -185,6 +283,7 @@ func (m *EmbeddedMember) ClientURL() string { return m.cfg.ClientURL }
 // called more than once.
 func (m *EmbeddedMember) Close(d time.Duration) {
 	m.closeOnce.Do(func() {
+		close(m.closing)
 		go func() {
 			m.etcd.Close()
 			close(m.closed)

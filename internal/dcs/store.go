@@ -644,10 +644,23 @@ func (s *Store) MoveEtcdLeaderFrom(ctx context.Context, endpoint string) (string
 		if _, err := s.client.Status(ctx, m.ClientURLs[0]); err != nil {
 			continue
 		}
-		if _, err := s.client.MoveLeader(ctx, m.ID); err != nil {
+		if err := s.moveLeader(ctx, endpoint, m.ID); err != nil {
 			return "", fmt.Errorf("move etcd leadership to %s: %w", m.Name, s.diag.explain(err))
 		}
 		return m.Name, nil
 	}
 	return "", nil
+}
+
+// moveLeader asks the leader at endpoint itself to hand over to member to:
+// only the leader can, and the client's own connection may be to a
+// follower (an operator's client lists every member).
+func (s *Store) moveLeader(ctx context.Context, endpoint string, to uint64) error {
+	conn, err := s.client.Dial(endpoint)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = etcdserverpb.NewMaintenanceClient(conn).MoveLeader(ctx, &etcdserverpb.MoveLeaderRequest{TargetID: to})
+	return rpctypes.Error(err)
 }

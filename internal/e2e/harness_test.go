@@ -117,12 +117,18 @@ func (c *cluster) stopAll() {
 	}
 }
 
-// startAgents starts every node's agent, waits until node1 (the lab's first
-// primary) is writable and returns a DCS client.
-func (c *cluster) startAgents(ctx context.Context) *dcs.Store {
+// startAgents starts the agents of names (every node's when none is
+// named), waits until node1 (the lab's first primary) is writable and
+// returns a DCS client.
+func (c *cluster) startAgents(ctx context.Context, names ...string) *dcs.Store {
 	c.t.Helper()
-	for _, n := range c.lab.Nodes() {
-		c.startAgent(n.Name)
+	if len(names) == 0 {
+		for _, n := range c.lab.Nodes() {
+			names = append(names, n.Name)
+		}
+	}
+	for _, n := range names {
+		c.startAgent(n)
 	}
 	s := c.store()
 	if p := c.waitWritablePrimary(ctx, s); p != "node1" {

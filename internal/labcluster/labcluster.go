@@ -652,6 +652,26 @@ func (c *Cluster) StopAgent(name string, wait time.Duration) error {
 	}
 }
 
+// WaitAgentExit waits until node's agent exits by itself (or ctx ends) and
+// returns its exit status.
+func (c *Cluster) WaitAgentExit(ctx context.Context, name string) (int, error) {
+	c.mu.Lock()
+	p := c.procs[name]
+	c.mu.Unlock()
+	if p == nil {
+		return 0, fmt.Errorf("agent %s was not started by this cluster", name)
+	}
+	select {
+	case <-p.done:
+		c.mu.Lock()
+		delete(c.procs, name)
+		c.mu.Unlock()
+		return p.cmd.ProcessState.ExitCode(), nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("agent %s still runs: %w", name, ctx.Err())
+	}
+}
+
 // KillWitness sends SIGKILL to the witness.
 func (c *Cluster) KillWitness() {
 	c.mu.Lock()

@@ -82,12 +82,23 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	embeddedURL := ""
 	if cfg.DCS.Embedded.Enabled {
 		member, err := startEmbedded(cfg, log)
+		if errors.Is(err, dcs.ErrMemberRemoved) {
+			return configError(err)
+		}
 		if err != nil {
 			return err
 		}
 		defer member.Close(5 * time.Second)
 		endpoints = []string{member.ClientURL()}
 		embeddedURL = member.ClientURL()
+		var stop context.CancelFunc
+		ctx, stop = stopWhenRemoved(ctx, member, log)
+		defer stop()
+		go func() {
+			if err := member.PromoteWhenCaughtUp(ctx, cfg.Timing.LoopInterval); err != nil && ctx.Err() == nil {
+				log.Warn("embedded etcd learner not promoted: `vigil ctl member promote` it once it has caught up", "err", err)
+			}
+		}()
 	}
 	store, err := openStore(cfg, endpoints, log)
 	if errors.Is(err, dcs.ErrAccess) {
@@ -426,7 +437,7 @@ func startEmbedded(cfg *config.Config, log *slog.Logger) (*dcs.EmbeddedMember, e
 	}
 	mc := dcs.MemberConfig{
 		Name: cfg.Node.Name, DataDir: dataDir, PeerURL: e.PeerURL, ClientURL: e.ClientURL,
-		InitialCluster: e.InitialCluster, ClusterToken: "vigil-" + cfg.Cluster,
+		InitialCluster: e.InitialCluster, ClusterToken: "vigil-" + cfg.Cluster, JoinExisting: e.InitialClusterState == config.ClusterStateExisting,
 		TickMs: e.TickMs, ElectionMs: e.ElectionMs, Insecure: e.Insecure, Logger: log,
 	}
 	if t := e.TLS; t.Enabled() {
@@ -436,8 +447,30 @@ func startEmbedded(cfg *config.Config, log *slog.Logger) (*dcs.EmbeddedMember, e
 	if err != nil {
 		return nil, err
 	}
-	log.Info("embedded etcd member started", "peer_url", e.PeerURL, "client_url", e.ClientURL, "data_dir", dataDir, "mutual_tls", mc.TLS != nil)
+	log.Info("embedded etcd member started", "initial_cluster_state", e.InitialClusterState, "peer_url", e.PeerURL, "client_url", e.ClientURL, "data_dir", dataDir, "mutual_tls", mc.TLS != nil)
 	return m, nil
+}
+
+// stopWhenRemoved returns a context that ends with ctx or when member is
+// removed from the etcd cluster (`vigil ctl member remove`): a node outside
+// the cluster has no say in it, so its agent shuts down as on SIGTERM and
+// Run returns nil (exit 0, which systemd's Restart=on-failure does not
+// restart). The member refuses to start again from its data directory.
+// `member remove` refuses the leader key's holder (see dcs.CheckRemove),
+// so the agent leaves a standby behind; should the key have come to this
+// node all the same, the shutdown stops the primary before it lets the key
+// go, as on SIGTERM: never an unmanaged primary.
+func stopWhenRemoved(ctx context.Context, member *dcs.EmbeddedMember, log *slog.Logger) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-member.Removed():
+			log.Warn("this node's etcd member was removed from the cluster: the agent stops, leaving its database as it is; to join again, `vigil ctl member add` this node and start it with an empty dcs.embedded.data_dir and initial_cluster_state: existing")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // DCSClientTLS is the client side of a TLS section: dcs.tls towards an
