@@ -99,6 +99,9 @@ requires a certificate of the cluster's CA: --config uses the node's files
 	f.StringVar(&o.tls.KeyFile, "key", "", "private key of --cert")
 	cmd.AddCommand(newCtlListCmd(&o), newCtlPauseCmd(&o, true), newCtlPauseCmd(&o, false), newCtlHistoryCmd(&o),
 		newCtlFailoverCmd(&o), newCtlSwitchoverCmd(&o), newCtlRejoinCmd(&o), newCtlReinitCmd(&o))
+	cmd.AddCommand(newCtlShowConfigCmd(&o))
+	cmd.AddCommand(newCtlEditConfigCmd(&o))
+	cmd.AddCommand(newCtlRestartCmd(&o))
 	return cmd
 }
 
@@ -180,6 +183,8 @@ type memberRow struct {
 	Upstream string        `json:"upstream,omitempty"`
 	Isolated bool          `json:"isolated"`
 	State    string        `json:"state"`
+	// PendingRestart names the parameters waiting for a server restart.
+	PendingRestart []string `json:"pending_restart,omitempty"`
 }
 
 type listOutput struct {
@@ -225,6 +230,9 @@ func buildList(cluster string, v dcs.View) listOutput {
 		}
 		if m.Isolated {
 			row.State += ", ISOLATED"
+		}
+		if row.PendingRestart = m.PendingRestart; len(m.PendingRestart) > 0 {
+			row.State += ", PENDING RESTART (" + strings.Join(m.PendingRestart, ", ") + ")"
 		}
 		out.Members = append(out.Members, row)
 	}
@@ -677,7 +685,7 @@ func reportRecords(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, since int64,
 // formatRecord renders a history record with who asked for it: a pause or
 // resume in one line.
 func formatRecord(rec timeline.Record) string {
-	if rec.Kind == control.PauseRecordKind || rec.Kind == control.ResumeRecordKind {
+	if rec.Kind == control.PauseRecordKind || rec.Kind == control.ResumeRecordKind || rec.Kind == control.SettingsRecordKind || rec.Kind == control.RestartRecordKind {
 		return fmt.Sprintf("%s (%s), requested by %s from %s\n", rec.Kind, rec.Reason, orDash(rec.RequestedBy), orDash(rec.RequestedFrom))
 	}
 	s := timeline.Format(rec)
