@@ -118,6 +118,10 @@ type Options struct {
 	APIToken   string
 	HTTPClient *http.Client
 
+	// Parameters applies the cluster-wide PostgreSQL parameters (nil:
+	// they are not managed, as in a simulation).
+	Parameters ParameterServer
+
 	// ConfigDigest identifies the settings that must agree across members.
 	ConfigDigest string
 	Version      string
@@ -179,6 +183,13 @@ type Agent struct {
 	// who asked.
 	configSeen  dcs.ClusterConfig
 	configKnown bool
+	// settings: see syncSettings.
+	settings settingsState
+	// restarted is the rolling restart in which this agent restarted its
+	// server; restartWaiting what the leader last waited for in one (see
+	// rollingRestart).
+	restarted      string
+	restartWaiting string
 	// acting is the operator's request the action being executed carries
 	// out (nil: none), for its history record. Only the loop's goroutine,
 	// which executes actions, uses it.
@@ -416,6 +427,7 @@ func (a *Agent) tick(ctx context.Context) {
 	a.logDecision(out, trusted)
 
 	if dcsErr == nil {
+		a.syncSettings(ctx, view, local)
 		a.publishMember(ctx, local, !trusted.Reachable)
 		a.checkConfigDigests(view)
 		a.noticeConfigChange(view.Config)
@@ -424,6 +436,9 @@ func (a *Agent) tick(ctx context.Context) {
 		}
 	}
 	a.execute(ctx, out, view, local)
+	if dcsErr == nil {
+		a.rollingRestart(ctx, view, local)
+	}
 
 	a.mu.Lock()
 	prev := a.status
@@ -534,7 +549,7 @@ func (a *Agent) checkConfigDigests(v dcs.View) {
 			continue
 		}
 		if a.lastDigest[name] != m.ConfigDigest {
-			a.log.Warn("configuration differs between members: timings and synchronous mode must match on every node",
+			a.log.Warn("configuration differs between members: timings and synchronous mode must match on every node (set them once for all with vigil ctl edit-config; an agent takes them at its start)",
 				"member", name, "their_digest", m.ConfigDigest, "our_digest", a.o.ConfigDigest)
 			a.lastDigest[name] = m.ConfigDigest
 		}

@@ -154,6 +154,9 @@ func fileExists(path string) bool {
 
 // memberRecord is what this agent publishes about its node.
 func (a *Agent) memberRecord(l decision.Local, isolated bool) dcs.Member {
+	a.mu.Lock()
+	pending, applied, restarted := a.settings.pending, a.settings.applied, a.restarted
+	a.mu.Unlock()
 	return dcs.Member{
 		Member: decision.Member{
 			Name: l.Name, Role: l.Role(), Reachable: l.Reachable, InRecovery: l.InRecovery,
@@ -162,6 +165,7 @@ func (a *Agent) memberRecord(l decision.Local, isolated bool) dcs.Member {
 		},
 		Host: a.o.Host, Port: a.o.Port, APIURL: a.o.APIURL, UpdatedAt: a.clock.Now(),
 		ConfigDigest: a.o.ConfigDigest, Version: a.o.Version,
+		PendingRestart: pending, SettingsApplied: applied, Restarted: restarted,
 	}
 }
 

@@ -25,6 +25,9 @@ type clusterBody struct {
 	Request      *dcs.Request `json:"pending_request,omitempty"`
 	Problems     []string     `json:"problems,omitempty"`
 	Revision     int64        `json:"revision"`
+	// SettingsRevision is the revision of the cluster-wide settings
+	// (vigil ctl edit-config; 0: never set).
+	SettingsRevision int64 `json:"settings_revision"`
 }
 
 type memberBody struct {
@@ -42,6 +45,12 @@ type memberBody struct {
 	Priority  int           `json:"priority"`
 	APIURL    string        `json:"api_url,omitempty"`
 	UpdatedAt time.Time     `json:"updated_at"`
+	// PendingRestart names the parameters waiting for a server restart
+	// ([] when none).
+	PendingRestart []string `json:"pending_restart"`
+	// SettingsApplied is the revision of the cluster-wide settings the
+	// member's server has.
+	SettingsApplied int64 `json:"settings_applied"`
 }
 
 func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
@@ -60,16 +69,17 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) clusterBody(v dcs.View) clusterBody {
 	b := clusterBody{
-		Cluster:      s.o.ClusterName,
-		Leader:       v.Leader,
-		Primary:      v.Primary,
-		Members:      make([]memberBody, 0, len(v.Members)),
-		Paused:       v.Config.Paused,
-		SyncStandbys: v.Sync,
-		LastLeader:   v.Status,
-		Request:      v.Request,
-		Problems:     v.Problems,
-		Revision:     v.Revision,
+		Cluster:          s.o.ClusterName,
+		Leader:           v.Leader,
+		Primary:          v.Primary,
+		Members:          make([]memberBody, 0, len(v.Members)),
+		Paused:           v.Config.Paused,
+		SyncStandbys:     v.Sync,
+		LastLeader:       v.Status,
+		Request:          v.Request,
+		Problems:         v.Problems,
+		Revision:         v.Revision,
+		SettingsRevision: v.SettingsRevision,
 	}
 	if b.SyncStandbys == nil {
 		// [] rather than null: scripts iterate over it.
@@ -81,6 +91,7 @@ func (s *Server) clusterBody(v dcs.View) clusterBody {
 			Timeline: m.Timeline, WAL: m.WAL, Writable: m.Writable, Reachable: m.Reachable,
 			Upstream: m.Upstream, Isolated: m.Isolated, Priority: m.Priority,
 			APIURL: m.APIURL, UpdatedAt: m.UpdatedAt,
+			PendingRestart: append([]string{}, m.PendingRestart...), SettingsApplied: m.SettingsApplied,
 		})
 	}
 	sort.Slice(b.Members, func(i, j int) bool { return b.Members[i].Name < b.Members[j].Name })

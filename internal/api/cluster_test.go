@@ -18,23 +18,26 @@ func TestCluster(t *testing.T) {
 		Leader:   "node1",
 		Primary:  &dcs.Primary{Node: "node1", Host: "10.0.0.1", Port: 5432, Timeline: 3, CommitLSN: "0/3000060"},
 		Members: map[string]dcs.Member{
-			"node2": {Member: decision.Member{Name: "node2", Role: decision.RoleStandby, Reachable: true, InRecovery: true, Timeline: 3, WAL: 0x3000000, Upstream: "node1", Isolated: true}, Host: "10.0.0.2", Port: 5433},
+			"node2": {Member: decision.Member{Name: "node2", Role: decision.RoleStandby, Reachable: true, InRecovery: true, Timeline: 3, WAL: 0x3000000, Upstream: "node1", Isolated: true}, Host: "10.0.0.2", Port: 5433,
+				PendingRestart: []string{"shared_buffers"}, SettingsApplied: 40},
 			"node1": {Member: decision.Member{Name: "node1", Role: decision.RolePrimary, Reachable: true, Writable: true, Timeline: 3, WAL: 0x3000060}, Host: "10.0.0.1", Port: 5432},
 		},
 		Config: dcs.ClusterConfig{Paused: true},
 		Sync:   []string{"node2"},
 	}
 	type member struct {
-		Name     string `json:"name"`
-		Host     string `json:"host"`
-		Port     int    `json:"port"`
-		Role     string `json:"role"`
-		Leader   bool   `json:"leader"`
-		Timeline uint32 `json:"timeline"`
-		WAL      string `json:"wal"`
-		Writable bool   `json:"writable"`
-		Upstream string `json:"upstream"`
-		Isolated bool   `json:"isolated"`
+		Name     string   `json:"name"`
+		Host     string   `json:"host"`
+		Port     int      `json:"port"`
+		Role     string   `json:"role"`
+		Leader   bool     `json:"leader"`
+		Timeline uint32   `json:"timeline"`
+		WAL      string   `json:"wal"`
+		Writable bool     `json:"writable"`
+		Upstream string   `json:"upstream"`
+		Isolated bool     `json:"isolated"`
+		Pending  []string `json:"pending_restart"`
+		Applied  int64    `json:"settings_applied"`
 	}
 	type body struct {
 		Cluster      string       `json:"cluster"`
@@ -49,8 +52,9 @@ func TestCluster(t *testing.T) {
 		Leader:  "node1",
 		Primary: view.Primary,
 		Members: []member{
-			{Name: "node1", Host: "10.0.0.1", Port: 5432, Role: "primary", Leader: true, Timeline: 3, WAL: "0/3000060", Writable: true},
-			{Name: "node2", Host: "10.0.0.2", Port: 5433, Role: "standby", Timeline: 3, WAL: "0/3000000", Upstream: "node1", Isolated: true},
+			{Name: "node1", Host: "10.0.0.1", Port: 5432, Role: "primary", Leader: true, Timeline: 3, WAL: "0/3000060", Writable: true, Pending: []string{}},
+			{Name: "node2", Host: "10.0.0.2", Port: 5433, Role: "standby", Timeline: 3, WAL: "0/3000000", Upstream: "node1", Isolated: true,
+				Pending: []string{"shared_buffers"}, Applied: 40},
 		},
 		Paused:       true,
 		SyncStandbys: []string{"node2"},

@@ -98,8 +98,8 @@ requires a certificate of the cluster's CA: --config uses the node's files
 	f.StringVar(&o.tls.CertFile, "cert", "", "client certificate for etcd, e.g. from `vigil certs client` (default: --config's)")
 	f.StringVar(&o.tls.KeyFile, "key", "", "private key of --cert")
 	cmd.AddCommand(newCtlListCmd(&o), newCtlPauseCmd(&o, true), newCtlPauseCmd(&o, false), newCtlHistoryCmd(&o),
-		newCtlFailoverCmd(&o), newCtlSwitchoverCmd(&o), newCtlRejoinCmd(&o), newCtlReinitCmd(&o), newCtlTopologyCmd(&o))
-	cmd.AddCommand(newCtlMemberCmd(&o))
+		newCtlFailoverCmd(&o), newCtlSwitchoverCmd(&o), newCtlRejoinCmd(&o), newCtlReinitCmd(&o), newCtlTopologyCmd(&o),
+		newCtlMemberCmd(&o), newCtlShowConfigCmd(&o), newCtlEditConfigCmd(&o), newCtlRestartCmd(&o))
 	return cmd
 }
 
@@ -181,6 +181,8 @@ type memberRow struct {
 	Upstream string        `json:"upstream,omitempty"`
 	Isolated bool          `json:"isolated"`
 	State    string        `json:"state"`
+	// PendingRestart names the parameters waiting for a server restart.
+	PendingRestart []string `json:"pending_restart,omitempty"`
 }
 
 type listOutput struct {
@@ -226,6 +228,9 @@ func buildList(cluster string, v dcs.View) listOutput {
 		}
 		if m.Isolated {
 			row.State += ", ISOLATED"
+		}
+		if row.PendingRestart = m.PendingRestart; len(m.PendingRestart) > 0 {
+			row.State += ", PENDING RESTART (" + strings.Join(m.PendingRestart, ", ") + ")"
 		}
 		out.Members = append(out.Members, row)
 	}
@@ -712,7 +717,7 @@ func reportRecords(cmd *cobra.Command, o *ctlOptions, s *dcs.Store, since int64,
 // formatRecord renders a history record with who asked for it: a pause or
 // resume in one line.
 func formatRecord(rec timeline.Record) string {
-	if rec.Kind == control.PauseRecordKind || rec.Kind == control.ResumeRecordKind {
+	if rec.Kind == control.PauseRecordKind || rec.Kind == control.ResumeRecordKind || rec.Kind == control.SettingsRecordKind || rec.Kind == control.RestartRecordKind {
 		return fmt.Sprintf("%s (%s), requested by %s from %s\n", rec.Kind, rec.Reason, orDash(rec.RequestedBy), orDash(rec.RequestedFrom))
 	}
 	s := timeline.Format(rec)

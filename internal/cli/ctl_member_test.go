@@ -9,7 +9,6 @@ import (
 	"github.com/vigil-ha/vigil/internal/dcs"
 )
 
-
 // TestCtlMemberCommands: `vigil ctl member` against a real etcd member on
 // loopback. add prints the new member's configuration and refuses a name
 // or peer URL already present (exit 2); list shows both members; the last

@@ -294,7 +294,6 @@ func containsEvery(s string, subs ...string) bool {
 	return true
 }
 
-
 // TestCtlListWatchWithoutATerminal runs `ctl list --watch` into a plain
 // writer against a real etcd: frames follow separator lines, the etcd
 // going away is shown in the frames while the watch goes on, and

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
 	"os"
 	"reflect"
 	"sort"
@@ -378,20 +380,7 @@ func isPasswordKey(key string) bool {
 // the same mapping spelt almost the same, or a key of the same name that
 // belongs elsewhere; "" when nothing is close.
 func (w *schemaWalker) suggest(key, path string, fields map[string]reflect.Type) string {
-	// Short keys are close to many others ("host" is two edits from
-	// "port"), so they get one edit of slack, longer ones two.
-	maxDistance := 1
-	if len(normalizeKey(key)) > 5 {
-		maxDistance = 2
-	}
-	best, bestDistance := "", maxDistance+1
-	for name := range fields {
-		d := editDistance(normalizeKey(key), normalizeKey(name))
-		if d < bestDistance || (d == bestDistance && name < best) {
-			best, bestDistance = name, d
-		}
-	}
-	if best != "" {
+	if best := Closest(key, maps.Keys(fields)); best != "" {
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	// The Pgpool command's file once said timing.readiness where a node's
@@ -411,6 +400,25 @@ func (w *schemaWalker) suggest(key, path string, fields map[string]reflect.Type)
 		return fmt.Sprintf(" here (did you mean %s?)", strings.Join(elsewhere, " or "))
 	}
 	return ""
+}
+
+// Closest returns the name spelt almost as key ("" when none is close):
+// the suggestion for an unknown key or parameter name.
+func Closest(key string, names iter.Seq[string]) string {
+	// Short keys are close to many others ("host" is two edits from
+	// "port"), so they get one edit of slack, longer ones two.
+	maxDistance := 1
+	if len(normalizeKey(key)) > 5 {
+		maxDistance = 2
+	}
+	best, bestDistance := "", maxDistance+1
+	for name := range names {
+		d := editDistance(normalizeKey(key), normalizeKey(name))
+		if d < bestDistance || (d == bestDistance && name < best) {
+			best, bestDistance = name, d
+		}
+	}
+	return best
 }
 
 // normalizeKey makes "loopInterval", "loop-interval" and "LOOP_INTERVAL"

@@ -123,14 +123,10 @@ func (s *Server) SetAsync(ctx context.Context) error {
 // a new session sees the value (reload is asynchronous).
 func (s *Server) setParameter(ctx context.Context, name, value string) error {
 	err := s.withConn(ctx, func(c *pgx.Conn) error {
-		stmt := fmt.Sprintf("ALTER SYSTEM SET %s = %s", pgx.Identifier{name}.Sanitize(), quoteLiteral(value))
-		if _, err := c.Exec(ctx, stmt); err != nil {
-			return fmt.Errorf("alter system %s: %w", name, s.needs(OpAlterSystem(name), err))
+		if err := s.alterSystemSet(ctx, c, name, value); err != nil {
+			return err
 		}
-		if _, err := c.Exec(ctx, s.sql(qReloadConf)); err != nil {
-			return fmt.Errorf("reload configuration: %w", s.needs(OpReloadConf, err))
-		}
-		return nil
+		return s.reloadConf(ctx, c)
 	})
 	if err != nil {
 		return err
@@ -268,13 +264,13 @@ func (s *Server) follow(ctx context.Context, up Upstream) error {
 	}
 	err = s.withConn(ctx, func(c *pgx.Conn) error {
 		for _, p := range [][2]string{{"primary_conninfo", conninfo}, {"primary_slot_name", up.SlotName}} {
-			if _, err := c.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET %s = %s", p[0], quoteLiteral(p[1]))); err != nil {
-				return fmt.Errorf("alter system %s: %w", p[0], s.needs(OpAlterSystem(p[0]), err))
+			if err := s.alterSystemSet(ctx, c, p[0], p[1]); err != nil {
+				return err
 			}
 		}
 		if st.version >= versionReloadConninfo {
-			if _, err := c.Exec(ctx, s.sql(qReloadConf)); err != nil {
-				return fmt.Errorf("reload configuration: %w", s.needs(OpReloadConf, err))
+			if err := s.reloadConf(ctx, c); err != nil {
+				return err
 			}
 		}
 		return nil

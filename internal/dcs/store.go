@@ -9,6 +9,10 @@
 //	                  routers (VIP, health endpoint) act on it
 //	members/<name>    each member's published state, under its own lease
 //	config            cluster-wide settings changed at run time (pause)
+//	settings          cluster-wide PostgreSQL parameters and HA timing
+//	                  (`vigil ctl edit-config`), every member applies them
+//	catalog           the leader's pg_settings, which edits are checked against
+//	restart           a rolling restart in progress (`vigil ctl restart`)
 //	sync              the recorded synchronous standby set
 //	status            the newest WAL position and timeline a leader published
 //	request           a pending switchover or failover request, naming who asked
@@ -16,6 +20,8 @@
 package dcs
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -33,6 +39,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-ha/vigil/internal/decision"
+	"github.com/vigil-ha/vigil/internal/pgparam"
 )
 
 // Options say how to reach etcd.
@@ -143,6 +150,15 @@ type Member struct {
 	// members (TTL, loop interval, synchronous mode, ...).
 	ConfigDigest string `json:"config_digest"`
 	Version      string `json:"version"`
+	// PendingRestart names the parameters whose new value waits for a
+	// server restart (pg_settings.pending_restart).
+	PendingRestart []string `json:"pending_restart,omitempty"`
+	// SettingsApplied is the revision of the settings key this member's
+	// server has (0: none yet).
+	SettingsApplied int64 `json:"settings_applied,omitempty"`
+	// Restarted is the rolling restart (RestartPlan.ID) in which this
+	// member's server restarted last.
+	Restarted string `json:"restarted,omitempty"`
 }
 
 // Primary is the writable-primary record.
@@ -172,6 +188,44 @@ type ClusterConfig struct {
 	// existed has neither.
 	ChangedBy Actor     `json:"changed_by,omitzero"`
 	ChangedAt time.Time `json:"changed_at,omitzero"`
+}
+
+// Settings are the cluster-wide settings every member must share: the
+// PostgreSQL parameters its agent applies to its server, and the HA timing
+// that, once set here, wins over each node's file.
+type Settings struct {
+	Parameters map[string]string `json:"parameters,omitempty"`
+	// Removed are parameters once set here and since removed: the agents
+	// reset them (ALTER SYSTEM RESET) to the server's own configuration.
+	Removed []string `json:"removed,omitempty"`
+	// Timing is unset (zero) until an operator sets it; each node's file
+	// decides until then.
+	Timing    SharedTiming `json:"timing,omitzero"`
+	ChangedBy Actor        `json:"changed_by,omitzero"`
+	ChangedAt time.Time    `json:"changed_at,omitzero"`
+}
+
+// SharedTiming is the HA timing and failover policy that must be equal on
+// every member (the lease arithmetic assumes it); it is set whole or not at
+// all.
+type SharedTiming struct {
+	LeaseTTL             time.Duration `json:"lease_ttl"`
+	LoopInterval         time.Duration `json:"loop_interval"`
+	DCSTimeout           time.Duration `json:"dcs_timeout"`
+	MaximumLagOnFailover uint64        `json:"maximum_lag_on_failover"`
+	SynchronousMode      string        `json:"synchronous_mode"`
+	PrimaryCrash         string        `json:"primary_crash"`
+}
+
+// IsSet reports whether the timing was ever set in the DCS.
+func (t SharedTiming) IsSet() bool { return t != SharedTiming{} }
+
+// Catalog is what a leader's server says of its parameters (pg_settings),
+// for checking edits of Settings.Parameters without a database connection.
+type Catalog struct {
+	Node       string         `json:"node"`
+	Version    string         `json:"server_version"`
+	Parameters []pgparam.Spec `json:"parameters"`
 }
 
 // Actor says who asked for an operator action and from where, for the
@@ -228,6 +282,14 @@ type View struct {
 	Sync     []string
 	Status   Status
 	Request  *Request
+	Settings Settings
+	// SettingsRevision is the settings key's modification revision (0:
+	// never written), for ReplaceSettings and Member.SettingsApplied.
+	SettingsRevision int64
+	// Restart is the rolling restart in progress (nil: none), at
+	// RestartRevision.
+	Restart         *RestartPlan
+	RestartRevision int64
 	// RequestRevision is the request key's modification revision (0: no
 	// request), for ReplaceRequest.
 	RequestRevision int64
@@ -258,6 +320,13 @@ func (s *Store) Snapshot(ctx context.Context) (View, error) {
 			derr = json.Unmarshal(kv.Value, &v.Config)
 		case name == "sync":
 			derr = json.Unmarshal(kv.Value, &v.Sync)
+		case name == "restart":
+			v.RestartRevision = kv.ModRevision
+			v.Restart = &RestartPlan{}
+			derr = json.Unmarshal(kv.Value, v.Restart)
+		case name == "settings":
+			v.SettingsRevision = kv.ModRevision
+			derr = json.Unmarshal(kv.Value, &v.Settings)
 		case name == "status":
 			derr = json.Unmarshal(kv.Value, &v.Status)
 		case name == "request":
@@ -287,6 +356,9 @@ func (s *Store) Snapshot(ctx context.Context) (View, error) {
 			}
 			if name == "request" {
 				v.Request = nil
+			}
+			if name == "restart" {
+				v.Restart = nil
 			}
 		}
 	}
@@ -520,18 +592,99 @@ func (s *Store) SetConfig(ctx context.Context, c ClusterConfig, record any) erro
 	if err != nil {
 		return err
 	}
-	ops := []clientv3.Op{clientv3.OpPut(s.key("config"), string(data))}
-	if record != nil {
-		rec, err := json.Marshal(record)
-		if err != nil {
-			return err
-		}
-		ops = append(ops, clientv3.OpPut(s.key(historyKey(c.ChangedAt)), string(rec)))
+	ops, err := s.withRecord([]clientv3.Op{clientv3.OpPut(s.key("config"), string(data))}, c.ChangedAt, record)
+	if err != nil {
+		return err
 	}
 	if _, err := s.client.Txn(ctx).Then(ops...).Commit(); err != nil {
 		return fmt.Errorf("write config: %w", s.diag.explain(err))
 	}
 	return nil
+}
+
+// ErrSettingsChanged: the settings key changed since it was read.
+var ErrSettingsChanged = errors.New("the cluster's settings were changed meanwhile")
+
+// ReplaceSettings stores c only if the settings key is still at revision
+// (0: absent), with record (when not nil) as the history record of the
+// change at c.ChangedAt, so that two operators' edits cannot overwrite each other.
+// It returns the new revision.
+func (s *Store) ReplaceSettings(ctx context.Context, c Settings, revision int64, record any) (int64, error) {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return 0, err
+	}
+	ops, err := s.withRecord([]clientv3.Op{clientv3.OpPut(s.key("settings"), string(data))}, c.ChangedAt, record)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(s.key("settings")), "=", revision)).
+		Then(ops...).
+		Commit()
+	if err != nil {
+		return 0, fmt.Errorf("write settings: %w", s.diag.explain(err))
+	}
+	if !resp.Succeeded {
+		return 0, fmt.Errorf("write settings: %w", ErrSettingsChanged)
+	}
+	return resp.Header.Revision, nil
+}
+
+// PublishCatalog stores the leader's parameter catalog, compressed: every
+// agent's Snapshot reads the whole cluster prefix every loop, and the
+// catalog would otherwise be its largest key.
+func (s *Store) PublishCatalog(ctx context.Context, c Catalog) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write(data); err != nil {
+		return fmt.Errorf("compress parameter catalog: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("compress parameter catalog: %w", err)
+	}
+	if _, err := s.client.Put(ctx, s.key("catalog"), b.String()); err != nil {
+		return fmt.Errorf("write parameter catalog: %w", s.diag.explain(err))
+	}
+	return nil
+}
+
+// Catalog reads the parameter catalog; ok is false when no leader has
+// published one yet.
+func (s *Store) Catalog(ctx context.Context) (c Catalog, ok bool, err error) {
+	resp, err := s.client.Get(ctx, s.key("catalog"))
+	if err != nil {
+		return Catalog{}, false, fmt.Errorf("read parameter catalog: %w", s.diag.explain(err))
+	}
+	if len(resp.Kvs) == 0 {
+		return Catalog{}, false, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(resp.Kvs[0].Value))
+	if err == nil {
+		err = json.NewDecoder(zr).Decode(&c)
+	}
+	if err != nil {
+		return Catalog{}, false, fmt.Errorf("read parameter catalog: %w", err)
+	}
+	return c, true, nil
+}
+
+// withRecord adds to ops the write of record (none when nil) as the
+// history record at at, so that a change and its record are one
+// transaction.
+func (s *Store) withRecord(ops []clientv3.Op, at time.Time, record any) ([]clientv3.Op, error) {
+	if record == nil {
+		return ops, nil
+	}
+	rec, err := json.Marshal(record)
+	if err != nil {
+		return nil, err
+	}
+	return append(ops, clientv3.OpPut(s.key(historyKey(at)), string(rec))), nil
 }
 
 // SetRequest stores a manual switchover or failover request.

@@ -114,6 +114,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		}
 	}
 
+	if effective := sharedSettings(ctx, cfg, store, log); effective != cfg {
+		// The lease TTL is the store's: reopen it with the cluster's.
+		store.Close()
+		cfg = effective
+		if store, err = openStore(cfg, endpoints, log); err != nil {
+			return err
+		}
+		defer store.Close()
+	}
+
 	replPass, err := cfg.Database.Replication.Resolve()
 	if err != nil {
 		return fmt.Errorf("replication password: %w", err)
@@ -220,6 +230,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		RewindPassword:      rewindPassword,
 		EmbeddedEtcd:        embeddedURL,
 		Plan:                plan,
+		Parameters:          node,
 		ConfigDigest:        configDigest(cfg),
 		Version:             o.Version,
 		Logger:              log,
@@ -361,6 +372,48 @@ func apiURL(cfg *config.Config) string {
 		scheme = "https"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// sharedSettings returns cfg with the cluster-wide timing and failover
+// policy of the DCS, when an operator set them there (`vigil ctl
+// edit-config`): from then on they win over the file. The DCS gets one
+// lease TTL to answer, as at the agent's start; cfg itself when it does
+// not, when nothing is set, or when the DCS copy is invalid (it was
+// checked when written, so only a hand-written key can be).
+func sharedSettings(ctx context.Context, cfg *config.Config, store *dcs.Store, log *slog.Logger) *config.Config {
+	deadline := time.Now().Add(cfg.Timing.LeaseTTL)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, cfg.Timing.DCSTimeout)
+		v, err := store.Snapshot(rctx)
+		cancel()
+		switch {
+		case err == nil && !v.Settings.Timing.IsSet():
+			log.Info("timing and failover policy from this node's file: none set cluster-wide")
+			return cfg
+		case err == nil:
+			effective := *cfg
+			control.ApplyShared(&effective, v.Settings.Timing)
+			if ps := effective.SharedProblems(); len(ps) > 0 {
+				log.Error("cluster-wide timing in the DCS is invalid: using this node's file", "problems", ps.Error())
+				return cfg
+			}
+			log.Info("timing and failover policy from the DCS (cluster-wide, vigil ctl edit-config)", "revision", v.SettingsRevision,
+				"lease_ttl", effective.Timing.LeaseTTL, "loop_interval", effective.Timing.LoopInterval, "dcs_timeout", effective.Timing.DCSTimeout,
+				"maximum_lag_on_failover", effective.Failover.MaximumLagOnFailover, "synchronous_mode", effective.Failover.SynchronousMode,
+				"primary_crash", effective.Failover.PrimaryCrash)
+			if control.SharedOf(&effective) == control.SharedOf(cfg) {
+				return cfg
+			}
+			return &effective
+		case ctx.Err() != nil || time.Now().After(deadline):
+			log.Warn("cluster-wide timing unknown (DCS unreachable at start): using this node's file", "err", err)
+			return cfg
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(cfg.Timing.LoopInterval):
+		}
+	}
 }
 
 // configDigest covers the settings every member must share: members that
