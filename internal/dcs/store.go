@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -302,12 +303,23 @@ type View struct {
 
 // Snapshot reads every key of the cluster in one request.
 func (s *Store) Snapshot(ctx context.Context) (View, error) {
-	resp, err := s.client.Get(ctx, s.root, clientv3.WithPrefix())
+	// Every key of the cluster but the parameter catalog, the largest,
+	// which only edit-config reads: two ranges around it in one
+	// transaction, so one revision.
+	catalog := s.key("catalog")
+	resp, err := s.client.Txn(ctx).Then(
+		clientv3.OpGet(s.root, clientv3.WithRange(catalog)),
+		clientv3.OpGet(catalog+"\x00", clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.root))),
+	).Commit()
 	if err != nil {
 		return View{}, fmt.Errorf("read cluster state from DCS: %w", s.diag.explain(err))
 	}
 	v := View{Revision: resp.Header.Revision, Members: map[string]Member{}}
-	for _, kv := range resp.Kvs {
+	var kvs []*mvccpb.KeyValue
+	for _, r := range resp.Responses {
+		kvs = append(kvs, r.GetResponseRange().Kvs...)
+	}
+	for _, kv := range kvs {
 		name := strings.TrimPrefix(string(kv.Key), s.root)
 		var derr error
 		switch {
