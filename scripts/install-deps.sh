@@ -13,7 +13,9 @@ set -euo pipefail
 # alert rules.
 # chromium: the tests render the HTML reports in a real headless browser.
 # man-db: the package test reads the installed man pages with man(1).
-packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates haproxy openssh-server pgpool2 iputils-arping nftables prometheus chromium man-db)
+# stress-ng: vigil bench stability saturates the CPU and fsyncs beside etcd's
+# data with it.
+packages=(postgresql-15 postgresql-client-15 iproute2 util-linux procps ca-certificates haproxy openssh-server pgpool2 iputils-arping nftables prometheus chromium man-db stress-ng)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

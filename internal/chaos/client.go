@@ -31,10 +31,10 @@ RETURNING host(inet_server_addr()), current_setting('cluster_name'),
   (SELECT system_identifier FROM pg_control_system())::text,
   pg_walfile_name(pg_current_wal_lsn()), pg_current_wal_lsn()::text`
 
-// pgTarget is how the client logs in.
-type pgTarget struct {
-	port               int
-	user, password, db string
+// Login is how a client logs in to the lab's servers.
+type Login struct {
+	Port                     int
+	User, Password, Database string
 }
 
 // client writes through the VIP and directly to the node whose agent
@@ -44,7 +44,7 @@ type client struct {
 	ns      string
 	vip     string
 	nodes   []nodeAddr
-	pg      pgTarget
+	pg      Login
 	every   time.Duration
 	timeout time.Duration
 	out     chan<- history.Write
@@ -54,7 +54,7 @@ type client struct {
 
 type nodeAddr struct{ name, host, api string }
 
-func newClient(ns, vip string, nodes []nodeAddr, pg pgTarget, out chan<- history.Write) *client {
+func newClient(ns, vip string, nodes []nodeAddr, pg Login, out chan<- history.Write) *client {
 	d := nsDialer{ns: ns}
 	return &client{
 		ns: ns, vip: vip, nodes: nodes, pg: pg, every: 100 * time.Millisecond, timeout: 2 * time.Second, out: out,
@@ -116,6 +116,14 @@ func (c *client) loop(ctx context.Context, route history.Route) {
 		}
 		c.out <- w
 	}
+}
+
+// WriteThroughVIP writes one row into Table through vip every 100 ms, from
+// namespace ns, until ctx ends, and sends every attempt to out (the
+// campaign client's VIP route alone: it needs no agent API). out must be
+// drained; it is not closed.
+func WriteThroughVIP(ctx context.Context, ns, vip string, login Login, out chan<- history.Write) {
+	newClient(ns, vip, nil, login, out).loop(ctx, history.RouteVIP)
 }
 
 // primary returns the node whose agent answers /primary with 200,
@@ -199,7 +207,7 @@ func (c *client) connect(ctx context.Context, host string) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = host, uint16(c.pg.port), c.pg.user, c.pg.password, c.pg.db
+	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = host, uint16(c.pg.Port), c.pg.User, c.pg.Password, c.pg.Database
 	cfg.ConnectTimeout = c.timeout
 	cfg.RuntimeParams = map[string]string{"application_name": "vigil-chaos"}
 	cfg.Fallbacks = nil
@@ -242,9 +250,9 @@ func classify(err error, afterCommit bool) history.Outcome {
 	return history.Other
 }
 
-// prepare creates the writes table on the primary (host reached from
-// this process's namespace).
-func prepare(ctx context.Context, host string, pg pgTarget) error {
+// CreateWritesTable creates Table on the primary at host (reached from
+// this process's namespace); on a standby it fails, read-only.
+func CreateWritesTable(ctx context.Context, host string, pg Login) error {
 	c := client{pg: pg, timeout: 5 * time.Second}
 	conn, err := c.connect(ctx, host)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,13 +147,8 @@ func (r *campaign) inject(ctx context.Context, s Step, target, primary string) (
 		return r.firewall(ctx, in, n, dropRules([]string{r.client.Host}, nil))
 
 	case PacketLoss:
-		script := fmt.Sprintf(`table inet %[1]s {
-  chain in { type filter hook input priority -10; policy accept; iifname "eth0" numgen random mod 100 < %[2]d drop; }
-  chain out { type filter hook output priority -10; policy accept; oifname "eth0" numgen random mod 100 < %[2]d drop; }
-}
-`, nftTable, s.Param)
 		in.detail = fmt.Sprintf("%d%% of packets dropped both ways on eth0", s.Param)
-		return r.firewall(ctx, in, n, script)
+		return r.firewall(ctx, in, n, packetLossRules(s.Param))
 
 	case Latency:
 		return r.latency(ctx, in, n, primary, time.Duration(s.Param)*time.Millisecond)
@@ -205,8 +201,49 @@ func etcdPorts() []int { return []int{2379, 2380} }
 
 // firewall loads script into n's namespace; healing deletes the table.
 func (r *campaign) firewall(ctx context.Context, in injected, n lab.Node, script string) (injected, error) {
-	in.heal = func(ctx context.Context) error { return nftDelete(ctx, n.Netns) }
+	in.heal = func(ctx context.Context) error { return RemoveRules(ctx, n.Netns) }
 	return in, nft(ctx, n.Netns, script)
+}
+
+// packetLossRules drop percent % of the packets in and out of eth0, at
+// random.
+func packetLossRules(percent int) string {
+	return fmt.Sprintf(`table inet %[1]s {
+  chain in { type filter hook input priority -10; policy accept; iifname "eth0" numgen random mod 100 < %[2]d drop; }
+  chain out { type filter hook output priority -10; policy accept; oifname "eth0" numgen random mod 100 < %[2]d drop; }
+}
+`, NFTTable, percent)
+}
+
+// DropPackets makes namespace ns drop percent % of the packets in and out
+// of its eth0, at random (the packet-loss fault). RemoveRules undoes it.
+func DropPackets(ctx context.Context, ns string, percent int) error {
+	return nft(ctx, ns, packetLossRules(percent))
+}
+
+// DelayConnections sends every TCP connection that namespace ns opens to
+// one of dsts through a delaying proxy in ns, which delays each chunk in
+// either direction by a call of delay (the latency fault's mechanism).
+// Connections already open to dsts are reset so that they come back
+// through the proxy. RemoveRules and closing the proxy undo it; the proxy
+// is returned, to be closed, also with an error once it was started.
+// Its rules live in NFTTable beside DropPackets' (chains of their own).
+func DelayConnections(ctx context.Context, ns string, dsts []string, delay func() time.Duration, log *slog.Logger) (*DelayProxy, error) {
+	p, err := startDelayProxy(ns, delay, log)
+	if err != nil {
+		return nil, err
+	}
+	script := fmt.Sprintf(`table inet %s {
+  chain delayed {
+    type nat hook output priority -100; policy accept;
+    meta mark != %d ip daddr { %s } meta l4proto tcp redirect to :%d
+  }
+}
+`, NFTTable, proxyMark, strings.Join(dsts, ", "), p.Port())
+	if err := nft(ctx, ns, script); err != nil {
+		return p, err
+	}
+	return p, resetConnections(ctx, ns, dsts)
 }
 
 // dropRules drops traffic to and from peers, on ports (either end) when
@@ -225,7 +262,7 @@ func dropRules(peers []string, ports []int) string {
 		sel = []string{" tcp dport " + pset, " tcp sport " + pset}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "table inet %s {\n  chain in {\n    type filter hook input priority -10; policy accept;\n", nftTable)
+	fmt.Fprintf(&b, "table inet %s {\n  chain in {\n    type filter hook input priority -10; policy accept;\n", NFTTable)
 	for _, s := range sel {
 		fmt.Fprintf(&b, "    ip saddr %s%s drop\n", set, s)
 	}
@@ -269,36 +306,24 @@ func (r *campaign) latency(ctx context.Context, in injected, n lab.Node, primary
 	}
 	sides = append(sides, side{ns: r.client.Netns, dsts: toN})
 
-	var proxies []*delayProxy
+	var proxies []*DelayProxy
 	in.heal = func(ctx context.Context) error {
 		var errs []error
 		for _, s := range sides {
-			errs = append(errs, nftDelete(ctx, s.ns))
+			errs = append(errs, RemoveRules(ctx, s.ns))
 		}
 		for _, p := range proxies {
 			p.Close()
 		}
 		return errors.Join(errs...)
 	}
+	fixedDelay := func() time.Duration { return delay }
 	for _, s := range sides {
-		p, err := startDelayProxy(s.ns, delay, r.log)
+		p, err := DelayConnections(ctx, s.ns, s.dsts, fixedDelay, r.log)
+		if p != nil {
+			proxies = append(proxies, p)
+		}
 		if err != nil {
-			return in, err
-		}
-		proxies = append(proxies, p)
-		script := fmt.Sprintf(`table inet %s {
-  chain out {
-    type nat hook output priority -100; policy accept;
-    meta mark != %d ip daddr { %s } meta l4proto tcp redirect to :%d
-  }
-}
-`, nftTable, proxyMark, strings.Join(s.dsts, ", "), p.Port())
-		if err := nft(ctx, s.ns, script); err != nil {
-			return in, err
-		}
-	}
-	for _, s := range sides {
-		if err := resetConnections(ctx, s.ns, s.dsts); err != nil {
 			return in, err
 		}
 	}
@@ -360,7 +385,7 @@ func (r *campaign) etcdDown(ctx context.Context, in injected) (injected, error) 
 	in.heal = func(ctx context.Context) error {
 		var errs []error
 		for _, ns := range heals {
-			errs = append(errs, nftDelete(ctx, ns))
+			errs = append(errs, RemoveRules(ctx, ns))
 		}
 		return errors.Join(errs...)
 	}

@@ -59,12 +59,14 @@ func nft(ctx context.Context, ns, script string) error {
 	return nil
 }
 
-// nftTable is the table every fault's rules go into, one per namespace.
-const nftTable = "vigil_chaos"
+// NFTTable is the table every fault's rules go into, one per namespace
+// (exported for the tests that look for it).
+const NFTTable = "vigil_chaos"
 
-// nftDelete removes the campaign's table from ns; a missing table (or
+// RemoveRules removes the campaign's table (NFTTable) from ns, which
+// undoes DropPackets and DelayConnections there; a missing table (or
 // namespace) is not an error.
-func nftDelete(ctx context.Context, ns string) error {
+func RemoveRules(ctx context.Context, ns string) error {
 	if _, err := os.Stat(proc.NetnsPath(ns)); err != nil {
 		return nil
 	}
@@ -72,10 +74,10 @@ func nftDelete(ctx context.Context, ns string) error {
 	if err != nil {
 		return fmt.Errorf("nft list tables in %s: %w", ns, err)
 	}
-	if !strings.Contains(string(out), "inet "+nftTable) {
+	if !strings.Contains(string(out), "inet "+NFTTable) {
 		return nil
 	}
-	if _, err := (proc.Runner{Netns: ns}).Run(ctx, "nft", "delete", "table", "inet", nftTable); err != nil {
+	if _, err := (proc.Runner{Netns: ns}).Run(ctx, "nft", "delete", "table", "inet", NFTTable); err != nil {
 		return fmt.Errorf("nft delete table in %s: %w", ns, err)
 	}
 	return nil

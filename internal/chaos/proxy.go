@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,15 +21,20 @@ import (
 // before nftables redirected it.
 const soOriginalDst = 80
 
-// delayProxy accepts the TCP connections that nftables redirects to it
+// DelayProxy accepts the TCP connections that nftables redirects to it
 // inside one namespace, connects to their original destination from the
 // same namespace (with proxyMark, which the redirect rule lets through) and
-// relays both directions, each delayed by delay.
-type delayProxy struct {
+// relays both directions, each chunk read delayed by a call of delay.
+// Chunks leave in the order they came, so a delay shorter than the one
+// before it only waits for that one.
+type DelayProxy struct {
 	ns    string
-	delay time.Duration
+	delay func() time.Duration
 	ln    *net.TCPListener
 	log   *slog.Logger
+	// accepted counts the connections relayed, for those who check that
+	// traffic really went through the proxy.
+	accepted atomic.Int64
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -37,8 +43,8 @@ type delayProxy struct {
 }
 
 // startDelayProxy listens on a free loopback port inside ns.
-func startDelayProxy(ns string, delay time.Duration, log *slog.Logger) (*delayProxy, error) {
-	p := &delayProxy{ns: ns, delay: delay, log: log, conns: map[net.Conn]struct{}{}}
+func startDelayProxy(ns string, delay func() time.Duration, log *slog.Logger) (*DelayProxy, error) {
+	p := &DelayProxy{ns: ns, delay: delay, log: log, conns: map[net.Conn]struct{}{}}
 	err := proc.InNetns(ns, func() error {
 		ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		p.ln = ln
@@ -53,9 +59,12 @@ func startDelayProxy(ns string, delay time.Duration, log *slog.Logger) (*delayPr
 }
 
 // Port is the loopback port the redirect rule sends connections to.
-func (p *delayProxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+func (p *DelayProxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
 
-func (p *delayProxy) accept() {
+// Connections is how many connections the proxy has accepted so far.
+func (p *DelayProxy) Connections() int64 { return p.accepted.Load() }
+
+func (p *DelayProxy) accept() {
 	defer p.wg.Done()
 	for {
 		c, err := p.ln.AcceptTCP()
@@ -66,6 +75,7 @@ func (p *delayProxy) accept() {
 			c.Close()
 			return
 		}
+		p.accepted.Add(1)
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
@@ -74,7 +84,7 @@ func (p *delayProxy) accept() {
 	}
 }
 
-func (p *delayProxy) track(c net.Conn) bool {
+func (p *DelayProxy) track(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -84,14 +94,14 @@ func (p *delayProxy) track(c net.Conn) bool {
 	return true
 }
 
-func (p *delayProxy) untrack(c net.Conn) {
+func (p *DelayProxy) untrack(c net.Conn) {
 	p.mu.Lock()
 	delete(p.conns, c)
 	p.mu.Unlock()
 	c.Close()
 }
 
-func (p *delayProxy) relay(in *net.TCPConn) {
+func (p *DelayProxy) relay(in *net.TCPConn) {
 	defer p.untrack(in)
 	dst, err := originalDst(in)
 	if err != nil {
@@ -122,7 +132,7 @@ type chunk struct {
 }
 
 // pipe copies src to dst, each chunk written delay after it was read.
-func (p *delayProxy) pipe(dst, src net.Conn) {
+func (p *DelayProxy) pipe(dst, src net.Conn) {
 	q := make(chan chunk, 4096)
 	done := make(chan struct{})
 	go func() {
@@ -144,7 +154,7 @@ func (p *delayProxy) pipe(dst, src net.Conn) {
 		buf := make([]byte, 32<<10)
 		n, err := src.Read(buf)
 		if n > 0 {
-			q <- chunk{data: buf[:n], due: time.Now().Add(p.delay)}
+			q <- chunk{data: buf[:n], due: time.Now().Add(p.delay())}
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
@@ -159,7 +169,7 @@ func (p *delayProxy) pipe(dst, src net.Conn) {
 
 // Close stops the proxy and cuts every connection it relays, so that
 // their owners reconnect, directly once the redirect rule is gone.
-func (p *delayProxy) Close() {
+func (p *DelayProxy) Close() {
 	p.mu.Lock()
 	p.closed = true
 	conns := make([]net.Conn, 0, len(p.conns))

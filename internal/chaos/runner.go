@@ -142,7 +142,7 @@ type campaign struct {
 	c      *labcluster.Cluster
 	client lab.Client
 	nodes  []lab.Node
-	pg     pgTarget
+	pg     Login
 	hc     *http.Client
 	rec    *history.Recorder
 	// labDir is removed by teardown; labRoot, labID and subnet stay for
@@ -266,7 +266,7 @@ func (r *campaign) run(ctx context.Context, res *Result) (err error) {
 	if err != nil {
 		return err
 	}
-	r.pg = pgTarget{port: r.nodes[0].Port, user: user, password: password, db: l.Flavor().DefaultDatabase}
+	r.pg = Login{Port: r.nodes[0].Port, User: user, Password: password, Database: l.Flavor().DefaultDatabase}
 	etcdKind := "embedded etcd"
 	if r.etcd != nil {
 		etcdKind = "etcd at " + strings.Join(r.etcd.hosts(), ", ")
@@ -282,7 +282,7 @@ func (r *campaign) run(ctx context.Context, res *Result) (err error) {
 		return fmt.Errorf("the cluster did not come up: %s\n%s", why, c.Logs(30))
 	}
 	pn, _ := l.Node(primary)
-	if err := prepare(ctx, pn.Host, r.pg); err != nil {
+	if err := CreateWritesTable(ctx, pn.Host, r.pg); err != nil {
 		return err
 	}
 	r.say("%s is the writable primary, every standby streams", primary)

@@ -181,7 +181,7 @@ func TestDropRules(t *testing.T) {
 		"ip saddr { 10.0.0.2, 10.0.0.3 } tcp sport { 2379, 2380 } drop",
 		"ip daddr { 10.0.0.2, 10.0.0.3 } tcp dport { 2379, 2380 } drop",
 		"ip daddr { 10.0.0.2, 10.0.0.3 } tcp sport { 2379, 2380 } drop",
-		"table inet " + nftTable,
+		"table inet " + NFTTable,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("rules lack %q:\n%s", want, got)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-ha/vigil/internal/bench"
+	"github.com/vigil-ha/vigil/internal/bench/stability"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -18,6 +20,7 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure Vigil (benchmarks are separate from tests: they measure and report)",
 	}
 	cmd.AddCommand(newBenchFailoverCmd(), newBenchAnalyzeCmd())
+	cmd.AddCommand(newBenchStabilityCmd())
 	return cmd
 }
 
@@ -96,6 +99,90 @@ to --out.`,
 	f.DurationVar(&ttl, "lease-ttl", 0, "override timing.lease_ttl (with --loop-interval) to measure other settings; default: the configuration default")
 	f.DurationVar(&loop, "loop-interval", 0, "override timing.loop_interval (with --lease-ttl)")
 	f.StringVar(&out, "out", "/var/tmp/vigil-bench", "directory for the labs, report.json and failover.svg")
+	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func newBenchStabilityCmd() *cobra.Command {
+	var (
+		duration time.Duration
+		settings string
+		out      string
+		cpuLoad  int
+		loss     int
+		delay    string
+		jsonOut  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "stability --duration D --settings 3s,2s,1s",
+		Short: "Stress a healthy cluster and count its leader changes, per lease_ttl (needs root)",
+		Long: `For each lease_ttl of --settings, build a healthy 3-node cluster in network
+namespaces (agents with embedded etcd, a client writing through the VIP)
+and put it under stress for --duration: stress-ng saturating every core
+(--cpu-load) with an fsync after every write on the filesystem of etcd's
+data, --loss percent of the packets dropped at random on every node's link
+(nftables), and every TCP connection between the hosts sent through a
+proxy that delays it by a random --delay. Then count the leader changes
+(a different node taking the leader key, from etcd's history of the key:
+none is missed), which should be 0; the key losses (the key deleted, also
+when the same node takes it again), and of those the ones an agent
+released by itself (from its log), the others being expired leases; the
+client's failed writes and its longest write.
+
+loop_interval and dcs_timeout follow lease_ttl in the proportions of the
+defaults (3s, 500ms, 800ms). lease_ttl must be a whole number of seconds
+(etcd grants leases in seconds). It writes stability.json and the agents'
+logs (agents/lease-<TTL>/) to --out.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			bin, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			if os.Geteuid() != 0 {
+				return usageError(fmt.Errorf("vigil bench stability needs root: network namespaces, nftables, the VIP"))
+			}
+			ss, err := stability.ParseSettings(settings)
+			if err != nil {
+				return usageError(err)
+			}
+			lo, hi, err := stability.ParseDelayRange(delay)
+			if err != nil {
+				return usageError(err)
+			}
+			if loss < 0 || loss > 100 || cpuLoad < 0 || cpuLoad > 100 {
+				return usageError(fmt.Errorf("--loss and --cpu-load are percentages (0-100)"))
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			rep, runErr := stability.Run(cmd.Context(), stability.Options{
+				Binary: bin, Settings: ss, Duration: duration, Progress: cmd.ErrOrStderr(), LogsDir: filepath.Join(out, "agents"),
+				Stress: stability.Stress{CPULoad: cpuLoad, LossPercent: loss, DelayMin: lo, DelayMax: hi},
+			})
+			data, err := json.MarshalIndent(rep, "", "  ")
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(out, "stability.json")
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				return err
+			}
+			if jsonOut {
+				_, err = cmd.OutOrStdout().Write(append(data, '\n'))
+			} else {
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\nreport: %s\n", stability.Table(rep), path)
+			}
+			return errors.Join(runErr, err)
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&duration, "duration", 30*time.Minute, "how long each setting runs under stress")
+	f.StringVar(&settings, "settings", "3s,2s,1s", "the lease_ttl values to run, comma-separated (whole seconds)")
+	f.StringVar(&out, "out", "/var/tmp/vigil-bench-stability", "directory for stability.json and the agents' logs")
+	f.IntVar(&cpuLoad, "cpu-load", stability.DefaultCPULoad, "load of each stress-ng CPU worker (one per core), percent")
+	f.IntVar(&loss, "loss", stability.DefaultLossPercent, "percent of packets dropped at random on every node's link")
+	f.StringVar(&delay, "delay", stability.DefaultDelayMin.String()+"-"+stability.DefaultDelayMax.String(), "delay range MIN-MAX of every TCP connection between the lab's hosts")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
 }
