@@ -6,6 +6,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-ha/vigil/internal/bench/patroni"
 	"github.com/vigil-ha/vigil/internal/demo"
 	"github.com/vigil-ha/vigil/internal/workload"
 )
@@ -27,6 +29,9 @@ type Scenario struct {
 	LagMB    int    `json:"lag_mb"`
 	Legacy   bool   `json:"legacy_order"`
 	SyncMode string `json:"sync_mode"`
+	// Patroni names the Patroni settings the scenario runs Patroni with
+	// instead of Vigil (--compare patroni); empty for Vigil.
+	Patroni string `json:"patroni,omitempty"`
 }
 
 // DefaultScenarios: node and database crashes, with and without replay
@@ -54,7 +59,32 @@ type Options struct {
 	LeaseTTL, LoopInterval time.Duration
 	// BackgroundTPS is the pgbench load alongside the client.
 	BackgroundTPS int
-	Progress      io.Writer
+	// Patroni runs Patroni with each of these settings beside Vigil's
+	// node crash, interleaved with the scenarios (--compare patroni).
+	Patroni  []patroni.Settings
+	Progress io.Writer
+}
+
+// PatroniScenario is the scenario of Patroni with settings s: the node
+// crash, as Vigil's node-crash scenario.
+func PatroniScenario(s patroni.Settings) Scenario {
+	return Scenario{Name: "PATRONI " + s.Name + " node-crash", Crash: demo.NodeCrash, SyncMode: "on", Patroni: s.Name}
+}
+
+// CompareScenarios are the Vigil scenarios a comparison with another
+// system runs: the node crash, the fault every system gets.
+func CompareScenarios() []Scenario {
+	return []Scenario{{Name: "node-crash", Crash: demo.NodeCrash, SyncMode: "on"}}
+}
+
+// Ratio compares another system's median write outage with Vigil's in
+// the same run.
+type Ratio struct {
+	Scenario string `json:"scenario"`
+	Baseline string `json:"baseline"`
+	// MedianOutage is the other system's median write outage divided by
+	// Vigil's (NaN without runs of both).
+	MedianOutage float64 `json:"median_outage_ratio"`
 }
 
 // Stats are min/median/p95/max of one measure.
@@ -89,6 +119,8 @@ type Report struct {
 	Runs    map[string][]demo.Result `json:"runs"`
 	Errors  map[string][]string      `json:"errors,omitempty"`
 	Summary []Summary                `json:"summary"`
+	// Ratios compare Patroni with Vigil's node crash (--compare patroni).
+	Ratios []Ratio `json:"ratios,omitempty"`
 }
 
 // Run performs every scenario Runs times, interleaved so that drift in the
@@ -96,19 +128,21 @@ type Report struct {
 func Run(ctx context.Context, o Options) (Report, error) {
 	host, _ := os.Hostname()
 	rep := Report{Started: time.Now(), Host: host, Runs: map[string][]demo.Result{}, Errors: map[string][]string{}}
+	scenarios := append([]Scenario(nil), o.Scenarios...)
+	settings := map[string]patroni.Settings{}
+	for _, s := range o.Patroni {
+		scenarios = append(scenarios, PatroniScenario(s))
+		settings[s.Name] = s
+	}
 	for i := range o.Runs {
-		for _, sc := range o.Scenarios {
+		for _, sc := range scenarios {
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}
 			if o.Progress != nil {
 				fmt.Fprintf(o.Progress, "run %d/%d: %s\n", i+1, o.Runs, sc.Name)
 			}
-			res, err := demo.Run(ctx, demo.Options{
-				Dir: filepath.Join(o.Dir, "lab"), Binary: o.Binary, Scenario: sc.Crash, SyncMode: sc.SyncMode,
-				LagMB: sc.LagMB, Rate: o.Rate, Legacy: sc.Legacy, BackgroundTPS: o.BackgroundTPS,
-				LeaseTTL: o.LeaseTTL, LoopInterval: o.LoopInterval,
-			})
+			res, err := runScenario(ctx, o, sc, settings)
 			if err != nil {
 				rep.Errors[sc.Name] = append(rep.Errors[sc.Name], err.Error())
 				if o.Progress != nil {
@@ -122,10 +156,49 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			}
 		}
 	}
-	for _, sc := range o.Scenarios {
+	for _, sc := range scenarios {
 		rep.Summary = append(rep.Summary, summarize(sc, rep.Runs[sc.Name], len(rep.Errors[sc.Name])))
 	}
+	rep.Ratios = ratios(rep.Summary)
 	return rep, nil
+}
+
+// runScenario runs sc once: the demo for Vigil, package patroni for Patroni,
+// with the same lab, client, load and fault.
+func runScenario(ctx context.Context, o Options, sc Scenario, settings map[string]patroni.Settings) (demo.Result, error) {
+	dir := filepath.Join(o.Dir, "lab")
+	if sc.Patroni != "" {
+		res, err := patroni.Run(ctx, patroni.Options{Dir: dir, Binary: o.Binary, Settings: settings[sc.Patroni], Rate: o.Rate, BackgroundTPS: o.BackgroundTPS})
+		return res.Result, err
+	}
+	return demo.Run(ctx, demo.Options{
+		Dir: dir, Binary: o.Binary, Scenario: sc.Crash, SyncMode: sc.SyncMode,
+		LagMB: sc.LagMB, Rate: o.Rate, Legacy: sc.Legacy, BackgroundTPS: o.BackgroundTPS,
+		LeaseTTL: o.LeaseTTL, LoopInterval: o.LoopInterval,
+	})
+}
+
+// ratios divides each Patroni scenario's median write outage by that of
+// Vigil's scenario with the same fault and no lag.
+func ratios(sums []Summary) []Ratio {
+	var out []Ratio
+	for _, s := range sums {
+		if s.Scenario.Patroni == "" {
+			continue
+		}
+		for _, base := range sums {
+			sc := base.Scenario
+			if sc.Patroni != "" || sc.Legacy || sc.LagMB != 0 || sc.Crash != s.Scenario.Crash {
+				continue
+			}
+			if s.Runs == 0 || base.Runs == 0 || base.WriteOutageS.Median <= 0 {
+				break // no ratio without runs of both (and JSON has no NaN)
+			}
+			out = append(out, Ratio{Scenario: s.Scenario.Name, Baseline: sc.Name, MedianOutage: s.WriteOutageS.Median / base.WriteOutageS.Median})
+			break
+		}
+	}
+	return out
 }
 
 func firstLine(s string) string {
@@ -159,6 +232,22 @@ func summarize(sc Scenario, runs []demo.Result, failed int) Summary {
 	return s
 }
 
+// MarshalJSON writes a measure without runs (NaN) as null: JSON has no NaN.
+func (s Stats) MarshalJSON() ([]byte, error) {
+	f := func(v float64) *float64 {
+		if math.IsNaN(v) {
+			return nil
+		}
+		return &v
+	}
+	return json.Marshal(struct {
+		Min    *float64 `json:"min"`
+		Median *float64 `json:"median"`
+		P95    *float64 `json:"p95"`
+		Max    *float64 `json:"max"`
+	}{f(s.Min), f(s.Median), f(s.P95), f(s.Max)})
+}
+
 // stats uses the nearest-rank percentile.
 func stats(v []float64) Stats {
 	if len(v) == 0 {
@@ -175,17 +264,20 @@ func stats(v []float64) Stats {
 // Table renders the summary for a terminal.
 func Table(rep Report) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-24s %4s  %-25s %-22s %-22s %-22s %8s %8s\n", "scenario", "runs", "write outage s (min/med/p95/max)", "detect s (med/max)", "promote s (med/max)", "gate s (med/max)", "ro-errs", "lost")
+	fmt.Fprintf(&b, "%-26s %4s  %-25s %-22s %-22s %-22s %8s %8s\n", "scenario", "runs", "write outage s (min/med/p95/max)", "detect s (med/max)", "promote s (med/max)", "gate s (med/max)", "ro-errs", "lost")
 	for _, s := range rep.Summary {
-		fmt.Fprintf(&b, "%-24s %4d  %-32s %-22s %-22s %-22s %8d %8d\n", s.Scenario.Name, s.Runs,
+		fmt.Fprintf(&b, "%-26s %4d  %-32s %-22s %-22s %-22s %8d %8d\n", s.Scenario.Name, s.Runs,
 			fmt.Sprintf("%.2f/%.2f/%.2f/%.2f", s.WriteOutageS.Min, s.WriteOutageS.Median, s.WriteOutageS.P95, s.WriteOutageS.Max),
 			fmt.Sprintf("%.2f/%.2f", s.DetectS.Median, s.DetectS.Max),
 			fmt.Sprintf("%.2f/%.2f", s.PromoteS.Median, s.PromoteS.Max),
 			fmt.Sprintf("%.2f/%.2f", s.GateS.Median, s.GateS.Max),
 			s.ReadOnlyTotal, s.AckedLostTotal)
 		if s.Failed > 0 {
-			fmt.Fprintf(&b, "%-24s %d run(s) failed, see the JSON report\n", "", s.Failed)
+			fmt.Fprintf(&b, "%-26s %d run(s) failed, see the JSON report\n", "", s.Failed)
 		}
+	}
+	for _, r := range rep.Ratios {
+		fmt.Fprintf(&b, "%s / %s: median write outage ratio %.1f\n", r.Scenario, r.Baseline, r.MedianOutage)
 	}
 	return b.String()
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-ha/vigil/internal/bench"
+	"github.com/vigil-ha/vigil/internal/bench/patroni"
 	"github.com/vigil-ha/vigil/internal/bench/stability"
 )
 
@@ -34,6 +35,8 @@ func newBenchFailoverCmd() *cobra.Command {
 		loop    time.Duration
 		out     string
 		jsonOut bool
+		compare string
+		psets   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "failover --runs N",
@@ -49,7 +52,12 @@ first write committed through the VIP), detection, promotion and readiness
 gate times (for a switchover the outage is the gap in committed writes it
 caused), and the read-only errors and acknowledged writes lost. It
 writes report.json and failover.svg (writes over time around the crash)
-to --out.`,
+to --out.
+
+--compare patroni runs Debian's Patroni (installed if missing) beside
+Vigil's node crash on the same lab, with the same client, load and fault,
+once per --patroni-settings per round, and reports the ratio of the
+median write outages.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bin, err := os.Executable()
@@ -65,10 +73,14 @@ to --out.`,
 			if err := os.Chmod(out, 0o755); err != nil {
 				return err
 			}
-			rep, err := bench.Run(cmd.Context(), bench.Options{
+			o := bench.Options{
 				Runs: runs, Scenarios: bench.DefaultScenarios(lagMB), Dir: out, Binary: bin, Rate: rate, BackgroundTPS: bgTPS, Progress: cmd.ErrOrStderr(),
 				LeaseTTL: ttl, LoopInterval: loop,
-			})
+			}
+			if err := compareWith(&o, compare, psets); err != nil {
+				return usageError(err)
+			}
+			rep, err := bench.Run(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
@@ -100,6 +112,8 @@ to --out.`,
 	f.DurationVar(&loop, "loop-interval", 0, "override timing.loop_interval (with --lease-ttl)")
 	f.StringVar(&out, "out", "/var/tmp/vigil-bench", "directory for the labs, report.json and failover.svg")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	f.StringVar(&compare, "compare", "", "also run another system on the same lab, client and fault, and report the ratio: patroni (Debian's package, installed if missing); Vigil then runs its node-crash scenario only")
+	f.StringSliceVar(&psets, "patroni-settings", []string{"default", "tight"}, "Patroni timings with --compare patroni: default (ttl 30, loop_wait 10, retry_timeout 10), tight (ttl 10, loop_wait 1, retry_timeout 4)")
 	return cmd
 }
 
@@ -185,4 +199,24 @@ logs (agents/lease-<TTL>/) to --out.`,
 	f.StringVar(&delay, "delay", stability.DefaultDelayMin.String()+"-"+stability.DefaultDelayMax.String(), "delay range MIN-MAX of every TCP connection between the lab's hosts")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// compareWith adds the system named by --compare to o.
+func compareWith(o *bench.Options, system string, settings []string) error {
+	switch system {
+	case "":
+		return nil
+	case "patroni":
+	default:
+		return fmt.Errorf("--compare %q: the system to compare with is patroni", system)
+	}
+	o.Scenarios = bench.CompareScenarios()
+	for _, name := range settings {
+		s, err := patroni.LookupSettings(name)
+		if err != nil {
+			return fmt.Errorf("--patroni-settings: %w", err)
+		}
+		o.Patroni = append(o.Patroni, s)
+	}
+	return nil
 }

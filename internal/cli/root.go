@@ -113,6 +113,7 @@ clients to a node only after that node has proved it can commit a write.`,
 		newAnalyzeCmd(),
 		newFailoverCommandCmd(), newFollowCommandCmd(),
 		newDocsCmd(),
+		newPatroniCallbackCmd(),
 	)
 	return root
 }
