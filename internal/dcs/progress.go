@@ -101,11 +101,5 @@ func (w *ProgressWriter) Done(ctx context.Context) error {
 	lease := w.lease
 	w.lease = 0
 	w.mu.Unlock()
-	if lease == 0 {
-		return nil
-	}
-	if _, err := w.s.client.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		return fmt.Errorf("clear progress of %s: %w", w.node, w.s.diag.explain(err))
-	}
-	return nil
+	return w.s.revoke(ctx, lease, "clear progress of "+w.node)
 }

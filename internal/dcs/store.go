@@ -455,11 +455,17 @@ func (s *Store) ReleaseLeader(ctx context.Context) error {
 	lease := s.leaderLease
 	s.leaderLease = 0
 	s.mu.Unlock()
+	return s.revoke(ctx, lease, "release leader key")
+}
+
+// revoke revokes lease (0: none), which deletes the keys it holds; a lease
+// gone already is no error. what says what the revocation was for.
+func (s *Store) revoke(ctx context.Context, lease clientv3.LeaseID, what string) error {
 	if lease == 0 {
 		return nil
 	}
 	if _, err := s.client.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		return fmt.Errorf("release leader key: %w", s.diag.explain(err))
+		return fmt.Errorf("%s: %w", what, s.diag.explain(err))
 	}
 	return nil
 }
@@ -559,13 +565,7 @@ func (s *Store) WithdrawMember(ctx context.Context) error {
 	lease := s.memberLease
 	s.memberLease = 0
 	s.mu.Unlock()
-	if lease == 0 {
-		return nil
-	}
-	if _, err := s.client.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		return fmt.Errorf("withdraw member: %w", s.diag.explain(err))
-	}
-	return nil
+	return s.revoke(ctx, lease, "withdraw member")
 }
 
 func (s *Store) putJSON(ctx context.Context, key string, v any) error {
