@@ -180,6 +180,8 @@ type memberRow struct {
 	Upstream string        `json:"upstream,omitempty"`
 	Isolated bool          `json:"isolated"`
 	State    string        `json:"state"`
+	// Progress is the build under way (bootstrap, clone), "" for none.
+	Progress string `json:"progress,omitempty"`
 }
 
 type listOutput struct {
@@ -203,7 +205,7 @@ func buildList(cluster string, v dcs.View) listOutput {
 		m := v.Members[n]
 		row := memberRow{Name: n, Host: m.Host, Port: m.Port, Role: m.Role, Leader: n == v.Leader, Writable: m.Writable,
 			Timeline: m.Timeline, WAL: m.WAL, LagBytes: leaderWAL.Sub(m.WAL), Upstream: m.Upstream, Isolated: m.Isolated,
-			Routes: v.Primary != nil && v.Primary.Node == n && n == v.Leader}
+			Routes: v.Primary != nil && v.Primary.Node == n && n == v.Leader, Progress: buildProgress(m)}
 		for _, s := range v.Sync {
 			row.Sync = row.Sync || s == n
 		}
@@ -280,14 +282,14 @@ func printList(w io.Writer, out listOutput) {
 		fmt.Fprintf(w, "pending %s request: from %s to %s, requested by %s from %s\n", r.Kind, orDash(r.From), orDash(r.To), by.By, by.From)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEMBER\tHOST\tROLE\tTL\tWAL\tLAG(bytes)\tSYNC\tROUTES\tSTATE")
+	fmt.Fprintln(tw, "MEMBER\tHOST\tROLE\tTL\tWAL\tLAG(bytes)\tSYNC\tROUTES\tSTATE\tPROGRESS")
 	for _, r := range out.Members {
 		lead := ""
 		if r.Leader {
 			lead = "*"
 		}
-		fmt.Fprintf(tw, "%s%s\t%s:%d\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", r.Name, lead, r.Host, r.Port, r.Role, r.Timeline, r.WAL, r.LagBytes,
-			yes(r.Sync), yes(r.Routes), r.State)
+		fmt.Fprintf(tw, "%s%s\t%s:%d\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Name, lead, r.Host, r.Port, r.Role, r.Timeline, r.WAL, r.LagBytes,
+			yes(r.Sync), yes(r.Routes), r.State, orDash(r.Progress))
 	}
 	tw.Flush()
 	for _, p := range out.Problems {
