@@ -115,6 +115,10 @@ func (a *Agent) do(ctx context.Context, act decision.Action, view dcs.View, loca
 		return a.runRejoin(ctx, view, act.Target, reason)
 	case decision.Reinit:
 		return a.runReinit(ctx, view, act.Target, reason)
+	case decision.Bootstrap:
+		return a.runBootstrap(ctx, view, reason)
+	case decision.Clone:
+		return a.runClone(ctx, view, act.Target, reason)
 	case decision.SetSyncKey:
 		wctx, cancel := context.WithTimeout(ctx, a.o.DCSTimeout)
 		defer cancel()

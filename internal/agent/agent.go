@@ -142,6 +142,10 @@ type Options struct {
 	// Decide replaces decision.Decide (nil: decision.Decide). Only a
 	// simulation sets it, to show what an older rule would have done.
 	Decide func(decision.Input) decision.Output
+	// Builder and Initializer build a node whose data directory holds no
+	// cluster (see build.go); nil: the agent never builds one.
+	Builder     Builder
+	Initializer Initializer
 }
 
 // Agent is one node's HA agent.
@@ -212,6 +216,13 @@ type Agent struct {
 	// trustedLostAt is when the trusted-IP checks began to fail (zero
 	// while they answer); loop's goroutine only.
 	trustedLostAt time.Time
+	// phase and cloneProgress: the build under way, published in the
+	// member record (see build.go); buildFailedAt and buildFailures space
+	// out retries as for rejoins.
+	phase         string
+	cloneProgress *dcs.CloneProgress
+	buildFailedAt time.Time
+	buildFailures int
 }
 
 // Status is what the agent knows after its last loop, for the API and ctl.
@@ -499,6 +510,9 @@ func clusterInput(v dcs.View, reachable bool) decision.Cluster {
 	}
 	for name, m := range v.Members {
 		c.Members[name] = m.Member
+	}
+	if i := v.Initialize; i != nil {
+		c.Initialize, c.InitializedSystemID = i.Node, i.SystemID
 	}
 	if r := v.Request; r != nil {
 		c.Request = &decision.Request{Kind: r.Kind, From: r.From, To: r.To, At: r.At, Created: r.Created, HandedOver: r.HandedOver}

@@ -23,6 +23,18 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 	defer cancel()
 	srv := a.o.Server
 	l := decision.Local{Name: a.o.Node, Priority: a.o.Priority}
+	if a.noData() {
+		// Nothing to observe: the node is to be built.
+		l.NoData = true
+		a.mu.Lock()
+		if a.downSince.IsZero() {
+			a.downSince = a.clock.Now()
+		}
+		l.DownSince = a.downSince
+		a.notStreamingSince, a.notStreamingFrom = time.Time{}, ""
+		a.mu.Unlock()
+		return l, nil
+	}
 
 	running, pid, err := a.o.Control.Status(ctx)
 	if err != nil {
@@ -112,6 +124,20 @@ func (a *Agent) observeLocal(ctx context.Context, view dcs.View) (decision.Local
 	return l, probe
 }
 
+// noData reports whether this node's data directory holds no cluster
+// (only an agent with a Builder asks).
+func (a *Agent) noData() bool {
+	if a.o.Builder == nil {
+		return false
+	}
+	none, err := a.o.Builder.NoData()
+	if err != nil {
+		a.log.Warn("look at the data directory", "err", err)
+		return false
+	}
+	return none
+}
+
 // upstreamIsPrimary asks the upstream directly, within what is left of the
 // observation's database timeout (ctx): no answer counts as "not a
 // primary" (a hung server is ended by its own agent, a dead one answers
@@ -164,9 +190,30 @@ func (a *Agent) memberRecord(l decision.Local, isolated bool) dcs.Member {
 			Priority: l.Priority, Isolated: isolated, SystemID: l.SystemID, Upstream: l.Upstream,
 		},
 		Host: a.o.Host, Port: a.o.Port, APIURL: a.o.APIURL, UpdatedAt: a.clock.Now(),
-		ConfigDigest: a.o.ConfigDigest, Version: a.o.Version,
+		ConfigDigest: a.o.ConfigDigest, Version: a.o.Version, Phase: a.buildPhase(l), Clone: a.cloneProgressNow(),
 		PendingRestart: pending, SettingsApplied: applied, Restarted: restarted,
 	}
+}
+
+// buildPhase is the member's phase: the build under way, or "empty" for a
+// node waiting to be built.
+func (a *Agent) buildPhase(l decision.Local) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.phase == "" && l.NoData {
+		return "empty"
+	}
+	return a.phase
+}
+
+func (a *Agent) cloneProgressNow() *dcs.CloneProgress {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cloneProgress == nil {
+		return nil
+	}
+	p := *a.cloneProgress
+	return &p
 }
 
 func (a *Agent) publishMember(ctx context.Context, l decision.Local, isolated bool) {

@@ -183,6 +183,8 @@ type memberRow struct {
 	State    string        `json:"state"`
 	// PendingRestart names the parameters waiting for a server restart.
 	PendingRestart []string `json:"pending_restart,omitempty"`
+	// Progress is the build under way (bootstrap, clone), "" for none.
+	Progress string `json:"progress,omitempty"`
 }
 
 type listOutput struct {
@@ -206,7 +208,7 @@ func buildList(cluster string, v dcs.View) listOutput {
 		m := v.Members[n]
 		row := memberRow{Name: n, Host: m.Host, Port: m.Port, Role: m.Role, Leader: n == v.Leader, Writable: m.Writable,
 			Timeline: m.Timeline, WAL: m.WAL, LagBytes: leaderWAL.Sub(m.WAL), Upstream: m.Upstream, Isolated: m.Isolated,
-			Routes: v.Primary != nil && v.Primary.Node == n && n == v.Leader}
+			Routes: v.Primary != nil && v.Primary.Node == n && n == v.Leader, Progress: buildProgress(m)}
 		for _, s := range v.Sync {
 			row.Sync = row.Sync || s == n
 		}
@@ -313,10 +315,10 @@ func printListHeader(w io.Writer, out listOutput) {
 
 func printMemberTable(w io.Writer, members []memberRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEMBER\tHOST\tROLE\tTL\tWAL\tLAG(bytes)\tSYNC\tROUTES\tSTATE")
+	fmt.Fprintln(tw, "MEMBER\tHOST\tROLE\tTL\tWAL\tLAG(bytes)\tSYNC\tROUTES\tSTATE\tPROGRESS")
 	for _, r := range members {
-		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", r.label(), r.Host, r.Port, r.Role, r.Timeline, r.WAL, r.LagBytes,
-			yes(r.Sync), yes(r.Routes), r.State)
+		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", r.label(), r.Host, r.Port, r.Role, r.Timeline, r.WAL, r.LagBytes,
+			yes(r.Sync), yes(r.Routes), r.State, orDash(r.Progress))
 	}
 	tw.Flush()
 }

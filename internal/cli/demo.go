@@ -22,8 +22,10 @@ func newDemoCmd() *cobra.Command {
 		Short: "Fail over a real 3-node cluster under load and print the timeline (needs root)",
 		Long: `Run the incident Vigil was built for, for real, on this machine:
 
-  1. build three PostgreSQL 15 hosts in network namespaces behind a bridge,
-     with a client host, three vigil agents (embedded etcd) and a VIP;
+  1. start three vigil agents (embedded etcd) on three empty hosts in network
+     namespaces behind a bridge, with a client host and a VIP: one agent wins
+     the initialize key and creates the PostgreSQL 15 cluster, the two others
+     clone it and stream;
   2. the client writes through the VIP continuously;
   3. the standbys fall behind on replay (replay paused while the primary
      writes: the seed's "heavy load"), with synchronous replication on;

@@ -24,6 +24,8 @@ type Config struct {
 	Timing     Timing    `yaml:"timing"`
 	Failover   Failover  `yaml:"failover"`
 	Rejoin     Rejoin    `yaml:"rejoin"`
+	Bootstrap  Bootstrap `yaml:"bootstrap"`
+	Clone      Clone     `yaml:"clone"`
 	API        API       `yaml:"api"`
 	Callbacks  Callbacks `yaml:"callbacks"`
 

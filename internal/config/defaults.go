@@ -75,6 +75,8 @@ func Defaults() Config {
 			// backup when it cannot: the node always ends as a standby.
 			Method: RejoinAuto,
 		},
+		Bootstrap: bootstrapDefaults(),
+		Clone:     cloneDefaults(),
 		API: API{
 			// One WAL segment: a standby further behind than that serves
 			// reads noticeably older than the primary's.

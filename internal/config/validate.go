@@ -43,6 +43,7 @@ func (c *Config) settingProblems() Problems {
 	ps = append(ps, c.timingProblems()...)
 	ps = append(ps, c.failoverProblems()...)
 	ps = append(ps, c.operationProblems()...)
+	ps = append(ps, c.bootstrapProblems()...)
 	return ps
 }
 

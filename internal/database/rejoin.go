@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/flavor"
 	"github.com/vigil-ha/vigil/internal/pgctl"
+	"github.com/vigil-ha/vigil/internal/proc"
 	"github.com/vigil-ha/vigil/internal/wal"
 )
 
@@ -322,17 +324,37 @@ func (s *Server) BaseBackup(ctx context.Context, up Upstream, kept KeptFiles) (a
 			err = rerr
 		}
 	}()
-	aside, err = unusedPath(dataDir + rejoinSuffix + time.Now().UTC().Format(rejoinStampFormat))
+	// An empty directory (a node being cloned) holds nothing to keep: it
+	// is replaced rather than moved aside.
+	entries, err := os.ReadDir(dataDir)
 	if err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("look at the data directory: %w", err)
 	}
-	if err := os.Rename(dataDir, aside); err != nil {
-		return "", "", fmt.Errorf("move the data directory aside: %w", err)
+	if len(entries) == 0 {
+		if err := os.Remove(dataDir); err != nil {
+			return "", "", fmt.Errorf("replace the empty data directory: %w", err)
+		}
+	} else {
+		if aside, err = unusedPath(dataDir + rejoinSuffix + time.Now().UTC().Format(rejoinStampFormat)); err != nil {
+			return "", "", err
+		}
+		if err := os.Rename(dataDir, aside); err != nil {
+			return "", "", fmt.Errorf("move the data directory aside: %w", err)
+		}
+		s.logger().Info("rejoin: old data directory moved aside", "node", s.Name, "from", dataDir, "to", aside)
 	}
-	s.logger().Info("rejoin: old data directory moved aside", "node", s.Name, "from", dataDir, "to", aside)
 	putBack := func(cause error) error {
 		if rerr := os.RemoveAll(dataDir); rerr != nil {
 			return fmt.Errorf("%w (removing the partial copy %s failed too: %v; the old data directory is %s)", cause, dataDir, rerr, aside)
+		}
+		if aside == "" {
+			if rerr := os.Mkdir(dataDir, 0o700); rerr != nil {
+				return fmt.Errorf("%w (recreating the empty data directory failed: %v)", cause, rerr)
+			}
+			if rerr := chmodChown(dataDir, 0o700, owner); rerr != nil {
+				return fmt.Errorf("%w (%v)", cause, rerr)
+			}
+			return cause
 		}
 		if rerr := os.Rename(aside, dataDir); rerr != nil {
 			return fmt.Errorf("%w (putting the old data directory %s back failed: %v)", cause, aside, rerr)
@@ -349,16 +371,19 @@ func (s *Server) BaseBackup(ctx context.Context, up Upstream, kept KeptFiles) (a
 	}
 
 	backup := up
-	backup.ApplicationName = rejoinBackupAppName
+	backup.ApplicationName = backupAppName(s.Name)
 	args := []string{"-D", dataDir, "-X", "stream", "-c", "fast", "-w", "--progress", "-d", backup.Conninfo("")}
 	if up.SlotName != "" {
 		args = append(args, "-S", up.SlotName)
+	}
+	if s.BaseBackupMaxRate != "" {
+		args = append(args, "--max-rate="+s.BaseBackupMaxRate)
 	}
 	runner := s.Ctl.Runner
 	if up.PassFile != "" {
 		runner.Env = append(slices.Clone(runner.Env), "PGPASSFILE="+up.PassFile)
 	}
-	out, err := runner.Run(ctx, s.Ctl.Bin(s.Flavor.BaseBackupBinary), args...)
+	out, err := runKillingTree(ctx, runner, s.Ctl.Bin(s.Flavor.BaseBackupBinary), args...)
 	if err != nil {
 		return "", "", putBack(fmt.Errorf("%s: %w", s.Flavor.BaseBackupBinary, err))
 	}
@@ -370,6 +395,29 @@ func (s *Server) BaseBackup(ctx context.Context, up Upstream, kept KeptFiles) (a
 		evidence = fmt.Sprintf("copied %s kB", m[1])
 	}
 	return aside, evidence, nil
+}
+
+// runKillingTree runs a command like runner.Run, but a cancelled ctx
+// kills the command's descendants with it: pg_basebackup -X stream forks a
+// WAL receiver, which, left alone, would stream on from a primary that
+// may be gone, its connection hung, long after the copy was abandoned.
+func runKillingTree(ctx context.Context, runner proc.Runner, name string, args ...string) ([]byte, error) {
+	cmd := runner.Command(ctx, name, args...)
+	cmd.Cancel = func() error {
+		tree, _ := proc.Tree(cmd.Process.Pid) // listed before the kill reparents them
+		err := cmd.Process.Kill()
+		for _, pid := range tree[min(1, len(tree)):] {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		return err
+	}
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		// The end of the output is where the reason is.
+		return out, &proc.Error{Cmd: name, Args: args, Output: string(out[max(0, len(out)-2000):]), Err: err}
+	}
+	return out, nil
 }
 
 // unusedPath returns path, or path with a counter when path exists.

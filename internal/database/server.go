@@ -44,7 +44,10 @@ type Server struct {
 	Ctl    pgctl.Ctl
 	// StartOptions are used by Start and by restarts inside Follow.
 	StartOptions pgctl.StartOptions
-	Logger       *slog.Logger
+	// BaseBackupMaxRate limits BaseBackup's transfer (pg_basebackup
+	// --max-rate, e.g. "32M"); empty: unlimited.
+	BaseBackupMaxRate string
+	Logger            *slog.Logger
 
 	// catalogSeen is what the server said of its names (see Catalog), asked
 	// once: the names change only with the server's major version, and the

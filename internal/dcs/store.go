@@ -17,6 +17,9 @@
 //	status            the newest WAL position and timeline a leader published
 //	request           a pending switchover or failover request, naming who asked
 //	history/<time>    one record per failover, switchover, rejoin, pause or resume
+//	initialize        the node that creates the cluster, under its lease while
+//	                  it bootstraps; permanent, with the system identifier, once
+//	                  the cluster exists
 package dcs
 
 import (
@@ -72,6 +75,7 @@ type Store struct {
 	mu          sync.Mutex
 	leaderLease clientv3.LeaseID
 	memberLease clientv3.LeaseID
+	initLease   clientv3.LeaseID
 }
 
 // Open creates a client. It does not wait for etcd to answer: an agent must
@@ -160,6 +164,33 @@ type Member struct {
 	// Restarted is the rolling restart (RestartPlan.ID) in which this
 	// member's server restarted last.
 	Restarted string `json:"restarted,omitempty"`
+	// Phase is what builds this node while its data directory holds no
+	// cluster ("bootstrap", "clone"); empty otherwise.
+	Phase string `json:"phase,omitempty"`
+	// Clone is the progress of the clone under way, nil when none.
+	Clone *CloneProgress `json:"clone,omitempty"`
+}
+
+// CloneProgress is how far a standby's clone of the primary has come.
+type CloneProgress struct {
+	From       string `json:"from"`
+	BytesDone  int64  `json:"bytes_done"`
+	BytesTotal int64  `json:"bytes_total"`
+	// RateBytes is bytes per second since the copy began; ETASeconds the
+	// time left at that rate (-1: unknown).
+	RateBytes  int64     `json:"rate_bytes"`
+	ETASeconds int64     `json:"eta_seconds"`
+	Started    time.Time `json:"started"`
+}
+
+// Initialize is the record of the node that creates the cluster.
+type Initialize struct {
+	Node string `json:"node"`
+	// SystemID is the new cluster's system identifier, "" while the
+	// bootstrap runs.
+	SystemID string    `json:"system_id,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
 }
 
 // Primary is the writable-primary record.
@@ -291,6 +322,9 @@ type View struct {
 	// RestartRevision.
 	Restart         *RestartPlan
 	RestartRevision int64
+	// Initialize is the initialize key, nil when nobody created the
+	// cluster through Vigil.
+	Initialize *Initialize
 	// RequestRevision is the request key's modification revision (0: no
 	// request), for ReplaceRequest.
 	RequestRevision int64
@@ -341,6 +375,12 @@ func (s *Store) Snapshot(ctx context.Context) (View, error) {
 			derr = json.Unmarshal(kv.Value, &v.Settings)
 		case name == "status":
 			derr = json.Unmarshal(kv.Value, &v.Status)
+		case name == "initialize":
+			v.Initialize = &Initialize{}
+			if derr = json.Unmarshal(kv.Value, v.Initialize); derr != nil {
+				// Someone holds it, whatever it says: never a second initdb.
+				v.Initialize = &Initialize{Node: Unknown}
+			}
 		case name == "request":
 			v.RequestRevision = kv.ModRevision
 			v.Request = &Request{}
@@ -557,6 +597,118 @@ func (s *Store) PublishMember(ctx context.Context, m Member) error {
 		return fmt.Errorf("publish member %s: %w", m.Name, s.diag.explain(err))
 	}
 	return nil
+}
+
+// AcquireInitialize takes the initialize key for node, under a lease of its
+// own: exactly one caller succeeds (the key is created in a transaction
+// that requires it to be absent), and when its agent dies before
+// FinishInitialize, the key expires and another node may start over.
+func (s *Store) AcquireInitialize(ctx context.Context, node string, now time.Time) (bool, error) {
+	data, err := json.Marshal(Initialize{Node: node, Started: now})
+	if err != nil {
+		return false, err
+	}
+	lease, err := s.client.Grant(ctx, s.ttl)
+	if err != nil {
+		return false, fmt.Errorf("acquire initialize key: grant lease: %w", s.diag.explain(err))
+	}
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(s.key("initialize")), "=", 0)).
+		Then(clientv3.OpPut(s.key("initialize"), string(data), clientv3.WithLease(lease.ID))).
+		Commit()
+	if err != nil || !resp.Succeeded {
+		if _, rerr := s.client.Revoke(context.WithoutCancel(ctx), lease.ID); rerr != nil {
+			s.log.Debug("revoke unused lease", "err", rerr)
+		}
+		if err != nil {
+			return false, fmt.Errorf("acquire initialize key: %w", s.diag.explain(err))
+		}
+		return false, nil
+	}
+	s.mu.Lock()
+	s.initLease = lease.ID
+	s.mu.Unlock()
+	return true, nil
+}
+
+// ErrNotInitializer means the initialize key is no longer this agent's:
+// its lease expired and another node may be creating the cluster.
+var ErrNotInitializer = errors.New("initialize key lost")
+
+// RenewInitialize keeps the initialize key's lease alive while the
+// bootstrap runs.
+func (s *Store) RenewInitialize(ctx context.Context) error {
+	s.mu.Lock()
+	lease := s.initLease
+	s.mu.Unlock()
+	if lease == 0 {
+		return ErrNotInitializer
+	}
+	if _, err := s.client.KeepAliveOnce(ctx, lease); err != nil {
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return ErrNotInitializer
+		}
+		return fmt.Errorf("renew initialize key: %w", s.diag.explain(err))
+	}
+	return nil
+}
+
+// FinishInitialize makes the initialize key permanent, naming the new
+// cluster's system identifier, provided it is still under this agent's
+// lease (ErrNotInitializer otherwise: the cluster this node built is not
+// the cluster's).
+func (s *Store) FinishInitialize(ctx context.Context, rec Initialize) error {
+	s.mu.Lock()
+	lease := s.initLease
+	s.mu.Unlock()
+	if lease == 0 {
+		return ErrNotInitializer
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.LeaseValue(s.key("initialize")), "=", lease)).
+		Then(clientv3.OpPut(s.key("initialize"), string(data))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("finish initialize key: %w", s.diag.explain(err))
+	}
+	if !resp.Succeeded {
+		return ErrNotInitializer
+	}
+	s.forgetInitLease(ctx, lease)
+	return nil
+}
+
+// ReleaseInitialize gives the initialize key up (a bootstrap that failed),
+// so that a node may start over.
+func (s *Store) ReleaseInitialize(ctx context.Context) error {
+	s.mu.Lock()
+	lease := s.initLease
+	s.mu.Unlock()
+	if lease == 0 {
+		return nil
+	}
+	if _, err := s.client.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("release initialize key: %w", s.diag.explain(err))
+	}
+	s.forgetInitLease(ctx, lease)
+	return nil
+}
+
+func (s *Store) forgetInitLease(ctx context.Context, lease clientv3.LeaseID) {
+	s.mu.Lock()
+	if s.initLease == lease {
+		s.initLease = 0
+	}
+	s.mu.Unlock()
+	// The key no longer hangs on it (or is gone): revoking ends the lease's
+	// renewals without touching the key.
+	if _, err := s.client.Revoke(context.WithoutCancel(ctx), lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		s.log.Debug("revoke initialize lease", "err", err)
+	}
 }
 
 // WithdrawMember removes this member's key (clean agent shutdown).

@@ -49,6 +49,18 @@ func Decide(in Input) Output {
 func decideConnected(in Input, out outFunc, leaderIsMe bool) Output {
 	self := in.Self
 	role := self.Role()
+	if self.NoData {
+		return decideWithoutData(in, out)
+	}
+	if id := in.Cluster.InitializedSystemID; id != "" && self.SystemID != "" && self.SystemID != id {
+		// Another cluster's data: nothing here may start, follow, rejoin
+		// or be copied over it; the operator decides what it is.
+		why := fmt.Sprintf("refused: the data directory holds system %s, but this cluster was initialized as system %s; nothing is changed, move the directory away to have this node cloned", self.SystemID, id)
+		if role == RolePrimary {
+			return out(why+"; its running primary is stopped", Action{Kind: WithdrawWritable}, Action{Kind: Demote})
+		}
+		return out(why)
+	}
 	switch {
 	case leaderIsMe:
 		return decideAsLeader(in, out)
@@ -667,4 +679,42 @@ func switchoverTarget(in Input, named string) (string, string) {
 	}
 	sortCandidates(cands)
 	return cands[0].name, fmt.Sprintf("%s streams from this leader, %d bytes behind (%s)", cands[0].name, self.WAL.Sub(wal.LSN(cands[0].wal)), cands[0].positions())
+}
+
+// decideWithoutData is a node whose data directory holds no cluster: the
+// first node of a cluster that was never created bootstraps it (the
+// initialize key decides which); every other one clones the writable
+// leader. It never promotes: only a streaming standby is a candidate.
+func decideWithoutData(in Input, out outFunc) Output {
+	c := in.Cluster
+	if in.HoldsLeader && c.Leader == in.Self.Name {
+		// The data directory went from under the leader: whatever still
+		// runs there must not keep the routes or the key.
+		return out("the leader's data directory holds no cluster any more: giving up the primary role",
+			Action{Kind: WithdrawWritable}, Action{Kind: Demote}, Action{Kind: ReleaseLeader})
+	}
+	if c.Paused {
+		return out("no data directory, cluster paused: not building this node")
+	}
+	leader := c.Leader
+	if leader != "" && leader != in.Self.Name {
+		if m, ok := c.Members[leader]; ok && m.Writable {
+			return out(fmt.Sprintf("no data directory: cloning the writable leader %s", leader), Action{Kind: Clone, Target: leader})
+		}
+		return out(fmt.Sprintf("no data directory: waiting until the leader %s is writable to clone it", leader))
+	}
+	switch {
+	case c.Initialize != "" && c.InitializedSystemID == "":
+		return out(fmt.Sprintf("no data directory: %s is creating the cluster; waiting to clone it", c.Initialize))
+	case c.Initialize != "":
+		return out(fmt.Sprintf("no data directory: the cluster exists (system %s, created by %s); waiting for a writable leader to clone", c.InitializedSystemID, c.Initialize))
+	case c.LastLeaderTimeline != 0:
+		return out(fmt.Sprintf("no data directory: the cluster had a leader (%s); waiting for a writable leader to clone", c.LastLeader))
+	}
+	for _, m := range sortedMembers(c.Members) {
+		if m.Name != in.Self.Name && m.SystemID != "" {
+			return out(fmt.Sprintf("no data directory: %s holds the cluster's data (system %s); waiting for a writable leader to clone", m.Name, m.SystemID))
+		}
+	}
+	return out("no data directory and the cluster was never created: bootstrapping it, if this node wins the initialize key", Action{Kind: Bootstrap})
 }

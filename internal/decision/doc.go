@@ -96,4 +96,16 @@
 // between hosts do not matter; only their rates must agree over P.
 // A member that joins while the DCS is down is not asked; it is kept from
 // promoting by the same rule as any standby whose upstream is alive.
+//
+// # Nodes without data
+//
+// A node whose data directory holds no cluster (Local.NoData) is built,
+// never promoted: it bootstraps only while the cluster shows no trace of
+// ever existing (no initialize key, no leader ever recorded, no member
+// with data), and the initialize key, taken atomically, lets one node do
+// so; it clones the leader once the leader is writable; otherwise it
+// waits. It publishes no running standby, so no candidate count includes
+// it until it streams. A node whose data names another system identifier
+// than the one the initialize key recorded is refused: nothing starts,
+// follows, rejoins or copies over it.
 package decision

@@ -239,6 +239,10 @@ type Local struct {
 	// NotStreamingSince is when this standby was first seen not streaming
 	// (zero while it streams, and for a server that is not a standby).
 	NotStreamingSince time.Time
+	// NoData: the data directory holds no cluster (missing, empty, or
+	// left half-built by an interrupted bootstrap or clone). Such a node
+	// is built (Bootstrap, Clone) and never a candidate until it streams.
+	NoData bool
 }
 
 // Role derives the role from the observation.
@@ -293,6 +297,12 @@ type Cluster struct {
 	LastLeaderTimeline uint32
 	// LastLeader is the node that published them.
 	LastLeader string
+	// Initialize is the holder of the initialize key ("" when nobody
+	// created the cluster through Vigil yet), InitializedSystemID the
+	// system identifier it recorded once the cluster existed ("" while
+	// the bootstrap runs).
+	Initialize          string
+	InitializedSystemID string
 }
 
 // Request kinds.
@@ -432,6 +442,16 @@ const (
 	// and its data directory moved aside (never deleted), whatever it
 	// holds, since a damaged directory can fool the rejoin's assessment.
 	Reinit ActionKind = "reinit"
+	// Bootstrap creates the cluster on this node, whose data directory
+	// holds none: take the initialize key (atomically: it fails when
+	// another node holds it, and nothing is done), initdb or the
+	// configured bootstrap command, the server settings, roles and
+	// schema Vigil needs, then record the system identifier.
+	Bootstrap ActionKind = "bootstrap"
+	// Clone builds this node, whose data directory holds no cluster, as a
+	// standby of Target, the writable leader (a base backup or the
+	// configured replica methods).
+	Clone ActionKind = "clone"
 )
 
 // Action is one step for the agent.

@@ -138,8 +138,8 @@ removes all of it at the end (unless --keep)`)
 	p := progress{w: o.Progress, start: time.Now()}
 	res = Result{Scenario: o.Scenario, SyncMode: o.SyncMode, Legacy: o.Legacy, LabDir: o.Dir}
 
-	p.say("building a 3-node PostgreSQL cluster in network namespaces (%s)", o.Dir)
-	l, err := lab.Up(ctx, lab.Options{Dir: o.Dir, Nodes: 3, Netns: true, Force: true})
+	p.say("three empty hosts in network namespaces (%s): the agents build the PostgreSQL cluster", o.Dir)
+	l, err := lab.Up(ctx, lab.Options{Dir: o.Dir, Nodes: 3, Netns: true, Empty: true, Force: true})
 	if err != nil {
 		return res, err
 	}
@@ -216,7 +216,11 @@ func (r *runner) run(ctx context.Context, res Result) (Result, error) {
 	if err := r.waitVIP(ctx, primary); err != nil {
 		return res, err
 	}
-	p.say("%s is the writable primary and holds the VIP", primary)
+	p.say("%s created the cluster, is the writable primary and holds the VIP", primary)
+	if err := r.waitStandbys(ctx, primary); err != nil {
+		return res, fmt.Errorf("%w\n%s", err, c.Logs(30))
+	}
+	p.say("the two other hosts cloned %s and stream from it", primary)
 	if r.o.SyncMode != "off" {
 		if err := r.waitSync(ctx, primary); err != nil {
 			return res, err
@@ -337,21 +341,33 @@ func (r *runner) waitVIP(ctx context.Context, node string) error {
 	return fmt.Errorf("the VIP is on %q, want %s", r.vipHolder(), node)
 }
 
-// vipHolder names the live nodes whose eth0 carries the VIP; "a,b" if
-// several. A crashed node (link down) holds nothing on the network.
-func (r *runner) vipHolder() string {
-	var holders []string
-	for _, n := range r.l.Nodes() {
-		link, err := exec.Command("ip", "-n", n.Netns, "-o", "link", "show", "dev", "eth0").Output()
-		if err != nil || !strings.Contains(string(link), "LOWER_UP") {
-			continue
+// vipHolder names the live nodes holding the VIP.
+func (r *runner) vipHolder() string { return r.c.VIPHolder() }
+
+// waitStandbys waits until both other nodes, which cloned the primary,
+// stream from it.
+func (r *runner) waitStandbys(ctx context.Context, primary string) error {
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		obs, err := r.server(primary).Observe(ctx)
+		streaming := 0
+		for _, sb := range obs.Standbys {
+			// Not the WAL stream of a clone still copying (its
+			// application_name is not a node's).
+			if _, err := r.l.Node(sb.ApplicationName); err == nil && sb.State == "streaming" {
+				streaming++
+			}
 		}
-		out, err := exec.Command("ip", "-n", n.Netns, "-o", "addr", "show", "dev", "eth0").Output()
-		if err == nil && strings.Contains(string(out), " "+r.c.VIP()+"/") {
-			holders = append(holders, n.Name)
+		if err == nil && streaming == 2 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return strings.Join(holders, ",")
+	return errors.New("the standbys did not clone the primary and stream within 3 minutes")
 }
 
 // waitSync waits until the primary's standbys are synchronous.

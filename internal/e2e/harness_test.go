@@ -59,6 +59,9 @@ type clusterOptions struct {
 	edit func(node string, cfg map[string]any)
 	// api serves each agent's HTTP API.
 	api bool
+	// empty leaves the nodes without data directories: the agents build
+	// the cluster.
+	empty bool
 }
 
 // cluster is a labcluster.Cluster whose failures fail the test.
@@ -71,7 +74,7 @@ type cluster struct {
 
 func newCluster(t *testing.T, o clusterOptions) *cluster {
 	t.Helper()
-	l := labtest.New(t, lab.Options{Nodes: o.nodes, Netns: o.netns})
+	l := labtest.New(t, lab.Options{Nodes: o.nodes, Netns: o.netns, Empty: o.empty})
 	lc, err := labcluster.New(l, labcluster.Options{
 		Binary: vigilBin, Cluster: "e2e", SyncMode: o.syncMode, Priorities: o.priorities,
 		Endpoints: o.endpoints, Witness: o.witness, VIP: o.vip, Edit: o.edit, API: o.api,

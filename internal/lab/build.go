@@ -42,6 +42,12 @@ func (l *Lab) build(ctx context.Context, p plan) error {
 			}
 		}
 	}
+	if p.empty {
+		// The agents create the data directories: the lab only says
+		// where they go (and Down finds their servers there).
+		l.log().Info("nodes left empty: the agents build the cluster")
+		return nil
+	}
 	primary := nodes[0]
 	if err := l.buildPrimary(ctx, primary); err != nil {
 		return err
@@ -100,6 +106,7 @@ func (l *Lab) createDir(p plan, id string) error {
 		ReplicationUser: ReplicationUser,
 		ParentDirs:      created,
 		Netns:           p.netns,
+		Empty:           p.empty,
 	}
 	for i := range p.nodes {
 		name := fmt.Sprintf("node%d", i+1)
@@ -107,7 +114,7 @@ func (l *Lab) createDir(p plan, id string) error {
 		dataDir := filepath.Join(home, "data")
 		st.Nodes = append(st.Nodes, nodeState{Node: Node{
 			Name:       name,
-			Primary:    i == 0,
+			Primary:    i == 0 && !p.empty,
 			DataDir:    dataDir,
 			Host:       "127.0.0.1",
 			Port:       p.ports[i],
@@ -295,9 +302,13 @@ func (l *Lab) checkNoPassword(n Node) error {
 	return nil
 }
 
-// writeConfig writes the node's settings. They are the lab's only server
-// settings; everything else is the flavor's default.
-func (l *Lab) writeConfig(n Node) error {
+// Setting is one server setting, its value as postgresql.conf spells it.
+type Setting struct{ Name, Value string }
+
+// NodeSettings are the server settings the lab gives node n; everything
+// else is the flavor's default. An empty lab's agents write them
+// (bootstrap.parameters).
+func (l *Lab) NodeSettings(n Node) []Setting {
 	f := l.flavor
 	// In its own namespace a node listens on every address, the VIP
 	// included once an agent adds it; on loopback, only on its own.
@@ -305,7 +316,7 @@ func (l *Lab) writeConfig(n Node) error {
 	if n.Netns != "" {
 		listen = "'*'"
 	}
-	settings := []struct{ name, value string }{
+	return []Setting{
 		{"listen_addresses", listen},
 		{"port", strconv.Itoa(n.Port)},
 		// A socket directory per node: nodes in different namespaces
@@ -338,11 +349,16 @@ func (l *Lab) writeConfig(n Node) error {
 		{"log_rotation_size", "0"},
 		{"log_line_prefix", "'%m [%p] '"},
 	}
+}
+
+// writeConfig writes the node's settings.
+func (l *Lab) writeConfig(n Node) error {
+	f := l.flavor
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by vigil lab for %s; included from %s.\n", n.Name, f.ConfigFile)
 	fmt.Fprintf(&b, "# ALTER SYSTEM writes %s, which is read after this file.\n", f.AutoConfigFile)
-	for _, s := range settings {
-		fmt.Fprintf(&b, "%s = %s\n", s.name, s.value)
+	for _, s := range l.NodeSettings(n) {
+		fmt.Fprintf(&b, "%s = %s\n", s.Name, s.Value)
 	}
 	return l.replaceOwned(filepath.Join(n.DataDir, confFile), []byte(b.String()), 0o600)
 }

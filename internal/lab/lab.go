@@ -51,6 +51,9 @@ type Options struct {
 	Nodes int
 	// Netns puts each node in its own network namespace (needs root).
 	Netns bool
+	// Empty gives the nodes their network, directories and secrets but no
+	// data directory: the agents build the cluster (bootstrap, clone).
+	Empty bool
 	// BinDir holds the flavor's binaries; DefaultBinDir when empty.
 	BinDir string
 	// Flavor is the database product; PostgreSQL when zero.
@@ -218,6 +221,10 @@ func (l *Lab) BinDir() string { return l.st.BinDir }
 
 // Netns reports whether the nodes run in network namespaces.
 func (l *Lab) Netns() bool { return l.st.Netns }
+
+// Empty reports whether the lab left its nodes without data directories
+// (Options.Empty): the agents build the cluster.
+func (l *Lab) Empty() bool { return l.st.Empty }
 
 // Subnet is the lab's network in netns mode ("198.18.7.0/24"), else empty.
 func (l *Lab) Subnet() string { return l.st.Subnet }

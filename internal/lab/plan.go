@@ -27,6 +27,7 @@ type plan struct {
 	replace bool
 	nodes   int
 	netns   bool
+	empty   bool
 	binDir  string
 	flavor  flavor.Flavor
 	ports   []int // per node
@@ -40,7 +41,7 @@ type plan struct {
 const maxSocketPath = 107
 
 func makePlan(ctx context.Context, o Options, euid int) (plan, error) {
-	p := plan{nodes: o.Nodes, netns: o.Netns, flavor: o.Flavor, logger: o.Logger}
+	p := plan{nodes: o.Nodes, netns: o.Netns, empty: o.Empty, flavor: o.Flavor, logger: o.Logger}
 	if p.logger == nil {
 		p.logger = discardLogger()
 	}

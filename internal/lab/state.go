@@ -37,7 +37,9 @@ type state struct {
 	// ParentDirs are ancestors of Dir that Up created, outermost first.
 	ParentDirs []string `json:"parent_dirs,omitempty"`
 
-	Netns       bool     `json:"netns"`
+	Netns bool `json:"netns"`
+	// Empty: the nodes were left without data directories (Options.Empty).
+	Empty       bool     `json:"empty,omitempty"`
 	Subnet      string   `json:"subnet,omitempty"`
 	SubnetClaim string   `json:"subnet_claim,omitempty"`
 	Bridge      string   `json:"bridge,omitempty"`

@@ -447,6 +447,28 @@ func (c *Cluster) VIP() string {
 	return a.String()
 }
 
+// VIPHolder names the live nodes whose eth0 carries the VIP, "a,b" if
+// several, "" for none (or without a VIP). A crashed node (link down)
+// holds nothing on the network.
+func (c *Cluster) VIPHolder() string {
+	vip := c.VIP()
+	if vip == "" {
+		return ""
+	}
+	var holders []string
+	for _, n := range c.Lab.Nodes() {
+		link, err := exec.Command("ip", "-n", n.Netns, "-o", "link", "show", "dev", "eth0").Output()
+		if err != nil || !strings.Contains(string(link), "LOWER_UP") {
+			continue
+		}
+		out, err := exec.Command("ip", "-n", n.Netns, "-o", "addr", "show", "dev", "eth0").Output()
+		if err == nil && strings.Contains(string(out), " "+vip+"/") {
+			holders = append(holders, n.Name)
+		}
+	}
+	return strings.Join(holders, ",")
+}
+
 func (c *Cluster) writeConfig(n lab.Node) (string, error) {
 	l := c.Lab
 	superUser, _, err := l.Superuser()
@@ -510,6 +532,9 @@ func (c *Cluster) writeConfig(n lab.Node) (string, error) {
 	if c.opts.AgentRole != "" {
 		cfg["rejoin"] = map[string]any{"method": "basebackup"}
 	}
+	if l.Empty() {
+		cfg["bootstrap"] = c.bootstrapSection(n)
+	}
 	if v := c.VIP(); v != "" {
 		cfg["vip"] = map[string]any{"address": v + "/24", "interface": "eth0", "gratuitous_arp_count": 3}
 	}
@@ -535,6 +560,26 @@ func (c *Cluster) writeConfig(n lab.Node) (string, error) {
 	}
 	path := filepath.Join(c.Dir, n.Name+".yaml")
 	return path, os.WriteFile(path, data, 0o600)
+}
+
+// bootstrapSection is how the agents of an empty lab build its nodes: the
+// lab's own server settings and access rules, and initdb as the lab runs
+// it (no locale, no fsync: a lab does not outlive a crash of the machine).
+func (c *Cluster) bootstrapSection(n lab.Node) map[string]any {
+	params := map[string]string{}
+	for _, s := range c.Lab.NodeSettings(n) {
+		params[s.Name] = s.Value
+	}
+	network := "127.0.0.1/32"
+	if sub := c.Lab.Subnet(); sub != "" {
+		network = sub
+	}
+	return map[string]any{
+		"method":          "initdb",
+		"initdb":          map[string]any{"args": []string{"--no-locale", "--no-sync"}},
+		"parameters":      params,
+		"member_networks": []string{network},
+	}
 }
 
 // StartAgent starts node's agent as its own process.
@@ -617,12 +662,17 @@ func (c *Cluster) start(name, netns string, args []string, logPath string) (*Pro
 	return p, nil
 }
 
+// kill sends SIGKILL to the process and every program it runs (its
+// process group: initdb, pg_basebackup), as a crash of the host would end
+// them. Servers started by pg_ctl run in a session of their own and are
+// left alone.
 func (p *Proc) kill() {
-	p.cmd.Process.Kill()
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 }
 
-// KillAgent sends SIGKILL to node's agent (and its embedded etcd member).
+// KillAgent sends SIGKILL to node's agent (and its embedded etcd member)
+// and to the programs it runs.
 func (c *Cluster) KillAgent(name string) {
 	c.mu.Lock()
 	p := c.procs[name]

@@ -27,6 +27,7 @@ import (
 
 	"github.com/vigil-ha/vigil/internal/agent"
 	"github.com/vigil-ha/vigil/internal/api"
+	"github.com/vigil-ha/vigil/internal/bootstrap"
 	"github.com/vigil-ha/vigil/internal/certs"
 	"github.com/vigil-ha/vigil/internal/config"
 	"github.com/vigil-ha/vigil/internal/control"
@@ -235,6 +236,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		Version:             o.Version,
 		Logger:              log,
 		StepLog:             steps,
+		Builder:             newBuilder(cfg, node, replPass, log),
+		Initializer:         store,
 	})
 	if err != nil {
 		return err
@@ -461,13 +464,19 @@ func buildNode(cfg *config.Config, log *slog.Logger) (*database.Server, error) {
 		Ctl: pgctl.Ctl{Flavor: f, BinDir: cfg.Database.BinDir, DataDir: cfg.Database.DataDir, Runner: runner},
 		// pg_ctl's -l file keeps what the server says before its own
 		// logging starts: the reason a start failed.
-		StartOptions: pgctl.StartOptions{Wait: cfg.Timing.PromoteTimeout, LogFile: filepath.Join(cfg.Database.DataDir, "vigil-startup.log")},
-		Logger:       log,
+		StartOptions:      pgctl.StartOptions{Wait: cfg.Timing.PromoteTimeout, LogFile: filepath.Join(cfg.Database.DataDir, "vigil-startup.log")},
+		BaseBackupMaxRate: cfg.Clone.MaxRate,
+		Logger:            log,
 	}, nil
 }
 
 func dataDirOwner(dir string) (string, error) {
 	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		// A node to be built: the directory will belong to whoever owns
+		// the directory it goes in.
+		fi, err = os.Stat(filepath.Dir(dir))
+	}
 	if err != nil {
 		return "", fmt.Errorf("database.data_dir: %w", err)
 	}
@@ -480,6 +489,29 @@ func dataDirOwner(dir string) (string, error) {
 		return "", fmt.Errorf("owner of the data directory (uid %d): %w", st.Uid, err)
 	}
 	return u.Username, nil
+}
+
+// newBuilder builds this node's server when its data directory holds no
+// cluster, from the bootstrap and clone sections.
+func newBuilder(cfg *config.Config, srv *database.Server, replPassword string, log *slog.Logger) *bootstrap.Builder {
+	b, c := cfg.Bootstrap, cfg.Clone
+	var methods []bootstrap.ReplicaMethod
+	for _, m := range c.Methods {
+		methods = append(methods, bootstrap.ReplicaMethod{Name: m.Name, Command: m.Command})
+	}
+	return bootstrap.New(srv, bootstrap.Options{
+		Method: b.Method,
+		InitDB: pgctl.InitDBOptions{Superuser: cfg.Database.Superuser.User, DataChecksums: b.InitDB.DataChecksums,
+			Locale: b.InitDB.Locale, Encoding: b.InitDB.Encoding, Extra: b.InitDB.Args},
+		Command: b.Command, RecoveryTarget: b.RecoveryTarget,
+		Settings: database.ServerSettings{Port: cfg.Database.Port, Parameters: b.Parameters},
+		HBAExtra: b.PgHBA, Networks: b.MemberNetworks,
+		ReplicationUser: cfg.Database.Replication.User, ReplicationPassword: replPassword,
+		SuperuserPassword: srv.Conn.Password,
+		ReplicaMethods:    methods,
+		StreamTimeout:     cfg.Timing.PromoteTimeout,
+		Logger:            log,
+	})
 }
 
 func startEmbedded(cfg *config.Config, log *slog.Logger) (*dcs.EmbeddedMember, error) {

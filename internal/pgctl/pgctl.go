@@ -310,3 +310,33 @@ func parseControlData(out string) ControlData {
 	}
 	return cd
 }
+
+// InitDBOptions say how initdb creates a data directory.
+type InitDBOptions struct {
+	// Superuser is the bootstrap superuser's name; its password is read
+	// from a file (--pwfile), never an argument.
+	Superuser     string
+	DataChecksums bool
+	Locale        string
+	Encoding      string
+	// Extra arguments, as given.
+	Extra []string
+}
+
+// InitDBArgv is the flavor's initdb creating the data directory: peer
+// authentication over the local socket, scram-sha-256 over TCP.
+func (c Ctl) InitDBArgv(o InitDBOptions, pwfile string) []string {
+	args := []string{"-D", c.DataDir, "-U", o.Superuser, "--pwfile=" + pwfile,
+		"--auth-local=peer", "--auth-host=scram-sha-256"}
+	if o.DataChecksums {
+		args = append(args, "--data-checksums")
+	}
+	if o.Locale != "" {
+		args = append(args, "--locale="+o.Locale)
+	}
+	if o.Encoding != "" {
+		args = append(args, "--encoding="+o.Encoding)
+	}
+	args = append(args, o.Extra...)
+	return c.binArgv(c.Flavor.InitDBBinary, args...)
+}

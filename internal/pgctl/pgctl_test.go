@@ -133,3 +133,16 @@ func errorSays(err error, want string) bool {
 	}
 	return err != nil && strings.Contains(err.Error(), want)
 }
+
+func TestInitDBArgv(t *testing.T) {
+	f, err := flavor.Lookup("kingbase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Ctl{Flavor: f, BinDir: "/opt/kb/bin", DataDir: "/data", Prefix: []string{"runuser", "-u", "kingbase", "--"}}
+	got := strings.Join(c.InitDBArgv(InitDBOptions{Superuser: "system", DataChecksums: true, Encoding: "UTF8", Extra: []string{"--wal-segsize=32"}}, "/run/pw"), " ")
+	want := "runuser -u kingbase -- /opt/kb/bin/" + f.InitDBBinary + " -D /data -U system --pwfile=/run/pw --auth-local=peer --auth-host=scram-sha-256 --data-checksums --encoding=UTF8 --wal-segsize=32"
+	if got != want {
+		t.Fatalf("argv\n got %s\nwant %s", got, want)
+	}
+}

@@ -74,15 +74,44 @@ const (
 	StepReinitWaitStreaming    = "reinit_wait_streaming"
 )
 
+// Step names of a clone (Clone): an empty node built as a standby.
+const (
+	StepCloneIdentifyUpstream = "clone_identify_upstream"
+	StepCloneUpstreamSlot     = "clone_upstream_slot"
+	StepCloneKeepNodeFiles    = "clone_keep_node_files"
+	StepCloneBaseBackup       = "clone_basebackup"
+	StepCloneNodeConfig       = "clone_node_config"
+	StepCloneConfigure        = "clone_configure"
+	StepCloneStart            = "clone_start"
+	StepCloneWaitStreaming    = "clone_wait_streaming"
+	// StepNodeConfig is the AfterCopy step of a rejoin or reinit.
+	StepNodeConfig = "node_config"
+)
+
 // tailSteps names the steps a rejoin and a reinit share: the base backup
 // and the start as a standby.
 type tailSteps struct {
-	baseBackup, configure, start, waitStreaming string
+	baseBackup, nodeConfig, configure, start, waitStreaming string
 }
 
 var (
-	rejoinTail = tailSteps{StepBaseBackup, StepConfigure, StepStart, StepWaitStreaming}
-	reinitTail = tailSteps{StepReinitBaseBackup, StepReinitConfigure, StepReinitStart, StepReinitWaitStreaming}
+	rejoinTail = tailSteps{StepBaseBackup, StepNodeConfig, StepConfigure, StepStart, StepWaitStreaming}
+	reinitTail = tailSteps{StepReinitBaseBackup, StepNodeConfig, StepReinitConfigure, StepReinitStart, StepReinitWaitStreaming}
+	cloneTail  = tailSteps{StepCloneBaseBackup, StepCloneNodeConfig, StepCloneConfigure, StepCloneStart, StepCloneWaitStreaming}
+)
+
+// reinitSteps names the steps of a reinit before its tail.
+type reinitSteps struct {
+	identify, stop, inspect, slot, keep string
+	tail                                tailSteps
+	what                                string
+}
+
+var (
+	reinitNames = reinitSteps{StepReinitIdentifyUpstream, StepReinitStop, StepReinitInspect, StepReinitUpstreamSlot, StepReinitKeepNodeFiles, reinitTail, "reinit"}
+	// A clone has no server to stop nor control file to inspect: its
+	// caller made the data directory empty.
+	cloneNames = reinitSteps{StepCloneIdentifyUpstream, "", "", StepCloneUpstreamSlot, StepCloneKeepNodeFiles, cloneTail, "clone"}
 )
 
 const (
@@ -144,6 +173,10 @@ type Options struct {
 	StreamTimeout time.Duration
 	// Logger receives what the record does not hold (nil: none).
 	Logger *slog.Logger
+	// AfterCopy, when set, runs as a step once a base backup has filled
+	// the data directory, before the server is configured as a standby:
+	// the node writes its own settings over the copied ones.
+	AfterCopy func() (evidence string, err error)
 }
 
 func (o Options) method() (Method, error) {
@@ -334,21 +367,57 @@ func Run(ctx context.Context, srv Server, up database.Upstream, o Options, rec R
 // o's Method is ignored; KeepFiles, StreamTimeout and Logger apply. Like
 // Run it never starts the server as a primary.
 func Reinit(ctx context.Context, srv Server, up database.Upstream, o Options, rec Recorder) (res Result, err error) {
-	self, log, finish := begin(srv, up, o, &res, "reinit %s from %s")
+	return reinit(ctx, srv, up, o, rec, reinitNames)
+}
+
+// Clone is Reinit for a node whose data directory holds no cluster (empty,
+// prepared for the build): the same procedure, its steps named clone_*.
+func Clone(ctx context.Context, srv Server, up database.Upstream, o Options, rec Recorder) (res Result, err error) {
+	return reinit(ctx, srv, up, o, rec, cloneNames)
+}
+
+func reinit(ctx context.Context, srv Server, up database.Upstream, o Options, rec Recorder, names reinitSteps) (res Result, err error) {
+	self, log, finish := begin(srv, up, o, &res, names.what+" %s from %s")
 	defer finish(&err)
 	if err := checkUpstreamAddress(self, up, database.ConnConfig{Host: up.Host, Port: up.Port}); err != nil {
 		return res, err
 	}
-	p := &procedure{srv: srv, self: self, up: up, rec: rec, log: log, res: &res, timeout: o.StreamTimeout, steps: reinitTail}
+	p := &procedure{srv: srv, self: self, up: up, rec: rec, log: log, res: &res, timeout: o.StreamTimeout, steps: names.tail, afterCopy: o.AfterCopy}
 	if p.timeout <= 0 {
 		p.timeout = defaultStreamTimeout
 	}
 
-	if err := p.identify(ctx, StepReinitIdentifyUpstream); err != nil {
+	if err := p.identify(ctx, names.identify); err != nil {
 		return res, err
 	}
 
-	if err := rec.Run(StepReinitStop, func() (string, error) {
+	// A clone has neither a server to stop nor a control file to inspect.
+	if names.stop != "" {
+		if err := stopForReinit(ctx, srv, rec, names.stop); err != nil {
+			return res, err
+		}
+		inspectForReinit(ctx, srv, rec, names.inspect, p.upst.SystemID)
+	}
+
+	p.upstreamSlot(ctx, names.slot)
+	if err := p.keepNodeFiles(names.keep, o.KeepFiles); err != nil {
+		return res, err
+	}
+
+	if err := p.byBaseBackup(ctx); err != nil {
+		return res, err
+	}
+	res.Evidence = fmt.Sprintf("built by a base backup (%s, %s); streaming from %s", p.copied, names.what, res.Upstream)
+	if res.MovedDataDir != "" {
+		res.Evidence = fmt.Sprintf("rebuilt by a base backup (%s, %s asked for); old data directory kept at %s; streaming from %s",
+			p.copied, names.what, res.MovedDataDir, res.Upstream)
+	}
+	return res, nil
+}
+
+// stopForReinit stops the server if it runs, as step.
+func stopForReinit(ctx context.Context, srv Server, rec Recorder, step string) error {
+	return rec.Run(step, func() (string, error) {
 		running, pid, err := srv.Status(ctx)
 		if err != nil {
 			return "", err
@@ -362,33 +431,23 @@ func Reinit(ctx context.Context, srv Server, up database.Upstream, o Options, re
 			return "", err
 		}
 		return fmt.Sprintf("stopped postmaster %d", pid), nil
-	}); err != nil {
-		return res, err
-	}
+	})
+}
 
-	_ = rec.Run(StepReinitInspect, func() (string, error) {
+// inspectForReinit describes the server's control file for the record, as
+// step; it never stops the reinit.
+func inspectForReinit(ctx context.Context, srv Server, rec Recorder, step, upstreamSystem string) {
+	_ = rec.Run(step, func() (string, error) {
 		cd, err := srv.ControlData(ctx)
 		if err != nil {
 			return "control file unreadable (" + firstLine(err.Error()) + "): rebuilding regardless", nil
 		}
 		ev := fmt.Sprintf("control file: system %s, timeline %d, state %q, checkpoint %s", cd.SystemID, cd.Timeline, cd.State, cd.CheckpointLSN)
-		if cd.SystemID != p.upst.SystemID {
-			ev += fmt.Sprintf("; not the upstream's system %s", p.upst.SystemID)
+		if cd.SystemID != upstreamSystem {
+			ev += fmt.Sprintf("; not the upstream's system %s", upstreamSystem)
 		}
 		return ev + ": rebuilding regardless, as asked", nil
 	})
-
-	p.upstreamSlot(ctx, StepReinitUpstreamSlot)
-	if err := p.keepNodeFiles(StepReinitKeepNodeFiles, o.KeepFiles); err != nil {
-		return res, err
-	}
-
-	if err := p.byBaseBackup(ctx); err != nil {
-		return res, err
-	}
-	res.Evidence = fmt.Sprintf("rebuilt by a base backup (%s, reinit asked for); old data directory kept at %s; streaming from %s",
-		p.copied, res.MovedDataDir, res.Upstream)
-	return res, nil
 }
 
 // begin opens res and the logger of a rejoin or reinit of srv from up;
@@ -451,6 +510,9 @@ func (p *procedure) keepNodeFiles(step string, extra []string) error {
 		if p.kept, err = p.srv.KeepNodeFiles(extra); err != nil {
 			return "", err
 		}
+		if len(p.kept.Names()) == 0 {
+			return "no file of the node's own to keep", nil
+		}
 		return "kept " + strings.Join(p.kept.Names(), ", "), nil
 	})
 }
@@ -467,6 +529,8 @@ type procedure struct {
 	res     *Result
 	timeout time.Duration
 	steps   tailSteps
+	// afterCopy: see Options.AfterCopy.
+	afterCopy func() (string, error)
 	// copied is what the base backup said it copied.
 	copied string
 }
@@ -555,6 +619,11 @@ func (p *procedure) byBaseBackup(ctx context.Context) error {
 		return ev, err
 	}); err != nil {
 		return err
+	}
+	if p.afterCopy != nil {
+		if err := p.rec.Run(p.steps.nodeConfig, p.afterCopy); err != nil {
+			return err
+		}
 	}
 	if err := p.startStandby(ctx); err != nil {
 		return err
