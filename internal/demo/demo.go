@@ -240,18 +240,18 @@ func (r *runner) run(ctx context.Context, res Result) (Result, error) {
 	}
 	if r.o.BackgroundTPS > 0 {
 		p.say("background load: pgbench through the VIP at %d transactions/s", r.o.BackgroundTPS)
-		stopBackground, err := r.startPGBench(ctx, client, res.VIP, wopts)
+		stopBackground, err := StartPGBench(ctx, l, client, r.o.BackgroundTPS, wopts)
 		if err != nil {
 			return res, err
 		}
 		defer stopBackground()
 	}
 	p.say("client %s writes through the VIP, %d writes/s", client.Host, r.o.Rate)
-	wl, err := r.startWorkload(client, wopts)
+	wl, err := StartClient(l, client, r.o.Binary, r.o.Rate, wopts)
 	if err != nil {
 		return res, err
 	}
-	defer wl.stop()
+	defer wl.Stop()
 	time.Sleep(2 * time.Second)
 
 	if r.o.LagMB > 0 {
@@ -280,31 +280,18 @@ func (r *runner) run(ctx context.Context, res Result) (Result, error) {
 	}
 	time.Sleep(3 * time.Second) // writes after the failover, through the new primary
 
-	wres, err := wl.stop()
+	wres, err := wl.Stop()
 	if err != nil {
 		return res, err
 	}
-	sum := wres.Summarize(res.CrashAt)
-	res.Writes, res.ReadOnlyErrors, res.ConnectionErrors, res.OtherErrors = sum.Writes, sum.ReadOnlyErrors, sum.ConnectionErrors, sum.OtherErrors
-	res.WriteOutageS = sum.WriteOutageS
+	if err := Measure(ctx, l, &res, wres, wopts, newPrimary); err != nil {
+		return res, err
+	}
 	if r.o.Scenario == Switchover {
 		// No crash instant: writes go on until the old primary takes its
 		// routes down, so the outage is the gap they leave.
 		res.WriteOutageS = wres.OutageAfter(res.CrashAt).Seconds()
 	}
-	for _, w := range wres.Writes {
-		res.Series = append(res.Series, Point{T: w.At.Sub(res.CrashAt).Seconds(), Outcome: w.Outcome})
-	}
-	acked := wres.Acked()
-	res.AckedWrites = len(acked)
-	direct := wopts
-	n, _ := l.Node(newPrimary)
-	direct.Host = n.Host
-	lost, err := workload.Lost(ctx, direct, acked)
-	if err != nil {
-		return res, err
-	}
-	res.AckedWritesLost = len(lost)
 	res.VIPHolder = r.vipHolder()
 	if r.o.Scenario == Switchover {
 		// The old primary becomes a standby of the new one within a few
@@ -506,31 +493,35 @@ func (r *runner) fillSteps(ctx context.Context, store *dcs.Store, res *Result) {
 	sort.SliceStable(res.Steps, func(i, j int) bool { return res.Steps[i].Start.Before(res.Steps[j].Start) })
 }
 
-// startPGBench initialises pgbench's tables through the VIP and runs it
-// rate-limited in the client namespace until the returned stop is called.
-// It reads the password from the lab's pgpass file, never from arguments.
-func (r *runner) startPGBench(ctx context.Context, client lab.Client, vip string, o workload.Options) (func(), error) {
-	pgbench := filepath.Join(r.l.BinDir(), "pgbench")
-	base := []string{"--net=/run/netns/" + client.Netns, "--", pgbench, "-h", vip, "-p", fmt.Sprint(o.Port), "-U", o.User}
-	env := append(os.Environ(), "PGPASSFILE="+r.l.SuperuserPassFile())
+// StartPGBench initialises pgbench's tables through o.Host (the VIP) and
+// runs it at tps transactions per second in the client namespace until
+// the returned stop is called. It reads the password from the lab's
+// pgpass file, never from arguments.
+func StartPGBench(ctx context.Context, l *lab.Lab, client lab.Client, tps int, o workload.Options) (stop func(), err error) {
+	pgbench := filepath.Join(l.BinDir(), "pgbench")
+	base := []string{"--net=/run/netns/" + client.Netns, "--", pgbench, "-h", o.Host, "-p", fmt.Sprint(o.Port), "-U", o.User}
+	env := append(os.Environ(), "PGPASSFILE="+l.SuperuserPassFile())
 	initCmd := exec.CommandContext(ctx, "nsenter", append(base, "-i", "-q", "-s", "2", o.Database)...)
 	initCmd.Env = env
 	if out, err := initCmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("pgbench -i: %w: %s", err, out)
 	}
-	run := exec.Command("nsenter", append(base, "-n", "-c", "2", "-j", "1", "-R", fmt.Sprint(r.o.BackgroundTPS), "-T", "600", o.Database)...)
+	run := exec.Command("nsenter", append(base, "-n", "-c", "2", "-j", "1", "-R", fmt.Sprint(tps), "-T", "600", o.Database)...)
 	run.Env = env
 	if err := run.Start(); err != nil {
 		return nil, fmt.Errorf("start pgbench: %w", err)
 	}
 	return func() {
-		run.Process.Kill()
-		run.Wait()
+		_ = run.Process.Kill()
+		_ = run.Wait()
 	}, nil
 }
 
-// workloadProc is the client process in the client namespace.
-type workloadProc struct {
+// Client is the demo's client, `vigil workload` in the lab's client
+// namespace: one write every 1/rate s through o.Host, each bounded by
+// clientTimeout, every outcome recorded. Other benches use it so that
+// they measure the same way.
+type Client struct {
 	cmd     *exec.Cmd
 	out     bytes.Buffer
 	errb    bytes.Buffer
@@ -539,11 +530,12 @@ type workloadProc struct {
 	err     error
 }
 
-func (r *runner) startWorkload(client lab.Client, o workload.Options) (*workloadProc, error) {
-	args := []string{"--net=/run/netns/" + client.Netns, "--", r.o.Binary, "workload",
-		"--host", o.Host, "--port", fmt.Sprint(o.Port), "--user", o.User, "--password-file", r.l.SuperuserPasswordFile(),
-		"--database", o.Database, "--rate", fmt.Sprint(r.o.Rate), "--duration", "10m", "--timeout", clientTimeout.String()}
-	w := &workloadProc{cmd: exec.Command("nsenter", args...)}
+// StartClient starts the client; binary is the vigil executable.
+func StartClient(l *lab.Lab, client lab.Client, binary string, rate int, o workload.Options) (*Client, error) {
+	args := []string{"--net=/run/netns/" + client.Netns, "--", binary, "workload",
+		"--host", o.Host, "--port", fmt.Sprint(o.Port), "--user", o.User, "--password-file", l.SuperuserPasswordFile(),
+		"--database", o.Database, "--rate", fmt.Sprint(rate), "--duration", "10m", "--timeout", clientTimeout.String()}
+	w := &Client{cmd: exec.Command("nsenter", args...)}
 	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.errb
 	if err := w.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the client: %w", err)
@@ -551,13 +543,14 @@ func (r *runner) startWorkload(client lab.Client, o workload.Options) (*workload
 	return w, nil
 }
 
-// stop ends the client and reads its record (once).
-func (w *workloadProc) stop() (workload.Result, error) {
+// Stop ends the client and reads its record (once; later calls return
+// the same).
+func (w *Client) Stop() (workload.Result, error) {
 	if w.stopped {
 		return w.res, w.err
 	}
 	w.stopped = true
-	w.cmd.Process.Signal(syscall.SIGTERM)
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
 	if err := w.cmd.Wait(); err != nil {
 		w.err = fmt.Errorf("client: %w: %s", err, w.errb.String())
 		return w.res, w.err
@@ -566,6 +559,30 @@ func (w *workloadProc) stop() (workload.Result, error) {
 		w.err = fmt.Errorf("client output: %w", err)
 	}
 	return w.res, w.err
+}
+
+// Measure fills res with what the client saw around res.CrashAt: writes,
+// errors by kind, the write outage, the series, and the acknowledged
+// writes missing on newPrimary (read there directly, not through the
+// VIP).
+func Measure(ctx context.Context, l *lab.Lab, res *Result, wres workload.Result, o workload.Options, newPrimary string) error {
+	sum := wres.Summarize(res.CrashAt)
+	res.Writes, res.ReadOnlyErrors, res.ConnectionErrors, res.OtherErrors = sum.Writes, sum.ReadOnlyErrors, sum.ConnectionErrors, sum.OtherErrors
+	res.WriteOutageS = sum.WriteOutageS
+	for _, w := range wres.Writes {
+		res.Series = append(res.Series, Point{T: w.At.Sub(res.CrashAt).Seconds(), Outcome: w.Outcome})
+	}
+	acked := wres.Acked()
+	res.AckedWrites = len(acked)
+	direct := o
+	n, _ := l.Node(newPrimary)
+	direct.Host = n.Host
+	lost, err := workload.Lost(ctx, direct, acked)
+	if err != nil {
+		return err
+	}
+	res.AckedWritesLost = len(lost)
+	return nil
 }
 
 type progress struct {

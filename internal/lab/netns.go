@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -287,4 +288,21 @@ func (l *Lab) removeNetwork(ctx context.Context, st state) error {
 		_ = os.Remove(filepath.Dir(st.SubnetClaim))
 	}
 	return errors.Join(errs...)
+}
+
+// Holders names the live nodes whose eth0 carries addr, "a,b" if several,
+// "" for none. A crashed node (link down) holds nothing on the network.
+func (l *Lab) Holders(addr string) string {
+	var holders []string
+	for _, n := range l.Nodes() {
+		link, err := exec.Command("ip", "-n", n.Netns, "-o", "link", "show", "dev", "eth0").Output()
+		if err != nil || !strings.Contains(string(link), "LOWER_UP") {
+			continue
+		}
+		out, err := exec.Command("ip", "-n", n.Netns, "-o", "addr", "show", "dev", "eth0").Output()
+		if err == nil && strings.Contains(string(out), " "+addr+"/") {
+			holders = append(holders, n.Name)
+		}
+	}
+	return strings.Join(holders, ",")
 }

@@ -448,25 +448,13 @@ func (c *Cluster) VIP() string {
 }
 
 // VIPHolder names the live nodes whose eth0 carries the VIP, "a,b" if
-// several, "" for none (or without a VIP). A crashed node (link down)
-// holds nothing on the network.
+// several, "" for none (or without a VIP): lab.Lab.Holders.
 func (c *Cluster) VIPHolder() string {
 	vip := c.VIP()
 	if vip == "" {
 		return ""
 	}
-	var holders []string
-	for _, n := range c.Lab.Nodes() {
-		link, err := exec.Command("ip", "-n", n.Netns, "-o", "link", "show", "dev", "eth0").Output()
-		if err != nil || !strings.Contains(string(link), "LOWER_UP") {
-			continue
-		}
-		out, err := exec.Command("ip", "-n", n.Netns, "-o", "addr", "show", "dev", "eth0").Output()
-		if err == nil && strings.Contains(string(out), " "+vip+"/") {
-			holders = append(holders, n.Name)
-		}
-	}
-	return strings.Join(holders, ",")
+	return c.Lab.Holders(vip)
 }
 
 func (c *Cluster) writeConfig(n lab.Node) (string, error) {

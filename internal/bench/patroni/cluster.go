@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/internal/lab"
-	"github.com/vigil-ha/vigil/internal/pgctl"
 	"github.com/vigil-ha/vigil/internal/proc"
 )
 
@@ -67,12 +66,9 @@ func (c *Cluster) VIP() string {
 	return a.String()
 }
 
-// Start empties the lab's nodes, then starts an etcd member on every node
-// and, once etcd answers, a Patroni on every node.
+// Start starts an etcd member on every node of the (empty) lab and, once
+// etcd answers, a Patroni on every node.
 func (c *Cluster) Start(ctx context.Context) error {
-	if err := c.emptyNodes(ctx); err != nil {
-		return err
-	}
 	if err := os.MkdirAll(c.Dir(), 0o755); err != nil {
 		return fmt.Errorf("patroni cluster: %w", err)
 	}
@@ -99,21 +95,6 @@ func (c *Cluster) Start(ctx context.Context) error {
 	for _, n := range nodes {
 		if err := c.startPatroni(n); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// emptyNodes stops the servers the lab built and removes their data
-// directories: Patroni bootstraps its own cluster there.
-// TODO: lab.Options.Empty (being added) makes this unnecessary.
-func (c *Cluster) emptyNodes(ctx context.Context) error {
-	for _, n := range c.lab.Nodes() {
-		if err := c.lab.Stop(ctx, n, pgctl.Immediate); err != nil {
-			return err
-		}
-		if err := os.RemoveAll(n.DataDir); err != nil {
-			return fmt.Errorf("empty %s: %w", n.Name, err)
 		}
 	}
 	return nil
@@ -423,21 +404,8 @@ func (c *Cluster) WaitVIP(ctx context.Context, node string, within time.Duration
 }
 
 // VIPHolder names the live nodes whose eth0 carries the VIP ("a,b" if
-// several); a crashed node (link down) holds nothing on the network.
-func (c *Cluster) VIPHolder() string {
-	var holders []string
-	for _, n := range c.lab.Nodes() {
-		link, err := exec.Command("ip", "-n", n.Netns, "-o", "link", "show", "dev", "eth0").Output()
-		if err != nil || !strings.Contains(string(link), "LOWER_UP") {
-			continue
-		}
-		out, err := exec.Command("ip", "-n", n.Netns, "-o", "addr", "show", "dev", "eth0").Output()
-		if err == nil && strings.Contains(string(out), " "+c.VIP()+"/") {
-			holders = append(holders, n.Name)
-		}
-	}
-	return strings.Join(holders, ",")
-}
+// several): lab.Lab.Holders.
+func (c *Cluster) VIPHolder() string { return c.lab.Holders(c.VIP()) }
 
 // CrashNode crashes node name as the Vigil scenarios do: its link goes
 // down, then every process in its namespace (Patroni, its PostgreSQL, its

@@ -95,7 +95,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	p := progress{w: o.Progress, start: time.Now()}
 	res = Result{Result: demo.Result{Scenario: demo.NodeCrash, SyncMode: "on", LabDir: o.Dir}, Settings: o.Settings}
 	p.say("building 3 empty nodes in network namespaces (%s)", o.Dir)
-	l, err := lab.Up(ctx, lab.Options{Dir: o.Dir, Nodes: 3, Netns: true, Force: true})
+	// Empty nodes: Patroni bootstraps its own cluster in the lab's data
+	// directories.
+	l, err := lab.Up(ctx, lab.Options{Dir: o.Dir, Nodes: 3, Netns: true, Force: true, Empty: true})
 	if err != nil {
 		return res, err
 	}
@@ -150,18 +152,18 @@ func (c *Cluster) measure(ctx context.Context, o Options, p *progress, res Resul
 	}
 	if o.BackgroundTPS > 0 {
 		p.say("background load: pgbench through the VIP at %d transactions/s", o.BackgroundTPS)
-		stop, err := startPGBench(ctx, l, client, o.BackgroundTPS, wopts)
+		stop, err := demo.StartPGBench(ctx, l, client, o.BackgroundTPS, wopts)
 		if err != nil {
 			return res, err
 		}
 		defer stop()
 	}
 	p.say("client %s writes through the VIP, %d writes/s", client.Host, o.Rate)
-	wl, err := startClient(l, client, o.Binary, o.Rate, wopts)
+	wl, err := demo.StartClient(l, client, o.Binary, o.Rate, wopts)
 	if err != nil {
 		return res, err
 	}
-	defer wl.stop()
+	defer wl.Stop()
 	time.Sleep(2 * time.Second)
 
 	p.say("crashing %s (node crash: link down, every process of its namespace killed)", res.OldLeader)
@@ -180,26 +182,13 @@ func (c *Cluster) measure(ctx context.Context, o Options, p *progress, res Resul
 	}
 	time.Sleep(3 * time.Second) // writes after the failover, through the new leader
 
-	wres, err := wl.stop()
+	wres, err := wl.Stop()
 	if err != nil {
 		return res, err
 	}
-	sum := wres.Summarize(res.CrashAt)
-	res.Writes, res.ReadOnlyErrors, res.ConnectionErrors, res.OtherErrors = sum.Writes, sum.ReadOnlyErrors, sum.ConnectionErrors, sum.OtherErrors
-	res.WriteOutageS = sum.WriteOutageS
-	for _, w := range wres.Writes {
-		res.Series = append(res.Series, demo.Point{T: w.At.Sub(res.CrashAt).Seconds(), Outcome: w.Outcome})
-	}
-	acked := wres.Acked()
-	res.AckedWrites = len(acked)
-	direct := wopts
-	n, _ := l.Node(newLeader)
-	direct.Host = n.Host
-	lost, err := workload.Lost(ctx, direct, acked)
-	if err != nil {
+	if err := demo.Measure(ctx, l, &res.Result, wres, wopts, newLeader); err != nil {
 		return res, err
 	}
-	res.AckedWritesLost = len(lost)
 	res.VIPHolder = c.VIPHolder()
 	res.Callbacks = c.Callbacks(newLeader, res.CrashAt)
 	// Patroni's counterpart of Vigil's detection: the crash to the new
