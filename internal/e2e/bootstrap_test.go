@@ -211,14 +211,24 @@ func TestBootstrapWinnerKilledDuringInitdb(t *testing.T) {
 	for _, n := range c.lab.Nodes() {
 		c.startAgent(n.Name)
 	}
+	// Killed once initdb has written into the directory (an empty one is
+	// simply reused, there is nothing to keep aside): initdb lays out the
+	// directories within milliseconds and then runs for a second or more,
+	// so a 10 ms poll finds it in between.
 	var victim string
-	if err := eventually(ctx, 60*time.Second, func() error {
-		if victim = buildingProcess(c.lab, c.lab.Flavor().InitDBBinary); victim == "" {
-			return errors.New("no initdb running yet")
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if victim = buildingProcess(c.lab, c.lab.Flavor().InitDBBinary); victim != "" {
+			n, err := c.lab.Node(victim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if entries, _ := os.ReadDir(n.DataDir); len(entries) > 0 {
+				break
+			}
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+		if time.Now().After(deadline) {
+			t.Fatal("no initdb seen writing into a data directory")
+		}
 	}
 	c.killAgent(victim)
 	t.Logf("%s killed during initdb", victim)
