@@ -158,6 +158,10 @@ func summarize(sc Scenario, runs []demo.Result, failed int) Summary {
 	return s
 }
 
+// Summarize is min/median/p95/max of v (NaN when empty), for other
+// benchmarks' reports.
+func Summarize(v []float64) Stats { return stats(v) }
+
 // stats uses the nearest-rank percentile.
 func stats(v []float64) Stats {
 	if len(v) == 0 {
