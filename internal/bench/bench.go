@@ -248,6 +248,10 @@ func (s Stats) MarshalJSON() ([]byte, error) {
 	}{f(s.Min), f(s.Median), f(s.P95), f(s.Max)})
 }
 
+// Summarize is min/median/p95/max of v (NaN when empty), for other
+// benchmarks' reports.
+func Summarize(v []float64) Stats { return stats(v) }
+
 // stats uses the nearest-rank percentile.
 func stats(v []float64) Stats {
 	if len(v) == 0 {

@@ -17,7 +17,14 @@ type Stat struct {
 	// pid reused by another process comes with another start time, and
 	// exec (nsenter running its command) keeps it.
 	StartTime uint64
+	// UserTicks and SystemTicks are the CPU time the process used, in
+	// clock ticks (ClockTicksPerSecond).
+	UserTicks, SystemTicks uint64
 }
+
+// ClockTicksPerSecond is USER_HZ, the unit of /proc's CPU times: 100 on
+// every Linux architecture Go supports.
+const ClockTicksPerSecond = 100
 
 // ReadStat reads /proc/PID/stat, whose second field (the command name, in
 // parentheses) may itself hold spaces and parentheses.
@@ -44,6 +51,13 @@ func ReadStat(pid int) (Stat, error) {
 	}
 	if st.StartTime, err = strconv.ParseUint(f[19], 10, 64); err != nil {
 		return Stat{}, fmt.Errorf("parse %s: starttime: %w", path, err)
+	}
+	// utime (14) and stime (15).
+	if st.UserTicks, err = strconv.ParseUint(f[11], 10, 64); err != nil {
+		return Stat{}, fmt.Errorf("parse %s: utime: %w", path, err)
+	}
+	if st.SystemTicks, err = strconv.ParseUint(f[12], 10, 64); err != nil {
+		return Stat{}, fmt.Errorf("parse %s: stime: %w", path, err)
 	}
 	return st, nil
 }

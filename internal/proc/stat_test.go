@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 func TestReadStat(t *testing.T) {
@@ -37,5 +38,22 @@ func TestReadStat(t *testing.T) {
 	}
 	if id, err := BootID(); err != nil || id == "" {
 		t.Errorf("boot id %q, %v", id, err)
+	}
+}
+
+// TestReadStatCPU: a process that computes accumulates CPU ticks.
+func TestReadStatCPU(t *testing.T) {
+	deadline := time.Now().Add(30 * time.Second)
+	for x := uint64(1); ; x = x*6364136223846793005 + 1 {
+		st, err := ReadStat(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.UserTicks+st.SystemTicks > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CPU time after 30 s of computing (%d): %+v", x, st)
+		}
 	}
 }
