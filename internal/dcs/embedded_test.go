@@ -149,3 +149,14 @@ func TestMutualTLSMembers(t *testing.T) {
 		})
 	}
 }
+
+// TestMembersCompactTheirHistory: an embedded member runs etcd's periodic
+// compaction; without it the agents' writes fill etcd's quota in days and
+// a full etcd refuses the leader key.
+func TestMembersCompactTheirHistory(t *testing.T) {
+	members, _ := startCluster(t, 1)
+	cfg := members[0].etcd.Config()
+	if cfg.AutoCompactionMode != "periodic" || cfg.AutoCompactionRetention != embeddedHistoryRetention {
+		t.Fatalf("auto-compaction %q retention %q, want periodic %s", cfg.AutoCompactionMode, cfg.AutoCompactionRetention, embeddedHistoryRetention)
+	}
+}
