@@ -263,7 +263,8 @@ type Progress struct {
 
 // Clone makes the node a standby of up, trying each replica method in
 // order, each step recorded by rec; progress, when not nil, is told how
-// far a base backup has come about once a second. It returns once the
+// far a base backup has come about once a second, from another goroutine
+// and never after Clone has returned. It returns once the
 // node streams. A method that fails leaves its half-built copy aside for
 // the next one (never deleted).
 func (b *Builder) Clone(ctx context.Context, up database.Upstream, rec rejoin.Recorder, progress func(Progress)) (string, error) {
@@ -328,10 +329,18 @@ func (b *Builder) cloneWith(ctx context.Context, m ReplicaMethod, up database.Up
 		}
 		return "restored by " + m.Command[0] + ", streaming", nil
 	}
+	// The progress reports end before Clone returns: a caller may read
+	// what its callback wrote as soon as it has the result.
 	pctx, stop := context.WithCancel(ctx)
-	defer stop()
+	watched := make(chan struct{})
+	defer func() { stop(); <-watched }()
 	if progress != nil {
-		go b.watchProgress(pctx, up, progress)
+		go func() {
+			defer close(watched)
+			b.watchProgress(pctx, up, progress)
+		}()
+	} else {
+		close(watched)
 	}
 	res, err := rejoin.Clone(ctx, srv, up, rejoin.Options{StreamTimeout: b.o.StreamTimeout, Logger: b.log, AfterCopy: writeConfig}, rec)
 	if err != nil {
