@@ -51,8 +51,10 @@ func (a *Agent) startWakeups(ctx context.Context) {
 	w := &wakeups{cause: make(chan string, 1), pids: make(chan int, 1)}
 	a.wake = w
 	if lw, ok := a.o.Store.(leadershipWatcher); ok {
-		changes := lw.WatchLeadership(ctx)
 		go func() {
+			// Set up here, not before the loop starts: with etcd down it
+			// waits, and the loop must not.
+			changes := lw.WatchLeadership(ctx)
 			for {
 				select {
 				case <-ctx.Done():

@@ -222,6 +222,15 @@ func (s *Server) Follow(ctx context.Context, up Upstream) error {
 
 func (s *Server) follow(ctx context.Context, up Upstream) error {
 	conninfo := up.Conninfo(s.Name)
+	if up.SlotName != "" {
+		// The new upstream's agent makes the slots of its standbys once it
+		// is writable; a standby that follows it sooner (it is woken by the
+		// leader key) would be refused for a missing slot and retry only
+		// after wal_retrieve_retry_interval (5 s), long enough to miss WAL
+		// that a switchover right after would not have. Best effort: the
+		// leader makes the slot too.
+		_, _ = s.EnsureUpstreamSlot(ctx, up)
+	}
 	var st roleState
 	err := s.withConn(ctx, func(c *pgx.Conn) error {
 		var err error

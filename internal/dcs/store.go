@@ -11,7 +11,8 @@
 //	config            cluster-wide settings changed at run time (pause)
 //	settings          cluster-wide PostgreSQL parameters and HA timing
 //	                  (`vigil ctl edit-config`), every member applies them
-//	catalog           the leader's pg_settings, which edits are checked against
+//	~catalog          the leader's pg_settings, which edits are checked against
+//	                  (keys named ~... are read on demand, not by Snapshot)
 //	restart           a rolling restart in progress (`vigil ctl restart`)
 //	sync              the recorded synchronous standby set
 //	status            the newest WAL position and timeline a leader published
@@ -37,7 +38,6 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -335,24 +335,26 @@ type View struct {
 	Problems []string
 }
 
+// onDemandPrefix starts the names of the cluster's keys that Snapshot
+// leaves out: '~' sorts after every other key name, so one Range up to it
+// reads the rest.
+const onDemandPrefix = "~"
+
+// catalogKey holds the leader's parameter catalog (see PublishCatalog).
+const catalogKey = onDemandPrefix + "catalog"
+
 // Snapshot reads every key of the cluster in one request.
 func (s *Store) Snapshot(ctx context.Context) (View, error) {
-	// Every key of the cluster but the parameter catalog, the largest,
-	// which only edit-config reads: two ranges around it in one
-	// transaction, so one revision.
-	catalog := s.key("catalog")
-	resp, err := s.client.Txn(ctx).Then(
-		clientv3.OpGet(s.root, clientv3.WithRange(catalog)),
-		clientv3.OpGet(catalog+"\x00", clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.root))),
-	).Commit()
+	// Every key of the cluster but those named "~...": the parameter
+	// catalog, the largest, which only edit-config reads. A single Range
+	// (not a transaction of two) so that the client retries it on another
+	// member when one does not answer.
+	resp, err := s.client.Get(ctx, s.root, clientv3.WithRange(s.root+onDemandPrefix))
 	if err != nil {
 		return View{}, fmt.Errorf("read cluster state from DCS: %w", s.diag.explain(err))
 	}
 	v := View{Revision: resp.Header.Revision, Members: map[string]Member{}}
-	var kvs []*mvccpb.KeyValue
-	for _, r := range resp.Responses {
-		kvs = append(kvs, r.GetResponseRange().Kvs...)
-	}
+	kvs := resp.Kvs
 	for _, kv := range kvs {
 		name := strings.TrimPrefix(string(kv.Key), s.root)
 		var derr error
@@ -811,7 +813,7 @@ func (s *Store) PublishCatalog(ctx context.Context, c Catalog) error {
 	if err := zw.Close(); err != nil {
 		return fmt.Errorf("compress parameter catalog: %w", err)
 	}
-	if _, err := s.client.Put(ctx, s.key("catalog"), b.String()); err != nil {
+	if _, err := s.client.Put(ctx, s.key(catalogKey), b.String()); err != nil {
 		return fmt.Errorf("write parameter catalog: %w", s.diag.explain(err))
 	}
 	return nil
@@ -820,7 +822,7 @@ func (s *Store) PublishCatalog(ctx context.Context, c Catalog) error {
 // Catalog reads the parameter catalog; ok is false when no leader has
 // published one yet.
 func (s *Store) Catalog(ctx context.Context) (c Catalog, ok bool, err error) {
-	resp, err := s.client.Get(ctx, s.key("catalog"))
+	resp, err := s.client.Get(ctx, s.key(catalogKey))
 	if err != nil {
 		return Catalog{}, false, fmt.Errorf("read parameter catalog: %w", s.diag.explain(err))
 	}

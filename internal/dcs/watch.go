@@ -12,15 +12,20 @@ import (
 // expires) and the request key. An agent that waits on it acts the moment
 // the key changes instead of at its next loop. A receive stands for one
 // or more changes; every change made after WatchLeadership returns is
-// reported (when the DCS answered its first read), also across a watch
-// that breaks and is set up again (a compaction aside). The channel is
-// never closed; the watches end with ctx.
+// reported (when the DCS answered its first read, which waits at most a
+// lease TTL), also across a watch that breaks and is set up again (a
+// compaction aside). The channel is never closed; the watches end with
+// ctx.
 func (s *Store) WatchLeadership(ctx context.Context) <-chan struct{} {
 	changed := make(chan struct{}, 1)
+	// Bounded: an agent starting while etcd does not answer must not wait
+	// here; its watches then start from the first revision they get.
 	var from int64
-	if resp, err := s.client.Get(ctx, s.key("leader"), clientv3.WithCountOnly()); err == nil {
+	rctx, cancel := context.WithTimeout(ctx, time.Duration(s.ttl)*time.Second)
+	if resp, err := s.client.Get(rctx, s.key("leader"), clientv3.WithCountOnly()); err == nil {
 		from = resp.Header.Revision + 1
 	}
+	cancel()
 	for _, key := range []string{s.key("leader"), s.key("request")} {
 		go s.watchKey(ctx, key, from, changed)
 	}

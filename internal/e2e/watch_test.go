@@ -163,7 +163,7 @@ func TestCtlListWatchFollowsASwitchover(t *testing.T) {
 			return errors.New("node2 does not lead yet")
 		case strings.Contains(f, "IN PROGRESS"):
 			return errors.New("node2 leads, the switchover is still shown in progress")
-		case !regexp.MustCompile(`(?m)^node2\*\s.*writable primary$`).MatchString(f):
+		case !regexp.MustCompile(`(?m)^node2\*\s.*writable primary\s+\S+$`).MatchString(f):
 			return errors.New("node2's row is not the writable primary")
 		}
 		return nil
