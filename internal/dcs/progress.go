@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -19,11 +18,9 @@ func (s *Store) progressKey(node string) string { return s.key("progress", node)
 // ProgressWriter writes one procedure's progress under a lease of its
 // own, so that the key of an agent that died mid-procedure lapses.
 type ProgressWriter struct {
-	s    *Store
-	node string
-
-	mu    sync.Mutex
-	lease clientv3.LeaseID
+	s     *Store
+	node  string
+	lease heldLease
 }
 
 // Progress returns the writer of node's procedure progress.
@@ -44,7 +41,7 @@ func (w *ProgressWriter) Put(ctx context.Context, data []byte) error {
 		}
 		_, err = w.s.client.Put(ctx, w.s.progressKey(w.node), string(data), clientv3.WithLease(lease))
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) && attempt == 0 {
-			w.forget(lease)
+			w.lease.forget(lease)
 			continue
 		}
 		if err != nil {
@@ -57,15 +54,13 @@ func (w *ProgressWriter) Put(ctx context.Context, data []byte) error {
 // KeepAlive renews the lease, for a step that runs longer than it (a
 // base backup, a long replay).
 func (w *ProgressWriter) KeepAlive(ctx context.Context) error {
-	w.mu.Lock()
-	lease := w.lease
-	w.mu.Unlock()
+	lease := w.lease.get()
 	if lease == 0 {
 		return nil
 	}
 	if _, err := w.s.client.KeepAliveOnce(ctx, lease); err != nil {
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			w.forget(lease)
+			w.lease.forget(lease)
 		}
 		return fmt.Errorf("publish progress of %s: renew lease: %w", w.node, w.s.diag.explain(err))
 	}
@@ -73,33 +68,19 @@ func (w *ProgressWriter) KeepAlive(ctx context.Context) error {
 }
 
 func (w *ProgressWriter) grantedLease(ctx context.Context) (clientv3.LeaseID, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.lease != 0 {
-		return w.lease, nil
+	if lease := w.lease.get(); lease != 0 {
+		return lease, nil
 	}
 	g, err := w.s.client.Grant(ctx, progressTTLs*w.s.ttl)
 	if err != nil {
 		return 0, fmt.Errorf("publish progress of %s: grant lease: %w", w.node, w.s.diag.explain(err))
 	}
-	w.lease = g.ID
-	return w.lease, nil
-}
-
-func (w *ProgressWriter) forget(lease clientv3.LeaseID) {
-	w.mu.Lock()
-	if w.lease == lease {
-		w.lease = 0
-	}
-	w.mu.Unlock()
+	w.lease.set(g.ID)
+	return g.ID, nil
 }
 
 // Done removes the progress key: the procedure ended, its record is in
 // the history.
 func (w *ProgressWriter) Done(ctx context.Context) error {
-	w.mu.Lock()
-	lease := w.lease
-	w.lease = 0
-	w.mu.Unlock()
-	return w.s.revoke(ctx, lease, "clear progress of "+w.node)
+	return w.s.revoke(ctx, w.lease.take(), "clear progress of "+w.node)
 }

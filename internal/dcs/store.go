@@ -72,10 +72,8 @@ type Store struct {
 	log    *slog.Logger
 	diag   diagnosis
 
-	mu          sync.Mutex
-	leaderLease clientv3.LeaseID
-	memberLease clientv3.LeaseID
-	initLease   clientv3.LeaseID
+	// The leases this session holds, one per purpose.
+	leaderLease, memberLease, initLease heldLease
 }
 
 // Open creates a client. It does not wait for etcd to answer: an agent must
@@ -442,9 +440,7 @@ func (s *Store) AcquireLeader(ctx context.Context, name string) (acquired bool, 
 		}
 		return false, time.Time{}, nil
 	}
-	s.mu.Lock()
-	s.leaderLease = lease.ID
-	s.mu.Unlock()
+	s.leaderLease.set(lease.ID)
 	return true, grantedAt, nil
 }
 
@@ -454,16 +450,14 @@ var ErrNotLeader = errors.New("leader key lost")
 // RenewLeader refreshes the leader lease and checks the key still names
 // this agent. It returns the time just before the renewal was sent.
 func (s *Store) RenewLeader(ctx context.Context, name string) (time.Time, error) {
-	s.mu.Lock()
-	lease := s.leaderLease
-	s.mu.Unlock()
+	lease := s.leaderLease.get()
 	if lease == 0 {
 		return time.Time{}, ErrNotLeader
 	}
 	sent := time.Now()
 	if _, err := s.client.KeepAliveOnce(ctx, lease); err != nil {
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			s.forgetLeaderLease(lease)
+			s.leaderLease.forget(lease)
 			return time.Time{}, fmt.Errorf("renew leader lease: %w", ErrNotLeader)
 		}
 		return time.Time{}, fmt.Errorf("renew leader lease: %w", s.diag.explain(err))
@@ -476,27 +470,16 @@ func (s *Store) RenewLeader(ctx context.Context, name string) (time.Time, error)
 		return time.Time{}, fmt.Errorf("check leader key: %w", s.diag.explain(err))
 	}
 	if !resp.Succeeded {
-		s.forgetLeaderLease(lease)
+		s.leaderLease.forget(lease)
 		return time.Time{}, ErrNotLeader
 	}
 	return sent, nil
 }
 
-func (s *Store) forgetLeaderLease(id clientv3.LeaseID) {
-	s.mu.Lock()
-	if s.leaderLease == id {
-		s.leaderLease = 0
-	}
-	s.mu.Unlock()
-}
-
 // ReleaseLeader gives the key up at once (revoking its lease also removes
 // the writable-primary record), so a standby need not wait for the TTL.
 func (s *Store) ReleaseLeader(ctx context.Context) error {
-	s.mu.Lock()
-	lease := s.leaderLease
-	s.leaderLease = 0
-	s.mu.Unlock()
+	lease := s.leaderLease.take()
 	return s.revoke(ctx, lease, "release leader key")
 }
 
@@ -514,17 +497,13 @@ func (s *Store) revoke(ctx context.Context, lease clientv3.LeaseID, what string)
 
 // HoldsLeaderLease reports whether this session believes it holds the key.
 func (s *Store) HoldsLeaderLease() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.leaderLease != 0
+	return s.leaderLease.get() != 0
 }
 
 // PublishPrimary records that this leader is the writable primary. It is
 // written under the leader lease, so it disappears with the leadership.
 func (s *Store) PublishPrimary(ctx context.Context, p Primary) error {
-	s.mu.Lock()
-	lease := s.leaderLease
-	s.mu.Unlock()
+	lease := s.leaderLease.get()
 	if lease == 0 {
 		return fmt.Errorf("publish writable primary: %w", ErrNotLeader)
 	}
@@ -574,9 +553,7 @@ func (s *Store) PublishMember(ctx context.Context, m Member) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	lease := s.memberLease
-	s.mu.Unlock()
+	lease := s.memberLease.get()
 	if lease != 0 {
 		if _, err := s.client.KeepAliveOnce(ctx, lease); err != nil {
 			if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -591,9 +568,7 @@ func (s *Store) PublishMember(ctx context.Context, m Member) error {
 			return fmt.Errorf("publish member %s: grant lease: %w", m.Name, s.diag.explain(err))
 		}
 		lease = g.ID
-		s.mu.Lock()
-		s.memberLease = lease
-		s.mu.Unlock()
+		s.memberLease.set(lease)
 	}
 	if _, err := s.client.Put(ctx, s.key("members", m.Name), string(data), clientv3.WithLease(lease)); err != nil {
 		return fmt.Errorf("publish member %s: %w", m.Name, s.diag.explain(err))
@@ -627,9 +602,7 @@ func (s *Store) AcquireInitialize(ctx context.Context, node string, now time.Tim
 		}
 		return false, nil
 	}
-	s.mu.Lock()
-	s.initLease = lease.ID
-	s.mu.Unlock()
+	s.initLease.set(lease.ID)
 	return true, nil
 }
 
@@ -640,9 +613,7 @@ var ErrNotInitializer = errors.New("initialize key lost")
 // RenewInitialize keeps the initialize key's lease alive while the
 // bootstrap runs.
 func (s *Store) RenewInitialize(ctx context.Context) error {
-	s.mu.Lock()
-	lease := s.initLease
-	s.mu.Unlock()
+	lease := s.initLease.get()
 	if lease == 0 {
 		return ErrNotInitializer
 	}
@@ -660,9 +631,7 @@ func (s *Store) RenewInitialize(ctx context.Context) error {
 // lease (ErrNotInitializer otherwise: the cluster this node built is not
 // the cluster's).
 func (s *Store) FinishInitialize(ctx context.Context, rec Initialize) error {
-	s.mu.Lock()
-	lease := s.initLease
-	s.mu.Unlock()
+	lease := s.initLease.get()
 	if lease == 0 {
 		return ErrNotInitializer
 	}
@@ -687,9 +656,7 @@ func (s *Store) FinishInitialize(ctx context.Context, rec Initialize) error {
 // ReleaseInitialize gives the initialize key up (a bootstrap that failed),
 // so that a node may start over.
 func (s *Store) ReleaseInitialize(ctx context.Context) error {
-	s.mu.Lock()
-	lease := s.initLease
-	s.mu.Unlock()
+	lease := s.initLease.get()
 	if lease == 0 {
 		return nil
 	}
@@ -701,11 +668,7 @@ func (s *Store) ReleaseInitialize(ctx context.Context) error {
 }
 
 func (s *Store) forgetInitLease(ctx context.Context, lease clientv3.LeaseID) {
-	s.mu.Lock()
-	if s.initLease == lease {
-		s.initLease = 0
-	}
-	s.mu.Unlock()
+	s.initLease.forget(lease)
 	// The key no longer hangs on it (or is gone): revoking ends the lease's
 	// renewals without touching the key.
 	if _, err := s.client.Revoke(context.WithoutCancel(ctx), lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -715,10 +678,7 @@ func (s *Store) forgetInitLease(ctx context.Context, lease clientv3.LeaseID) {
 
 // WithdrawMember removes this member's key (clean agent shutdown).
 func (s *Store) WithdrawMember(ctx context.Context) error {
-	s.mu.Lock()
-	lease := s.memberLease
-	s.memberLease = 0
-	s.mu.Unlock()
+	lease := s.memberLease.take()
 	return s.revoke(ctx, lease, "withdraw member")
 }
 
@@ -982,4 +942,41 @@ func (s *Store) moveLeader(ctx context.Context, endpoint string, to uint64) erro
 	defer conn.Close()
 	_, err = etcdserverpb.NewMaintenanceClient(conn).MoveLeader(ctx, &etcdserverpb.MoveLeaderRequest{TargetID: to})
 	return rpctypes.Error(err)
+}
+
+// heldLease is a lease the store holds for one purpose, 0 for none; safe
+// for concurrent use.
+type heldLease struct {
+	mu sync.Mutex
+	id clientv3.LeaseID
+}
+
+func (l *heldLease) get() clientv3.LeaseID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.id
+}
+
+func (l *heldLease) set(id clientv3.LeaseID) {
+	l.mu.Lock()
+	l.id = id
+	l.mu.Unlock()
+}
+
+// forget drops id unless another lease replaced it meanwhile.
+func (l *heldLease) forget(id clientv3.LeaseID) {
+	l.mu.Lock()
+	if l.id == id {
+		l.id = 0
+	}
+	l.mu.Unlock()
+}
+
+// take returns the lease and holds none from then on.
+func (l *heldLease) take() clientv3.LeaseID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	id := l.id
+	l.id = 0
+	return id
 }
